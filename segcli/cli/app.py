@@ -1,0 +1,58 @@
+"""The ``segcli`` command: composes one small module per command.
+
+Heavy modules (tensorflow, keras, cv2) are imported inside command bodies,
+so ``segcli --help`` and ``segcli presets`` start at once.
+"""
+
+from __future__ import annotations
+
+import typer
+import typer.core
+
+from segcli.errors import SegcliError
+
+
+class _Group(typer.core.TyperGroup):
+    """Turns expected failures (SegcliError) into one red line and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SegcliError as exc:
+            from segcli.cli.output import error
+
+            error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="segcli",
+    help="SegFormer semantic segmentation from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """SegFormer semantic segmentation from the command line."""
+
+
+def _register() -> None:
+    from segcli.cli import presets_cmd
+
+    app.command("presets")(presets_cmd.presets)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Where the CLI writes: results to stdout, progress and errors to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.text import Text
+
+# Piped output gets a wide console so tables are not squeezed to 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """One red line on stderr."""
+    err.print(Text.assemble(("error: ", "bold red"), (message, "red")), highlight=False)
+
+
+def warn(message: str) -> None:
+    err.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False)
+
+
+def info(message: str) -> None:
+    err.print(Text(message), highlight=False)
+
+
+def print_json(data) -> None:
+    """JSON on stdout, nothing else, so scripts can parse it."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,39 @@
+"""Typed errors for expected failures.
+
+The CLI turns any :class:`SegcliError` into one red line on stderr and a
+non-zero exit code. Anything else escaping a command is a bug.
+"""
+
+
+class SegcliError(Exception):
+    """An expected failure with a message written for the user."""
+
+    exit_code = 2
+
+
+class PresetError(SegcliError):
+    """Unknown preset name or bad preset arguments."""
+
+
+class WeightsNotFoundError(SegcliError):
+    """A preset's weights are not in the local cache."""
+
+
+class CheckpointError(SegcliError):
+    """A checkpoint file or folder is missing, corrupt or does not fit the model."""
+
+
+class ModelError(SegcliError):
+    """A model cannot be built from the given arguments."""
+
+
+class DataError(SegcliError):
+    """A dataset or input image cannot be used."""
+
+
+class UsageError(SegcliError):
+    """A command-line value is out of range or contradicts another."""
+
+
+class MissingDependencyError(SegcliError):
+    """An optional dependency is not installed."""

@@ -1,0 +1,30 @@
+"""Shared fixtures: an isolated SEGCLI_HOME per test, and --run-slow."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def segcli_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("segcli_home")
+    monkeypatch.setenv("SEGCLI_HOME", str(home))
+    return home

@@ -1,0 +1,116 @@
+"""SegFormer and MiTBackbone behaviour: sizes, outputs, serialization, presets, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segcli.errors import ModelError, PresetError, WeightsNotFoundError
+from segcli.models import MiTBackbone, SegFormer, SegFormerB0
+
+
+def tiny(num_classes=3, **kwargs):
+    return SegFormer(MiTBackbone.from_preset("mit_test"), num_classes=num_classes, projection_filters=32, **kwargs)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 160), (37, 53), (33, 200)])
+def test_one_model_serves_every_size(size):
+    model = tiny()
+    out = np.asarray(model(np.random.uniform(0, 255, (1, *size, 3)).astype("float32")))
+    assert out.shape == (1, *size, 3)
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)  # softmax over classes
+
+
+def test_pyramid_strides():
+    import keras
+
+    backbone = MiTBackbone.from_preset("mit_test")
+    extractor = keras.Model(backbone.inputs, [backbone.get_layer(n).output
+                                              for n in backbone.pyramid_level_inputs.values()])
+    shapes = [tuple(f.shape) for f in extractor(np.zeros((1, 100, 130, 3), "float32"))]
+    # ceil(x / 4), then ceil halvings, as the padded strided convs give.
+    assert shapes == [(1, 25, 33, 8), (1, 13, 17, 16), (1, 7, 9, 40), (1, 4, 5, 64)]
+    assert list(backbone.pyramid_level_inputs) == ["P2", "P3", "P4", "P5"]
+
+
+def test_one_class_gets_sigmoid_and_activation_none_gives_logits():
+    x = np.random.uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    binary = np.asarray(tiny(1)(x))
+    assert binary.shape == (1, 64, 64, 1)
+    assert binary.min() > 0 and binary.max() < 1 and binary.std() > 0  # not the constant 1 of a 1-class softmax
+    logits = np.asarray(tiny(3, activation=None)(x))
+    assert logits.min() < 0 or logits.max() > 1
+
+
+def test_mixed_precision_output_stays_float32():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = tiny()
+        out = model(np.ones((1, 64, 64, 3), "float32"))
+        assert model.get_layer("linear_fuse").compute_dtype == "float16"
+        assert out.dtype.name == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_backbone_without_pyramid_is_refused():
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    plain = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    with pytest.raises(ModelError, match="needs a keras.Model backbone with `pyramid_level_inputs`.*got Functional "
+                                         "without it"):
+        SegFormer(backbone=plain, num_classes=2)
+
+
+def test_config_round_trip_and_keras_file(tmp_path):
+    import keras
+
+    model = tiny(4)
+    x = np.random.uniform(0, 255, (1, 64, 96, 3)).astype("float32")
+    clone = SegFormer.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert isinstance(loaded, SegFormer) and loaded.num_classes == 4
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_from_preset_honours_input_shape():
+    model = SegFormer.from_preset("segformer_test", num_classes=2, input_shape=(64, 96, 3))
+    assert model.input_shape == (None, 64, 96, 3)
+    assert model.backbone.input_shape == (None, 64, 96, 3)
+
+
+def test_unknown_preset_lists_close_matches():
+    with pytest.raises(PresetError) as info:
+        SegFormer.from_preset("segformer_b00", num_classes=2)
+    assert str(info.value).startswith("Unknown preset 'segformer_b00'. Did you mean: segformer_b0")
+
+
+def test_missing_weights_say_where_and_what_to_run(segcli_home):
+    with pytest.raises(WeightsNotFoundError) as info:
+        SegFormer.from_preset("segformer_b0_ade20k_512")
+    assert str(info.value) == (
+        f"No weights for preset 'segformer_b0_ade20k_512' in {segcli_home / 'weights' / 'segformer_b0_ade20k_512'}. "
+        "Run `segcli weights fetch segformer_b0_ade20k_512`, or on a machine without network "
+        "`segcli weights import CHECKPOINT_DIR --as segformer_b0_ade20k_512`; "
+        "or pass load_weights=False for random initialisation.")
+
+
+def test_load_weights_false_builds_the_checkpoint_architecture():
+    model = SegFormer.from_preset("segformer_b0_ade20k_512", load_weights=False, input_shape=(64, 64, 3))
+    assert model.num_classes == 150 and model.projection_filters == 256
+
+
+def test_alias_builds_its_preset():
+    model = SegFormerB0(num_classes=19)
+    assert isinstance(model, SegFormer)
+    assert model.backbone.hidden_sizes == (32, 64, 160, 256) and model.num_classes == 19
+
+
+def test_bad_class_count():
+    with pytest.raises(ModelError, match="num_classes must be at least 1; got 0."):
+        SegFormer.from_preset("segformer_test", num_classes=0)
