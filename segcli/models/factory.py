@@ -64,7 +64,7 @@ def _backbone(config: dict, input_shape):
     config = dict(config)
     if input_shape is not None:
         config["input_shape"] = tuple(input_shape)
-    return MiTBackbone(**config)
+    return MiTBackbone.from_config(config)
 
 
 def _new_head(backbone, num_classes, projection_filters, activation, what, default_classes=None):
@@ -214,6 +214,28 @@ def load(source, want="segmenter", num_classes=None, load_weights=None, input_sh
     if kind == "entry":
         return _from_entry(path, want, num_classes, projection_filters, input_shape, activation)
     return _from_keras(path, want, num_classes, input_shape, activation)
+
+
+def save_folder(model, folder, classes=None, source=None):
+    """Save a SegFormer or MiTBackbone as a segcli weights folder that ``from_preset(folder)`` loads.
+
+    >>> import tempfile
+    >>> model = create_model("segformer_test", num_classes=2)
+    >>> folder = save_folder(model, tempfile.mkdtemp() + "/tiny")
+    >>> create_model(str(folder)).num_classes
+    2
+    """
+    from segcli.weights.cache import save_entry
+
+    segmenter = hasattr(model, "backbone")
+    backbone = model.backbone if segmenter else model
+    config = {k: v for k, v in backbone.get_config().items() if k not in ("name", "trainable")}
+    record = {"format": "segcli-weights-v1", "scope": "segmenter" if segmenter else "backbone",
+              "backbone_config": config, "source": source or "saved by segcli"}
+    if segmenter:
+        record.update(num_classes=model.num_classes, projection_filters=model.projection_filters,
+                      classes=classes or [])
+    return save_entry(model, Path(folder), record)
 
 
 def create_backbone(source, load_weights=None, input_shape=None):

@@ -114,3 +114,21 @@ def test_alias_builds_its_preset():
 def test_bad_class_count():
     with pytest.raises(ModelError, match="num_classes must be at least 1; got 0."):
         SegFormer.from_preset("segformer_test", num_classes=0)
+
+
+def test_saved_folder_round_trip_and_corruption_is_caught(tmp_path):
+    from segcli.errors import CheckpointError
+    from segcli.models.factory import save_folder
+
+    model = tiny(4)
+    x = np.random.uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    folder = save_folder(model, tmp_path / "saved", classes=[{"name": f"c{i}", "color": [i, i, i]} for i in range(4)])
+    loaded = SegFormer.from_preset(str(folder))
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    with open(folder / "model.weights.h5", "r+b") as f:
+        f.seek(-64, 2)
+        f.write(b"\0" * 64)
+    with pytest.raises(CheckpointError) as info:
+        SegFormer.from_preset(str(folder))
+    assert str(info.value) == (f"Weights entry '{folder}' is corrupt: {folder / 'model.weights.h5'} does not match its "
+                               f"recorded SHA-256; delete {folder} and fetch or import it again.")
