@@ -45,6 +45,9 @@ def _register() -> None:
     from segcli.cli import presets_cmd
 
     app.command("presets")(presets_cmd.presets)
+    from segcli.cli import data_cmd
+
+    app.add_typer(data_cmd.data_app, name="data")
 
 
 _register()
