@@ -48,6 +48,13 @@ def _register() -> None:
     from segcli.cli import data_cmd
 
     app.add_typer(data_cmd.data_app, name="data")
+    from segcli.cli import synth_cmd
+
+    data_cmd.data_app.command("synth")(synth_cmd.synth)
+
+    from segcli.cli import predict_cmd
+
+    app.command("predict")(predict_cmd.predict)
 
 
 _register()

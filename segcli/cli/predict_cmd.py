@@ -1,0 +1,99 @@
+"""``segcli predict INPUT... --out DIR``: index masks and overlays for images, folders and globs."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from segcli.cli.output import err, info, out, print_json, warn
+
+MODEL_HELP = ("Run directory (best.keras + classes.json), .keras file, fine-tuned preset with cached weights, or "
+              "exported .onnx/.tflite. Default: $SEGCLI_MODEL, else segformer_b0_ade20k_512.")
+
+
+@contextmanager
+def progress_bar(label: str):
+    """A Rich progress bar on stderr with img/s and ETA; yields (on_start, on_progress)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} img/s" if speed else "-- img/s")
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
+                  console=err, transient=False) as bar:
+        task = {}
+
+        def on_start(total):
+            task["id"] = bar.add_task(label, total=total)
+
+        def on_progress(n):
+            bar.advance(task["id"], n)
+
+        yield on_start, on_progress
+
+
+def render_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    count = summary["count"]
+    table = Table(title="segcli predict", show_header=False)
+    rows = [("model", summary["model"]), ("mode", summary["mode"]), ("output", summary["out"]),
+            ("inputs", count["inputs"]), ("written", count["written"]), ("skipped (done before)", count["skipped"]),
+            ("failed", count["failed"])]
+    if count["not_processed"]:
+        rows.append(("not processed (--strict)", count["not_processed"]))
+    if summary["shard"]:
+        rows.insert(3, ("shard", summary["shard"]))
+    rows += [("img/s", summary["img_per_s"] if summary["img_per_s"] is not None else "-"),
+             ("total time (s)", summary["total_seconds"])]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    out.print(table)
+    for failure in summary["failures"]:
+        out.print(f"failed: {failure['error']}", highlight=False, markup=False)
+
+
+def predict(
+    inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively) "
+                                       "or glob patterns (quote them, e.g. 'shots/**/*.jpg')."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; the input tree is mirrored under it."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    mode: str = typer.Option("whole", "--mode", help="whole: resize to the model size; slide: tiles, for large images."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Slide tile size (multiple of 32; default model size or 512)."),
+    stride: Optional[int] = typer.Option(None, "--stride", help="Slide step in pixels (default 2/3 of the tile)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images (whole) or tiles (slide) per network call."),
+    max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Overlay opacity of the class colours, 0..1."),
+    overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write <stem>_overlay.jpg."),
+    color_mask: bool = typer.Option(False, "--color-mask", help="Also write <stem>_color.png."),
+    save_probs: bool = typer.Option(False, "--save-probs", help="Also write <stem>_probs.npy (float16 H x W x C)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute inputs whose outputs already exist."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable input."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process only this shard (0 <= K < N) of the "
+                                        "inputs, chosen by a stable hash of each relative path."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Threads for reading and for writing (default "
+                                          "min(4, CPUs))."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Predict class-index masks (and overlays) for images, folders and globs."""
+    from segcli.engine.predict import PredictOptions, parse_shard, run_predict
+
+    options = PredictOptions(out=out_dir, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
+                             max_side=max_side, alpha=alpha, overlay=overlay, color_mask=color_mask,
+                             save_probs=save_probs, overwrite=overwrite, strict=strict,
+                             shard=parse_shard(shard) if shard else None, workers=workers)
+    with progress_bar("predict") as (on_start, on_progress):
+        summary = run_predict(inputs, model, options, on_progress=on_progress, on_warning=warn, on_start=on_start)
+    if json_out:
+        print_json(summary)
+    else:
+        render_summary(summary)
+        info(f"summary: {summary['summary_file']}")
+    if summary["count"]["failed"]:
+        raise typer.Exit(1)
