@@ -48,6 +48,12 @@ def _register() -> None:
     from segcli.cli import data_cmd
 
     app.add_typer(data_cmd.data_app, name="data")
+    from segcli.cli import bench_cmd
+
+    app.command("bench")(bench_cmd.bench)
+    from segcli.cli import train_cmd
+
+    app.command("train")(train_cmd.train)
     from segcli.cli import synth_cmd
 
     data_cmd.data_app.command("synth")(synth_cmd.synth)

@@ -1,0 +1,134 @@
+"""The run directory of ``segcli train``: what is in it and how it is written.
+
+Files (all written to a temporary name, then renamed):
+
+* ``config.json``: every resolved setting; ``classes.json``: names and colours;
+* ``splits/train.txt``, ``splits/val.txt``: ``image<TAB>mask`` per line, relative to the dataset;
+* ``best.keras``: the model with the best val mIoU (softmax output, loads with ``keras.saving.load_model``);
+* ``last.ckpt.npz``: model weights, both optimizers' state, the epoch and the metrics history;
+* ``metrics.csv``: one row per finished epoch; ``logs/``: TensorBoard.
+
+>>> import tempfile
+>>> run = Path(tempfile.mkdtemp())
+>>> write_json(run / "config.json", {"epochs": 2})
+>>> read_json(run / "config.json")
+{'epochs': 2}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from segcli.data.image_io import write_atomic
+from segcli.errors import CheckpointError, UsageError
+
+CONFIG = "config.json"
+CLASSES = "classes.json"
+SPLITS_DIR = "splits"
+BEST = "best.keras"
+LAST = "last.ckpt.npz"
+METRICS = "metrics.csv"
+LOGS = "logs"
+RUN_FILES = (CONFIG, CLASSES, SPLITS_DIR, BEST, LAST, METRICS, LOGS)
+METRIC_COLUMNS = ("epoch", "train_loss", "val_miou", "val_pixel_accuracy", "val_mean_accuracy", "lr_backbone",
+                  "lr_head", "images_per_sec", "seconds", "best")
+
+
+def write_json(path, data) -> None:
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc}); the run directory is damaged.") from None
+
+
+def prepare(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` unless resuming or overwriting; ``overwrite`` removes only run files."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the run.")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; pick one.")
+    exists = out.is_dir() and any(out.iterdir())
+    if resume:
+        if not (out / CONFIG).is_file():
+            raise UsageError(f"--resume: {out} holds no run ({CONFIG} missing); drop --resume to start a new run.")
+        return
+    if exists and not overwrite:
+        raise UsageError(f"--out {out} is not empty; pass --resume to continue that run or --overwrite to replace it.")
+    if exists:
+        for name in RUN_FILES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def write_splits(out: Path, ds) -> None:
+    for split, pairs in ds.splits.items():
+        lines = [f"{p.image.relative_to(ds.root).as_posix()}\t{p.mask.relative_to(ds.root).as_posix()}"
+                 for p in pairs]
+        write_atomic(out / SPLITS_DIR / f"{split}.txt", ("\n".join(lines) + "\n").encode())
+
+
+def read_splits(out: Path, root: Path):
+    """{split: [(image, mask)]} as written by :func:`write_splits`, or None."""
+    folder = out / SPLITS_DIR
+    if not folder.is_dir():
+        return None
+    result = {}
+    for split in ("train", "val"):
+        path = folder / f"{split}.txt"
+        if path.is_file():
+            result[split] = [tuple(root / part for part in line.split("\t"))
+                             for line in path.read_text().splitlines() if line.strip()]
+    return result
+
+
+def write_metrics(out: Path, rows: list) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in METRIC_COLUMNS})
+    write_atomic(out / METRICS, buf.getvalue().encode())
+
+
+def save_checkpoint(path: Path, weights: list, optimizer_states: list, state: dict) -> None:
+    """One .npz file: model weights, optimizer variables, and ``state`` as JSON. Atomic."""
+    arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(weights)}
+    for k, values in enumerate(optimizer_states):
+        arrays.update({f"o{k}_{i}": np.asarray(v) for i, v in enumerate(values)})
+    state = {**state, "n_weights": len(weights), "n_optimizer_vars": [len(v) for v in optimizer_states]}
+    arrays["state"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path):
+    """(weights, optimizer_states, state) from :func:`save_checkpoint`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = json.loads(data["state"].tobytes().decode())
+            weights = [data[f"w{i}"] for i in range(state["n_weights"])]
+            opts = [[data[f"o{k}_{i}"] for i in range(n)] for k, n in enumerate(state["n_optimizer_vars"])]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({exc}); remove it to restart the run.") from None
+    return weights, opts, state
