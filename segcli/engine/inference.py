@@ -32,6 +32,7 @@ The network runs in batches of ``batch_size`` inside a ``tf.function``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,6 +63,59 @@ class Prepared:
 
     shape: tuple  # original (H, W)
     pixels: np.ndarray  # whole: resized image; slide: padded image
+
+
+_NETS: dict[int, dict] = {}  # id(model) -> {"net", "is_logits", "fns": {(h, w): traced forward}}
+
+
+def _net_cache(model) -> dict:
+    """The logits sub-model and traced forward functions of ``model``, shared by every Segmenter of it."""
+    import weakref
+
+    entry = _NETS.get(id(model))
+    if entry is None:
+        import keras
+
+        try:
+            net, is_logits = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output), True
+        except ValueError:
+            net, is_logits = model, False  # not a SegFormer: argmax of its own output
+        entry = _NETS[id(model)] = {"net": net, "is_logits": is_logits, "fns": {}}
+        weakref.finalize(model, _NETS.pop, id(model), None)
+    return entry
+
+
+@lru_cache(maxsize=None)
+def _finishers(binary: bool, is_logits: bool, wide: bool):
+    """Compiled resize-then-argmax functions (whole image, and one stripe of rows)."""
+    import tensorflow as tf
+
+    threshold = 0.0 if is_logits else 0.5
+    mask_dtype = tf.uint16 if wide else tf.uint8
+
+    def finish(values, want_probs):
+        if binary:
+            mask = tf.cast(values[..., 0] > threshold, mask_dtype)
+            probs = tf.sigmoid(values) if is_logits else values
+        else:
+            mask = tf.cast(tf.argmax(values, axis=-1, output_type=tf.int32), mask_dtype)
+            probs = tf.nn.softmax(values, axis=-1) if is_logits else values
+        return mask, (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
+
+    @tf.function(reduce_retracing=True)
+    def resize_finish(values, size, want_probs):
+        up = tf.image.resize(values[None], size, method="bilinear")[0]
+        return finish(up, want_probs)
+
+    @tf.function(reduce_retracing=True)
+    def stripe_finish(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
+        # TF's bilinear kernel, written out: lerp along x on the needed source rows, then along y.
+        left, right = tf.gather(src, x_lo, axis=1), tf.gather(src, x_hi, axis=1)
+        rows = left + (right - left) * x_lerp[None, :, None]
+        top, bottom = tf.gather(rows, y_lo), tf.gather(rows, y_hi)
+        return finish(top + (bottom - top) * y_lerp[:, None, None], want_probs)
+
+    return resize_finish, stripe_finish
 
 
 def _round32(n: float) -> int:
@@ -110,8 +164,6 @@ class Segmenter:
         self.mode = mode
         self.batch_size = int(batch_size)
         self.max_side = int(max_side)
-        self._tf_ready = False
-        self._forward_fns = {}  # one traced function per input (h, w): Keras resize layers need static sizes
         if hasattr(model, "predict_logits"):
             self._net, self._runner = None, model
             fixed = getattr(model, "input_size", None)
@@ -119,7 +171,8 @@ class Segmenter:
             self._is_logits = True
         else:
             self._runner = None
-            self._net, self._is_logits = self._logits_model(model)
+            self._cache = _net_cache(model)  # traced once per input (h, w): Keras resize layers need static sizes
+            self._net, self._is_logits = self._cache["net"], self._cache["is_logits"]
             shape = tuple(model.input_shape[1:3])
             fixed = shape if all(isinstance(s, int) for s in shape) else None
             self.num_classes = int(self._net.output_shape[-1])
@@ -132,16 +185,6 @@ class Segmenter:
         self.mask_dtype = np.uint8 if self.num_classes <= 256 else np.uint16
 
     # --- set-up ---------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _logits_model(model):
-        import keras
-
-        try:
-            layer = model.get_layer(LOGITS_LAYER)
-        except ValueError:
-            return model, False  # not a SegFormer: argmax of its own output
-        return keras.Model(model.input, layer.output), True
-
     def _tiling(self, tile, stride):
         if tile is None:
             tile = self.fixed_size or self.input_size or (DEFAULT_TILE, DEFAULT_TILE)
@@ -158,40 +201,6 @@ class Segmenter:
         if stride < 4 or stride > min(tile):
             raise UsageError(f"--stride {stride}: must be between 4 and the tile size {min(tile)}.")
         return tile, stride // 4 * 4
-
-    def _init_tf(self):
-        if self._tf_ready:
-            return
-        import tensorflow as tf
-
-        binary, is_logits = self.num_classes == 1, self._is_logits
-        threshold = 0.0 if is_logits else 0.5
-        mask_dtype = tf.uint8 if self.mask_dtype == np.uint8 else tf.uint16
-
-        def finish(values, want_probs):
-            if binary:
-                mask = tf.cast(values[..., 0] > threshold, mask_dtype)
-                probs = tf.sigmoid(values) if is_logits else values
-            else:
-                mask = tf.cast(tf.argmax(values, axis=-1, output_type=tf.int32), mask_dtype)
-                probs = tf.nn.softmax(values, axis=-1) if is_logits else values
-            return mask, (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
-
-        @tf.function(reduce_retracing=True)
-        def resize_finish(values, size, want_probs):
-            up = tf.image.resize(values[None], size, method="bilinear")[0]
-            return finish(up, want_probs)
-
-        @tf.function(reduce_retracing=True)
-        def stripe_finish(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
-            # TF's bilinear kernel, written out: lerp along x on the needed source rows, then along y.
-            left, right = tf.gather(src, x_lo, axis=1), tf.gather(src, x_hi, axis=1)
-            rows = left + (right - left) * x_lerp[None, :, None]
-            top, bottom = tf.gather(rows, y_lo), tf.gather(rows, y_hi)
-            return finish(top + (bottom - top) * y_lerp[:, None, None], want_probs)
-
-        self._resize_finish, self._stripe_finish = resize_finish, stripe_finish
-        self._tf_ready = True
 
     # --- public API -----------------------------------------------------------------------------------------------
     def model_size(self, shape) -> tuple[int, int]:
@@ -228,7 +237,8 @@ class Segmenter:
 
     def run(self, prepared: list[Prepared], probs: bool = False) -> list[Prediction]:
         """Predict already prepared images; results come back in input order."""
-        self._init_tf()
+        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
+                                                              self.mask_dtype != np.uint8)
         if self.mode == "slide":
             return [self._slide(p, probs) for p in prepared]
         results: list[Prediction | None] = [None] * len(prepared)
@@ -248,11 +258,12 @@ class Segmenter:
         if self._runner is not None:
             return np.asarray(self._runner.predict_logits(batch), dtype=np.float32)
         key = batch.shape[1:3]
-        fn = self._forward_fns.get(key)
+        fns = self._cache["fns"]
+        fn = fns.get(key)
         if fn is None:
-            if len(self._forward_fns) >= MAX_TRACED_SIZES:
-                self._forward_fns.pop(next(iter(self._forward_fns)))
-            fn = self._forward_fns[key] = self._trace_forward(*key)
+            if len(fns) >= MAX_TRACED_SIZES:
+                fns.pop(next(iter(fns)))
+            fn = fns[key] = self._trace_forward(*key)
         return fn(batch).numpy()
 
     def _trace_forward(self, h, w):

@@ -132,7 +132,7 @@ def discover(inputs, exclude: Path | None = None) -> list[InputItem]:
         spec = str(spec)
         path = Path(spec).expanduser()
         if path.is_dir():
-            found.extend(_walk(path, exclude))
+            found.extend(sorted(_walk(path, exclude), key=lambda pair: pair[1]))
         elif path.is_file():
             found.append((path, path.name))
         elif any(c in spec for c in GLOB_CHARS):
@@ -140,7 +140,8 @@ def discover(inputs, exclude: Path | None = None) -> list[InputItem]:
             for match in sorted(glob.glob(spec, recursive=True)):
                 match = Path(match)
                 if match.is_dir():
-                    found.extend((p, (p.relative_to(base)).as_posix()) for p, _ in _walk(match, exclude))
+                    found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude)),
+                                        key=lambda pair: pair[1]))
                 elif match.is_file():
                     found.append((match, match.relative_to(base).as_posix()))
         else:
