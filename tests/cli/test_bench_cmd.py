@@ -1,0 +1,83 @@
+"""`segcli bench`: JSON rows, the table, sweeps, end-to-end mode and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from segcli.cli.app import app
+
+TINY = ["--preset", "segformer_test", "--image-size", "64", "--batch-size", "1", "--iters", "2", "--warmup", "0"]
+KEYS = {"preset": str, "image_size": list, "batch_size": int, "img_per_s": float, "latency_ms_p50": float,
+        "latency_ms_p90": float, "latency_ms_p99": float, "gflops_per_image": float, "peak_rss_mb": float}
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "photos"
+
+
+def test_json_rows_have_the_documented_keys_and_types():
+    result = CliRunner().invoke(app, ["bench", *TINY, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1
+    for key, kind in KEYS.items():
+        assert isinstance(rows[0][key], kind), key
+    assert rows[0]["preset"] == "segformer_test" and rows[0]["image_size"] == [64, 64]
+
+
+def test_a_sweep_gives_one_row_per_combination():
+    result = CliRunner().invoke(app, ["bench", "--preset", "segformer_test,mit_test", "--image-size", "32,64",
+                                      "--batch-size", "1,2", "--iters", "1", "--warmup", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 8
+    assert {(r["preset"], tuple(r["image_size"]), r["batch_size"]) for r in rows} == {
+        (p, (s, s), b) for p in ("segformer_test", "mit_test") for s in (32, 64) for b in (1, 2)}
+
+
+def test_table_shows_environment_and_columns():
+    result = CliRunner().invoke(app, ["bench", *TINY, "--image-size", "32x64"])
+    assert result.exit_code == 0, result.output
+    for text in ("TF ", "Keras ", "cores", "segformer_test", "32x64", "img/s", "p99 ms", "GFLOP/img",
+                 "fp32 peak: unknown (run `segcli bench --peak` once to measure it)"):
+        assert text in result.stdout, text
+
+
+def test_bad_values_are_one_red_line_and_exit_2():
+    runner = CliRunner()
+    for args, message in [
+        (["--image-size", "abc"], "error: --image-size 'abc': use N or HxW, e.g. 512 or 512x1024."),
+        (["--batch-size", "0"], "error: --batch-size 0: must be a positive integer."),
+        (["--iters", "0"], "error: --iters 0: must be at least 1."),
+        (["--preset", "nope_b9"], "error: Unknown preset 'nope_b9'."),
+        (["--input", "/no/such/folder"], "error: --input /no/such/folder: not a folder; pass a folder of images."),
+    ]:
+        result = runner.invoke(app, ["bench", *args])
+        assert result.exit_code == 2, args
+        assert message in result.stderr.replace("\n", " "), (args, result.stderr)
+        assert "Traceback" not in result.output
+
+
+def test_input_folder_times_the_predict_path(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee.jpg", "camera_gray.png"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    before = sorted(p.name for p in folder.iterdir())
+    result = CliRunner().invoke(app, ["bench", *TINY, "--input", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    assert row["end_to_end_images"] == 2 and row["end_to_end_img_per_s"] > 0
+    assert sorted(p.name for p in folder.iterdir()) == before  # inputs untouched, outputs went elsewhere
+
+
+def test_runs_as_a_real_command():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "segcli.cli.app", "bench", *TINY, "--preset", "mit_test", "--json"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["preset"] for r in rows] == ["segformer_test", "mit_test"]
