@@ -61,6 +61,9 @@ def _register() -> None:
     from segcli.cli import predict_cmd
 
     app.command("predict")(predict_cmd.predict)
+    from segcli.cli import eval_cmd
+
+    app.command("eval")(eval_cmd.eval_command)
 
 
 _register()

@@ -1,0 +1,68 @@
+"""``segcli eval DATA --model MODEL``: mIoU, Dice, precision, recall, aAcc, mAcc and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from segcli.cli.output import err, out, print_json
+from segcli.cli.predict_cmd import MODEL_HELP, progress_bar
+
+JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "data", "split", "mode", "images",
+             "pixels", "seconds", "img_per_s", "per_class", "confusion")
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def render(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"segcli eval: {result['model']} on {result['data']} ({result['split']}, "
+                        f"{result['images']} images, {result['mode']} mode)")
+    for column in ("class", "IoU %", "Dice %", "precision %", "recall %"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in result["per_class"]:
+        table.add_row(row["name"], _pct(row["iou"]), _pct(row["dice"]), _pct(row["precision"]), _pct(row["recall"]))
+    table.add_section()
+    table.add_row("mean", _pct(result["miou"]), _pct(result["mean_dice"]), _pct(result["mean_precision"]),
+                  _pct(result["mean_recall"]), style="bold")
+    out.print(table)
+    out.print(f"mIoU {_pct(result['miou'])}  aAcc {_pct(result['pixel_accuracy'])}  "
+              f"mAcc {_pct(result['mean_accuracy'])}  ({result['pixels']} pixels scored, 255 ignored; '-' = class "
+              f"absent from both labels and predictions, left out of the means)", highlight=False)
+
+
+def eval_command(
+    data: Path = typer.Argument(..., help="Dataset folder (the layouts `segcli train` reads)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    split: str = typer.Option("auto", "--split", help="auto (the val folder if any, else all pairs), val, train "
+                              "or all."),
+    mode: str = typer.Option("whole", "--mode", help="whole or slide, as in predict."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Slide tile size (multiple of 32)."),
+    stride: Optional[int] = typer.Option(None, "--stride", help="Slide step in pixels."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images (whole) or tiles (slide) per network call."),
+    max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side."),
+    min_miou: Optional[float] = typer.Option(None, "--min-miou", help="Exit 1 when mIoU (0..1) is below this."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+) -> None:
+    """Score a model on a labelled dataset (255 = ignore)."""
+    from segcli.engine.evaluate import evaluate
+    from segcli.errors import UsageError
+
+    if min_miou is not None and not 0.0 <= min_miou <= 1.0:
+        raise UsageError(f"--min-miou {min_miou}: give a fraction between 0 and 1 (0.5 means 50% mIoU).")
+    with progress_bar("eval") as (on_start, on_progress):
+        result = evaluate(data, model, split=split, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
+                          max_side=max_side, on_start=on_start, on_progress=on_progress)
+    if json_out:
+        print_json({key: result[key] for key in JSON_KEYS})
+    else:
+        render(result)
+    if min_miou is not None and (result["miou"] is None or result["miou"] < min_miou):
+        err.print(f"mIoU {_pct(result['miou'])}% is below --min-miou {min_miou} ({100 * min_miou:.2f}%).",
+                  style="red", highlight=False)
+        raise typer.Exit(1)
