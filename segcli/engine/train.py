@@ -148,14 +148,15 @@ def make_strategy(name: str):
     tf_config = _tf_config()
     cluster = tf_config.get("cluster", {})
     n_workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "multiworker" if n_workers > 1 else ("mirrored" if len(gpus) > 1 else "default")
-    if name == "multiworker":
+    if name == "multiworker" or (name == "auto" and n_workers > 1):
         if not tf_config:
             raise UsageError("--strategy multiworker needs TF_CONFIG (cluster and task) in the environment; see the "
                              "README section on scale-out.")
+        # before anything else touches the TF runtime: collective ops are configured at startup
         return tf.distribute.MultiWorkerMirroredStrategy(), "multiworker"
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
     if name == "mirrored":
         if gpus:
             return tf.distribute.MirroredStrategy(), "mirrored"
