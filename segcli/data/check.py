@@ -98,12 +98,12 @@ def _check_pair(ds: FolderDataset, pair, split: str):
         findings.append(("problem", Finding(
             "bad_values", str(pair.mask),
             f"{pair.mask}: mask values {bad[:8]} are outside the {c} classes 0..{c - 1} (255 = ignore); "
-            f"fix the mask{', list more classes in ' + ds.class_source if ds.class_source.startswith('classes') else ' or raise --num-classes'}.")))
+            f"fix the mask or {'list more classes in ' + ds.class_source if ds.class_source.startswith('classes') else 'raise --num-classes'}.")))
     for v, k in zip(values, n):
         if v < c:
             counts[v] += k
     labelled = int(counts.sum())
-    if labelled == 0:
+    if labelled == 0 and not bad:
         findings.append(("warning", Finding("empty_mask", str(pair.mask),
                                             f"{pair.mask}: no labelled pixel (all 255 = ignore).")))
     return findings, counts, labelled

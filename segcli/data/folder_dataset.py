@@ -260,8 +260,12 @@ def _infer_classes(pairs: list, num_classes, notes: list, workers: int = 8):
 
 
 def _pad(classes, num_classes, notes):
-    if num_classes is None or num_classes <= len(classes):
+    """Exactly ``num_classes`` classes when it is given (masks with larger values are reported by data check)."""
+    if num_classes is None or num_classes == len(classes):
         return classes
+    if num_classes < len(classes):
+        notes.append(f"--num-classes {num_classes} but the masks hold values up to {len(classes) - 1}.")
+        return classes[:num_classes]
     palette = distinct_palette(num_classes)
     return classes + [{"name": f"class_{i}", "color": palette[i]} for i in range(len(classes), num_classes)]
 
