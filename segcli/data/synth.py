@@ -16,7 +16,8 @@ index   class       what it looks like
 ======  ==========  ============================================
 
 Image ``i`` depends only on ``(seed, i, size)``: the same seed gives
-byte-identical files, and a larger ``n`` only adds images.
+byte-identical files, and a larger ``n`` starts with the same images
+(the last ``val_fraction`` of them form the val split).
 
 >>> image, mask = render(64, seed=0, index=3)
 >>> image.shape, image.dtype.name, mask.shape, mask.dtype.name
@@ -29,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import colorsys
 import json
 import shutil
 import tempfile
@@ -69,8 +71,6 @@ def class_table() -> list[dict]:
 
 def _two_colours(rng: np.random.Generator, contrast: bool) -> np.ndarray:
     """Two random RGB colours (2, 3) float32; with ``contrast`` one is dark and one is bright."""
-    import colorsys
-
     hues = rng.random(2)
     sats = rng.uniform(0.0, 1.0, 2)
     if contrast:
