@@ -45,7 +45,9 @@ def _register() -> None:
     from segcli.cli import presets_cmd
 
     app.command("presets")(presets_cmd.presets)
-    from segcli.cli import data_cmd
+    from segcli.cli import data_cmd, weights_cmd
+
+    app.add_typer(weights_cmd.weights_app, name="weights")
 
     app.add_typer(data_cmd.data_app, name="data")
     from segcli.cli import bench_cmd
