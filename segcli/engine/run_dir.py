@@ -62,6 +62,8 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out / CONFIG).is_file():
             raise UsageError(f"--resume: {out} holds no run ({CONFIG} missing); drop --resume to start a new run.")
+        for stale in list(out.glob(".*.tmp")) + list(out.glob(".*.tmp.keras")):  # left by a killed run
+            stale.unlink(missing_ok=True)
         return
     if exists and not overwrite:
         raise UsageError(f"--out {out} is not empty; pass --resume to continue that run or --overwrite to replace it.")

@@ -1,0 +1,129 @@
+"""`segcli train`: every bad input is one line, a non-zero exit and no file outside --out; a real run learns."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from segcli.cli.app import app
+from tests.data.tiny_dataset import make_easy, tree
+
+
+def _train(args, cwd, monkeypatch):
+    monkeypatch.chdir(cwd)
+    return CliRunner().invoke(app, ["train", *args])
+
+
+def _one_error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return lines[0][len("error: "):]
+
+
+BASE = ["--preset", "segformer_test", "--image-size", "32", "--epochs", "1", "--batch-size", "2"]
+
+
+@pytest.mark.parametrize("make, extra, message", [
+    (None, [], "{data}: no such folder; give the dataset folder (expected DATA/images + DATA/masks, "
+               "DATA/train/{{images,masks}} (+ DATA/val/{{images,masks}}), or DATA/img_dir/{{train,val}} + "
+               "DATA/ann_dir/{{train,val}})."),
+    ("empty", [], "{data}: empty folder; expected DATA/images + DATA/masks, DATA/train/{{images,masks}} "
+                  "(+ DATA/val/{{images,masks}}), or DATA/img_dir/{{train,val}} + DATA/ann_dir/{{train,val}}."),
+    ("one", [], "{data}: only 1 image/mask pair and no val split, so no validation is possible; add images or a "
+                "val split."),
+    ("easy", ["--num-classes", "2"],
+     "{data}: the data check found 4 problem(s), training refused; first: {data}/masks/img_000.png: mask values [2] "
+     "are outside the 2 classes 0..1 (255 = ignore); fix the mask or raise --num-classes."),
+    ("easy", ["--epochs", "0"], "--epochs must be a positive whole number; got 0."),
+    ("easy", ["--epochs", "-3"], "--epochs must be a positive whole number; got -3."),
+    ("easy", ["--batch-size", "0"], "--batch-size must be a positive whole number; got 0."),
+    ("easy", ["--batch-size", "-1"], "--batch-size must be a positive whole number; got -1."),
+    ("easy", ["--image-size", "16"], "--image-size 16: smaller than 32 pixels; SegFormer downsamples by 32, use at "
+                                     "least 32."),
+    ("easy", ["--image-size", "64x31"], "--image-size 64x31: smaller than 32 pixels; SegFormer downsamples by 32, "
+                                        "use at least 32."),
+    ("easy", ["--image-size", "big"], "--image-size 'big': give N or HxW in pixels, e.g. 512 or 512x1024."),
+])
+def test_bad_input_is_one_line_nonzero_exit_and_writes_nothing(tmp_path, monkeypatch, make, extra, message):
+    data = tmp_path / "data"
+    if make == "empty":
+        data.mkdir()
+    elif make == "one":
+        make_easy(data, n=1, size=32)
+    elif make == "easy":
+        make_easy(data, n=4, size=32)
+    out = tmp_path / "run"
+    before = tree(tmp_path)
+    result = _train([str(data), *BASE, *extra, "--out", str(out)], tmp_path, monkeypatch)
+    assert result.exit_code == 2
+    assert _one_error_line(result) == message.format(data=data)
+    assert tree(tmp_path) == before  # not even --out
+
+
+def test_non_empty_out_needs_resume_or_overwrite(tmp_path, monkeypatch):
+    make_easy(tmp_path / "data", n=4, size=32)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    result = _train([str(tmp_path / "data"), *BASE, "--out", str(out)], tmp_path, monkeypatch)
+    assert result.exit_code == 2
+    assert _one_error_line(result) == (f"--out {out} is not empty; pass --resume to continue that run or --overwrite "
+                                       f"to replace it.")
+    assert tree(tmp_path) == before and (out / "notes.txt").read_text() == "mine"
+
+
+def test_resume_without_a_run_and_missing_preset(tmp_path, monkeypatch):
+    make_easy(tmp_path / "data", n=4, size=32)
+    result = _train([str(tmp_path / "data"), "--out", str(tmp_path / "x"), "--resume"], tmp_path, monkeypatch)
+    assert result.exit_code == 2
+    assert _one_error_line(result) == (f"--resume: {tmp_path / 'x'} holds no run (config.json missing); drop --resume "
+                                       f"to start a new run.")
+    result = _train([str(tmp_path / "data")], tmp_path, monkeypatch)
+    assert result.exit_code == 2
+    assert _one_error_line(result) == "--preset is required (see `segcli presets`), e.g. --preset mit_b0."
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_few_epochs_at_64px_learn_the_easy_task_and_write_a_complete_run(tmp_path, monkeypatch):
+    data = make_easy(tmp_path / "data", n=20, size=64)
+    out = tmp_path / "run"
+    before = tree(tmp_path)
+    result = _train([str(data), "--preset", "segformer_test", "--image-size", "64", "--epochs", "8",
+                     "--batch-size", "4", "--lr", "2e-3", "--val-fraction", "0.2", "--out", str(out), "--json"],
+                    tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    # chance: predicting background everywhere gives about 0.27 here
+    assert summary["best_miou"] > 0.6, summary["history"]
+    assert summary["epochs_run"] == 8 and [r["name"] for r in summary["per_class"]] == ["class_0", "class_1", "class_2"]
+    assert "inferred 3 classes" in result.stderr and "drew 4 of 20 pairs" in result.stderr
+
+    assert tree(tmp_path) - before == {"run"} | {f"run/{p}" for p in tree(out)}  # only the run directory
+    assert {"config.json", "classes.json", "splits/train.txt", "splits/val.txt", "best.keras", "last.ckpt.npz",
+            "metrics.csv", "logs"} <= tree(out)
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "logs").iterdir())
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["epochs"] == 8 and config["settings"]["image_size"] == [64, 64]
+    assert config["settings"]["resolved"]["num_classes"] == 3 and config["settings"]["resolved"]["steps_per_epoch"] == 4
+    assert len((out / "splits" / "val.txt").read_text().split()) == 2 * 4
+    classes = json.loads((out / "classes.json").read_text())["classes"]
+    assert [c["name"] for c in classes] == ["class_0", "class_1", "class_2"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
+    assert max(float(r["val_miou"]) for r in rows) == pytest.approx(summary["best_miou"])
+
+    # best.keras is a softmax model the factory loads from the run directory
+    from segcli.data.image_io import read_image
+    from segcli.models.factory import load
+
+    model = load(str(out)).model
+    val_image = data / (out / "splits" / "val.txt").read_text().split()[0]
+    probs = np.asarray(model(read_image(val_image)[None].astype("float32")))
+    assert probs.shape == (1, 64, 64, 3)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
