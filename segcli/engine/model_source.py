@@ -111,8 +111,10 @@ def complete_classes(classes, num_classes: int) -> list[dict]:
 
 
 def _load_exported(path: Path) -> ModelSource:
+    import importlib
+
     try:
-        from segcli.engine import runtimes
+        runtimes = importlib.import_module("segcli.engine.runtimes")
     except ModuleNotFoundError as exc:
         if exc.name != "segcli.engine.runtimes":
             raise

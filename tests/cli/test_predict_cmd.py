@@ -1,0 +1,148 @@
+"""`segcli predict` as a user runs it: exit codes, one-line errors, JSON, and a kill -9 that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from segcli.cli.app import app
+from segcli.data.image_io import encode_png, read_mask, write_atomic
+from tests.engine.predict_fixtures import BAD, GOOD, make_messy_dir, make_model, smooth
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict_cli")
+    model, run, keras_file = make_model(root / "models")
+    return {"run": run, "keras": keras_file, "images": make_messy_dir(root / "images"), "root": root}
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(app, ["predict", *map(str, args)], env=env)
+
+
+def one_line_error(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    return lines[0]
+
+
+def test_messy_folder_exit_1_lists_failures_and_json(world, tmp_path):
+    result = invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--json", "--batch-size", 4)
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["count"]["written"] == len(GOOD) and summary["count"]["failed"] == len(BAD)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert sorted(warnings) == sorted(f"warning: skipped {e['error']}" for e in summary["failures"])
+    assert any("corrupt.jpg: not a readable image" in w for w in warnings)
+    assert any("empty.png: empty file (0 bytes)" in w for w in warnings)
+    assert any("notes.png: not a readable image" in w for w in warnings)
+    table = invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"])
+    assert table.exit_code == 1  # still failing inputs; the finished ones are skipped
+    assert "skipped (done before)" in table.stdout and f"failed: {world['images'] / 'corrupt.jpg'}" in table.stdout
+
+
+def test_good_inputs_exit_0_and_strict_exit_1(world, tmp_path):
+    good = [str(world["images"] / name) for name in ("plain.jpg", "alpha.png")]
+    result = invoke(*good, "--out", tmp_path / "ok", "--model", world["keras"], "--no-overlay")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["alpha.png", "plain.png", "summary.json"]
+    strict = invoke(world["images"], "--out", tmp_path / "s", "--model", world["run"], "--strict")
+    assert strict.exit_code == 1
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["count"]["failed"] == 1
+
+
+def test_default_model_not_cached_names_the_alternatives(world, tmp_path, monkeypatch):
+    monkeypatch.delenv("SEGCLI_MODEL", raising=False)
+    line = one_line_error(invoke(world["images"] / "plain.jpg", "--out", tmp_path / "o"))
+    assert line == ("error: Model 'segformer_b0_ade20k_512' is not in the weights cache. Run `segcli weights fetch "
+                    "segformer_b0_ade20k_512` (needs network), or `segcli weights import CHECKPOINT_DIR --as "
+                    "segformer_b0_ade20k_512`, or pass --model RUN_DIR|FILE.keras.")
+
+
+def test_segcli_model_env_overrides_default(world, tmp_path):
+    result = invoke(world["images"] / "plain.jpg", "--out", tmp_path / "o", "--json",
+                    env={"SEGCLI_MODEL": str(world["run"])})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == str(world["run"])
+
+
+def test_one_line_errors(world, tmp_path):
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", tmp_path / "missing.keras")) \
+        == (f"error: --model {tmp_path / 'missing.keras'}: no such file or folder. Pass a run directory, a .keras "
+            f"file or a preset name (`segcli presets`).")
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", "segformer_b0")).startswith(
+        "error: Preset 'segformer_b0' has no trained segmentation head, so its masks would be random;")
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", tmp_path / "m.onnx")) == \
+        f"error: --model {tmp_path / 'm.onnx'}: no such file."
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert one_line_error(invoke(empty, "--out", tmp_path / "o", "--model", world["run"])) == (
+        f"error: No images found in {empty} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; files under "
+        f"--out are never inputs).")
+    assert one_line_error(invoke(tmp_path / "nothing", "--out", tmp_path / "o", "--model", world["run"])) == \
+        f"error: {tmp_path / 'nothing'}: no such file or folder."
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert one_line_error(invoke(world["images"], "--out", blocker / "o", "--model", world["run"])) == \
+        f"error: --out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--shard",
+                                 "4/4")) == \
+        "error: --shard 4/4: use K/N with 0 <= K < N, for example --shard 0/4 ... --shard 3/4."
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--mode",
+                                 "slide", "--tile", "100")) == \
+        "error: --tile 100: must be a multiple of 32, at least 32."
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--alpha",
+                                 "2")) == "error: --alpha 2.0: must be within 0..1."
+
+
+def test_exported_model_without_runtimes_module_is_one_line(world, tmp_path):
+    fake = tmp_path / "m.tflite"
+    fake.write_bytes(b"0")
+    try:
+        import segcli.engine.runtimes  # noqa: F401
+    except ModuleNotFoundError:
+        assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", fake)) == (
+            f"error: {fake}: running exported .tflite models needs segcli.engine.runtimes, which this segcli does "
+            f"not include; pass --model RUN_DIR|FILE.keras instead.")
+    else:
+        pytest.skip("segcli.engine.runtimes exists; its own tests cover exported files")
+
+
+def test_kill_9_then_rerun_finishes_without_recomputing(world, tmp_path):
+    images = tmp_path / "many"
+    for i in range(120):
+        write_atomic(images / f"img_{i:03d}.png", encode_png(smooth(64, 64, i)))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "segcli.cli.app", "predict", str(images), "--out", str(out), "--model",
+           str(world["run"]), "--batch-size", "1", "--workers", "1"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("img_*_overlay.jpg"))) < 3:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("img_*.png")}
+    assert 0 < len(finished) < 120, "the run must be killed part-way"
+    assert not (out / "summary.json").exists()
+
+    rerun = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    masks = sorted(out.glob("img_*[0-9].png"))
+    assert len(masks) == 120 and all(read_mask(m).shape == (64, 64) for m in masks)
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())  # nothing finished was rewritten
+    assert summary["count"]["skipped"] >= len(finished)
+    assert summary["count"]["written"] + summary["count"]["skipped"] == 120
+    visible = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert len(visible) == 241 and np.all([p.stat().st_size > 0 for p in visible])
