@@ -48,6 +48,9 @@ def _register() -> None:
     from segcli.cli import data_cmd, weights_cmd
 
     app.add_typer(weights_cmd.weights_app, name="weights")
+    from segcli.cli import export_cmd
+
+    app.command("export")(export_cmd.export)
 
     app.add_typer(data_cmd.data_app, name="data")
     from segcli.cli import bench_cmd
