@@ -51,3 +51,17 @@ def test_uint8_batches_work_as_a_segmenter_runner(model):
     for a, b in zip(plain, fused):
         assert a.mask.shape == (40, 72)
         assert (a.mask == b.mask).mean() > 0.999
+
+
+@pytest.mark.parametrize("smooth", [True, False])  # smooth: most windows exact; noise: most need every class
+def test_x4_argmax_equals_resize_then_argmax(smooth):
+    from segcli.engine.fused_head import x4_bilinear_argmax
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(2, 12, 20, 40)).astype("float32")
+    if smooth:
+        logits = tf.image.resize(logits[:, ::4, ::4], (12, 20)).numpy() * 5 + logits * 0.01
+    reference = np.argmax(tf.image.resize(logits, (48, 80), method="bilinear").numpy(), axis=-1)
+    masks = x4_bilinear_argmax(tf.constant(logits)).numpy()
+    assert masks.shape == (2, 48, 80)
+    assert (masks == reference).mean() > 0.9999
