@@ -1,0 +1,86 @@
+"""`segcli weights` and `segcli export` from the command line, and predict on exported files."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from segcli.cli.app import app
+from tests import hf_checkpoints as hf
+from tests.engine.export_fixtures import colour_blocks, train_tiny
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_weights_path_prints_the_cache(segcli_home):
+    result = run("weights", "path")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == str(segcli_home / "weights")
+
+
+def test_import_then_list_and_presets_show_it_cached(tmp_path, segcli_home):
+    hf.make(tmp_path / "ckpt", num_labels=4)
+    result = run("weights", "import", tmp_path / "ckpt", "--as", "my_tiny")
+    assert result.exit_code == 0, result.output
+    assert (segcli_home / "weights" / "my_tiny" / "record.json").is_file()
+    listed = run("weights", "list", "--json")
+    assert listed.exit_code == 0
+    names = json.dumps(json.loads(listed.stdout))
+    assert "my_tiny" in names
+
+
+def test_import_of_a_folder_that_is_no_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("weights", "import", tmp_path / "empty", "--as", "x")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+
+
+def test_fetch_offline_fails_at_once_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = run("weights", "fetch", "segformer_b0_ade20k_512")
+    assert result.exit_code != 0
+    assert "segformer_b0_ade20k_512" in result.output and "segcli weights import" in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("error:")]) == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_keras(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("tiny") / "tiny.keras")
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.onnx"), ("tflite", "m.tflite")])
+def test_export_then_predict_runs_the_exported_file(tiny_keras, tmp_path, fmt, name):
+    import keras
+
+    result = run("export", "--model", tiny_keras, "--format", fmt, "--out", tmp_path / name, "--sample-size", 64,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["max_abs_diff"] <= 1e-4
+
+    images, _ = colour_blocks(2, size=64, seed=5)
+    (tmp_path / "imgs").mkdir()
+    for i, image in enumerate(images):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    result = run("predict", tmp_path / "imgs", "--model", tmp_path / name, "--out", tmp_path / "out", "--no-overlay")
+    assert result.exit_code == 0, result.output
+    reference = keras.saving.load_model(str(tiny_keras))
+    expected = np.asarray(reference(images.astype("float32"))).argmax(-1)
+    for i in range(2):
+        mask = cv2.imread(str(tmp_path / "out" / f"{i}.png"), cv2.IMREAD_UNCHANGED)
+        assert (mask == expected[i]).mean() >= 0.99
+
+
+def test_export_with_an_unknown_format_is_one_line(tiny_keras, tmp_path):
+    result = run("export", "--model", tiny_keras, "--format", "caffe", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert "caffe" in result.output and "Traceback" not in result.output
