@@ -16,6 +16,9 @@ class _Group(typer.core.TyperGroup):
     """Turns expected failures (SegcliError) into one red line and an exit code."""
 
     def invoke(self, ctx):
+        from segcli.cli import quiet_tf
+
+        quiet_tf.install()
         try:
             return super().invoke(ctx)
         except SegcliError as exc:

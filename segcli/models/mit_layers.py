@@ -7,8 +7,15 @@ Height and width are read from the tensor itself, never recovered as
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 from keras import ops
+
+# Small inputs reduce the keys of a late stage to a single token; softmax over that
+# one key is correct (it is 1), so Keras's "softmax over an axis of size 1" hint is noise.
+warnings.filterwarnings("ignore", message=r"You are using a softmax over axis -1 .* This axis has size 1",
+                        category=UserWarning)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
