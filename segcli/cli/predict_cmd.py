@@ -25,17 +25,21 @@ def progress_bar(label: str):
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.1f} img/s" if speed else "-- img/s")
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
-                  console=err, transient=False) as bar:
-        task = {}
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(), console=err)
+    task = {}
 
-        def on_start(total):
-            task["id"] = bar.add_task(label, total=total)
+    def on_start(total):
+        bar.start()  # only once there is work: an early error then prints no empty bar line
+        task["id"] = bar.add_task(label, total=total)
 
-        def on_progress(n):
-            bar.advance(task["id"], n)
+    def on_progress(n):
+        bar.advance(task["id"], n)
 
+    try:
         yield on_start, on_progress
+    finally:
+        if "id" in task:
+            bar.stop()
 
 
 def render_summary(summary: dict) -> None:

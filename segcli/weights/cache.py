@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from segcli.data.image_io import umask
 from segcli.errors import CheckpointError, WeightsNotFoundError
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -86,6 +87,7 @@ def save_entry(model, folder: Path, record: dict) -> Path:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide the cache from other users
     try:
         weights = tmp / WEIGHTS_FILE
         model.save_weights(str(weights))
