@@ -180,7 +180,7 @@ def segcli_contenders(model, bf16_model=None):
         fn = logits_fns.get(x.shape)
         if fn is None:
             fn = logits_fns[x.shape] = tf.function(
-                lambda im: tf.image.resize(fused._logits_graph(im), im.shape[1:3], method="bilinear"))
+                lambda im: tf.image.resize(fused.logits_graph(im), im.shape[1:3], method="bilinear"))
         return fn(x)
 
     out = [

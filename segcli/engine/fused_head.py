@@ -92,7 +92,8 @@ class FusedSegFormer:
         self._cls_bias = tf.constant(cb.astype(np.float32))
 
     # --- graph pieces --------------------------------------------------------------------------------------------
-    def _logits_graph(self, images):
+    def logits_graph(self, images):
+        """Quarter-resolution logits of float32 RGB images in [0, 255], as TF ops (call inside a tf.function)."""
         import tensorflow as tf
 
         feats = self._features(images, training=False)
@@ -128,9 +129,9 @@ class FusedSegFormer:
             h, w = shape[1], shape[2]
             spec = [tf.TensorSpec((None, h, w, 3), tf.uint8 if kind == "logits_u8" else tf.float32)]
             if kind == "masks":
-                fn = tf.function(lambda im: self._mask_graph(self._logits_graph(im), h, w), input_signature=spec)
+                fn = tf.function(lambda im: self._mask_graph(self.logits_graph(im), h, w), input_signature=spec)
             else:
-                fn = tf.function(lambda im: self._logits_graph(tf.cast(im, tf.float32)), input_signature=spec)
+                fn = tf.function(lambda im: self.logits_graph(tf.cast(im, tf.float32)), input_signature=spec)
             self._fns[key] = fn
         return fn
 

@@ -21,7 +21,9 @@ large outputs are upsampled in stripes of at most ``STRIPE_ELEMENTS`` floats.
 The network runs in batches of ``batch_size`` inside a ``tf.function``
 (no XLA: ``jit_compile`` was measured 3-5x slower on CPU here).
 
->>> import numpy as np
+>>> import os
+
+import numpy as np
 >>> from segcli.models.factory import create_segmenter
 >>> seg = Segmenter(create_segmenter("segformer_test", num_classes=3), batch_size=2)
 >>> out = seg.predict([np.zeros((40, 70, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8)], probs=True)
@@ -31,6 +33,7 @@ The network runs in batches of ``batch_size`` inside a ``tf.function``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -80,9 +83,28 @@ def _net_cache(model) -> dict:
             net, is_logits = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output), True
         except ValueError:
             net, is_logits = model, False  # not a SegFormer: argmax of its own output
-        entry = _NETS[id(model)] = {"net": net, "is_logits": is_logits, "fns": {}}
+        entry = _NETS[id(model)] = {"net": net, "is_logits": is_logits, "fns": {}, "fused": _fused(model, is_logits)}
         weakref.finalize(model, _NETS.pop, id(model), None)
     return entry
+
+
+def _fused(model, is_logits: bool):
+    """The folded-head route (:mod:`segcli.engine.fused_head`) for a float32 SegFormer, else None.
+
+    Same weights and maths with the decode head's 1x1 convs and BatchNorm folded into per-level matmuls:
+    logits agree with the Keras model to float32 rounding, and the head's widest layer (a 1x1 conv over
+    4 x projection_filters channels at 1/4 resolution) disappears. ``SEGCLI_FUSED_HEAD=0`` turns it off.
+    """
+    if not is_logits or os.environ.get("SEGCLI_FUSED_HEAD", "1") == "0":
+        return None
+    if getattr(model, "compute_dtype", "float32") != "float32" or not hasattr(model, "backbone"):
+        return None
+    from segcli.engine.fused_head import FusedSegFormer
+
+    try:
+        return FusedSegFormer(model)
+    except (ValueError, AttributeError, KeyError):
+        return None  # a model whose layers do not follow SegFormer's naming: the plain Keras route
 
 
 @lru_cache(maxsize=None)
@@ -269,10 +291,12 @@ class Segmenter:
     def _trace_forward(self, h, w):
         import tensorflow as tf
 
-        net = self._net
+        net, fused = self._net, self._cache["fused"]
 
         @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.uint8)])
         def forward(images):
+            if fused is not None:
+                return fused.logits_graph(tf.cast(images, tf.float32))
             return tf.cast(net(tf.cast(images, tf.float32), training=False), tf.float32)
 
         return forward

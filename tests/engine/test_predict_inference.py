@@ -124,3 +124,31 @@ def test_fixed_size_model_and_bad_tiling(model):
         Segmenter(model, mode="slide", tile=64, stride=100)
     with pytest.raises(UsageError, match=r"^--mode 'fast': use 'whole' or 'slide'\.$"):
         Segmenter(model, mode="fast")
+
+
+def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
+    """The default forward is the folded-head route; with non-trivial BatchNorm statistics its logits and masks
+    still match the Keras model's, and SEGCLI_FUSED_HEAD=0 selects the plain Keras route."""
+    import keras
+
+    from segcli.models.factory import create_segmenter
+
+    keras.utils.set_random_seed(5)
+    net = create_segmenter("segformer_test", num_classes=5)
+    norm = net.get_layer("fuse_norm")
+    rng = np.random.default_rng(0)
+    norm.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if i in (0, 3) else
+                      rng.normal(0, 0.3, w.shape).astype("float32") for i, w in enumerate(norm.get_weights())])
+    batch = np.stack([textured(64, 96, 7), textured(64, 96, 8)])
+    reference = keras.Model(net.input, net.get_layer("classifier").output)(batch.astype(np.float32)).numpy()
+
+    fused = Segmenter(net)
+    assert fused._cache["fused"] is not None
+    np.testing.assert_allclose(fused._forward(batch), reference, atol=1e-4)
+    masks = [p.mask for p in fused.predict(list(batch))]
+    agree = np.mean([np.mean(m == model_argmax(net, im)) for m, im in zip(masks, batch)])
+    assert agree >= 0.999
+
+    monkeypatch.setenv("SEGCLI_FUSED_HEAD", "0")
+    inference._NETS.clear()
+    assert Segmenter(net)._cache["fused"] is None
