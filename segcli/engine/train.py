@@ -337,7 +337,18 @@ def _run(s, ds, report, out, chief, reporter, resume, tf_config):  # noqa: C901 
         opt_bb = _make_optimizer(s.lr, bb_vars, s, total_steps)
         opt_head = _make_optimizer(s.lr * s.head_lr_mult, head_vars, s, total_steps)
     s.resolved["model_source"] = loaded.source
-    s.resolved["pretrained_loaded"] = bool(loaded.record) or loaded.source != s.preset
+    from segcli.presets import PRESETS
+
+    from_preset = str(s.preset) in PRESETS
+    s.resolved["pretrained_loaded"] = bool(loaded.record) or not from_preset
+    start_from = (f"weights from {loaded.source}" if s.resolved["pretrained_loaded"]
+                  else "random initialisation (no pretrained weights loaded)")
+    if not resume:
+        reporter.message(
+            f"Training {s.preset} on {s.data}: {len(train_pairs)} train / {len(val_pairs)} val pairs, "
+            f"{num_classes} classes, {s.image_size[0]}x{s.image_size[1]} crops, batch {s.batch_size}, "
+            f"{s.epochs} epochs x {steps} steps, {strategy_name} strategy ({replicas} replica(s)), "
+            f"{s.resolved['precision']}; {start_from}. Run directory: {out}")
 
     state = {"epoch": 0, "history": [], "best_miou": None, "best_epoch": None, "bad_epochs": 0,
              "best_per_class": [], "stopped_early": False}

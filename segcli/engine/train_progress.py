@@ -32,6 +32,8 @@ class RichReporter(Reporter):
         self.console.print(text, highlight=False)
 
     def start_epoch(self, epoch, epochs, steps, batch_size):
+        if not self.console.is_terminal:  # logs and pipes get the epoch lines only, not bar redraws
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._batch = batch_size
@@ -46,6 +48,8 @@ class RichReporter(Reporter):
         self._task = self._progress.add_task("train", total=steps, loss="-", ips="-")
 
     def step(self, loss):
+        if self._progress is None:
+            return
         self._done += 1
         elapsed = max(time.perf_counter() - self._start, 1e-9)
         self._progress.update(self._task, advance=1, loss=f"{loss:.4f}", ips=f"{self._done * self._batch / elapsed:.1f}")
