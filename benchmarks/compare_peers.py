@@ -167,7 +167,7 @@ def keras_hub_contender(arch: str):
                      lambda o: np.argmax(o.numpy(), -1), shares_weights=False)
 
 
-def segcli_contenders(model, bf16_model=None):
+def segcli_contenders(model, bf16_model=None, xla=False):
     import tensorflow as tf
 
     from segcli.engine.fused_head import FusedSegFormer
@@ -190,10 +190,45 @@ def segcli_contenders(model, bf16_model=None):
         Contender("segcli fused head + fused upsample/argmax (full-res mask)", fused.masks_tensor,
                   lambda o: o.numpy()),
     ]
+    if xla:
+        xla_fn = tf.function(lambda x: model(x, training=False), jit_compile=True)
+        out.append(Contender("segcli Keras model, XLA (tf.function jit_compile=True)", xla_fn,
+                             lambda o: np.argmax(o.numpy(), -1)))
     if bf16_model is not None:
         fused16 = FusedSegFormer(bf16_model)
         out.append(Contender("segcli fused, mixed_bfloat16 (full-res mask)", fused16.masks_tensor,
                              lambda o: o.numpy(), numerics="bf16"))
+    return out
+
+
+def exported_contenders(folder: Path, work: Path):
+    """segcli's own exports of the same weights (`segcli export`), run through `segcli predict`'s runners.
+
+    The exported graphs return logits at 1/4 resolution (like the ONNX peer before its resize); the bilinear
+    resize to full resolution runs in TF here so every contender ends at full resolution.
+    """
+    import tensorflow as tf
+
+    from segcli.engine.export import export_model
+    from segcli.engine.runtimes import open_runtime
+
+    out = []
+    for fmt, suffix, label in (("onnx", ".onnx", "segcli export -> ONNX Runtime"),
+                               ("tflite", ".tflite", "segcli export -> TFLite (XNNPACK)")):
+        path = work / f"segcli{suffix}"
+        try:
+            export_model(str(folder), fmt, path, sample_count=1, sample_size=(SIZE, SIZE))
+        except Exception as exc:  # an optional runtime missing: report and go on
+            log(f"    skipped {label}: {exc}")
+            continue
+        runner = open_runtime(path)
+        resize = tf.function(lambda q, size: tf.image.resize(q, size, method="bilinear"), reduce_retracing=True)
+
+        def run(x, runner=runner, resize=resize):
+            quarter = runner.predict_logits(np.clip(np.rint(np.asarray(x)), 0, 255).astype(np.uint8))
+            return resize(quarter, tf.constant(x.shape[1:3]))
+
+        out.append(Contender(f"{label} (+ TF resize)", run, lambda o: np.argmax(o.numpy(), -1)))
     return out
 
 
@@ -231,14 +266,30 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def end_to_end(model, name, batch, fused=False):
-    """Images/s of segcli.engine.predict.run_predict over the sample photos (masks + overlays written)."""
-    from segcli.engine.fused_head import FusedSegFormer
+def end_to_end(model, name, batch, fused=True):
+    """ms/img of segcli.engine.predict.run_predict over the sample photos (masks + overlays written).
+
+    ``fused``: predict's default route (the folded head); False sets SEGCLI_FUSED_HEAD=0 (the plain Keras graph).
+    """
+    from segcli.engine import inference
     from segcli.engine.model_source import ModelSource, complete_classes
+
+    inference._NETS.clear()  # the route is chosen when a model is first seen
+    previous = os.environ.get("SEGCLI_FUSED_HEAD")
+    os.environ["SEGCLI_FUSED_HEAD"] = "1" if fused else "0"
+    try:
+        return _end_to_end(ModelSource(model, complete_classes([], NUM_CLASSES), name, (SIZE, SIZE)), batch)
+    finally:
+        if previous is None:
+            os.environ.pop("SEGCLI_FUSED_HEAD")
+        else:
+            os.environ["SEGCLI_FUSED_HEAD"] = previous
+        inference._NETS.clear()
+
+
+def _end_to_end(source, batch):
     from segcli.engine.predict import PredictOptions, run_predict
 
-    runner = FusedSegFormer(model, input_size=(SIZE, SIZE)) if fused else model
-    source = ModelSource(runner, complete_classes([], NUM_CLASSES), name, (SIZE, SIZE))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         folder.mkdir()
@@ -285,13 +336,15 @@ def run(args):
                     bf16 = load(str(folder), num_classes=NUM_CLASSES, input_shape=(None, None, 3)).model
             gflops = model_flops_per_image(segcli, SIZE, SIZE) / 1e9
             wrapper = torch_wrapper(hf)
-            contenders = segcli_contenders(segcli, bf16)
+            contenders = segcli_contenders(segcli, bf16, xla=args.xla)
             if "keras-hub" not in args.skip:
                 contenders.append(keras_hub_contender(arch))
             if "torch" not in args.skip:
                 contenders += torch_contenders(wrapper, "compile" not in args.skip)
             if "onnx" not in args.skip:
                 contenders.append(onnx_contender(wrapper, Path(tmp)))
+            if args.exports:
+                contenders += exported_contenders(folder, Path(tmp))
 
             photos = sample_batch(len([p for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".png")]))
             masks = {c.name: np.concatenate([np.asarray(c.mask_of(c.run(photos[i:i + 1])))
@@ -317,7 +370,8 @@ def run(args):
                     log(f"    {ms:.1f} ms/img (best {1000 * min(times) / batch:.1f}), first call {first:.1f} s")
                 if not args.no_e2e and arch == "b0":
                     for fused in (False, True):
-                        label = "segcli predict end to end (" + ("fused head" if fused else "Keras model") + ")"
+                        label = "segcli predict end to end (" + ("default: folded head" if fused
+                                                                 else "SEGCLI_FUSED_HEAD=0: Keras graph") + ")"
                         log(f"[{arch}] batch {batch}: {label}")
                         e2e[(arch, batch, label)] = end_to_end(segcli, f"segformer_{arch}", batch, fused)
                         log(f"    {e2e[(arch, batch, label)]:.1f} ms/img")
@@ -400,6 +454,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--skip", default="", help="comma list of: keras-hub, torch, compile, onnx")
     parser.add_argument("--bf16", action="store_true", help="also time segcli under mixed_bfloat16")
+    parser.add_argument("--exports", action="store_true",
+                        help="also time segcli's own ONNX and TFLite exports (segcli predict --model x.onnx/.tflite)")
+    parser.add_argument("--xla", action="store_true", help="also time segcli's Keras model with jit_compile=True")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end predict timing")
     parser.add_argument("--out", default=None, help="markdown report path (default: benchmarks/RESULTS.md, "
                                                     "benchmarks/RESULTS_quick.md with --quick)")
