@@ -22,7 +22,7 @@ def progress_bar(label: str):
 
     class Rate(ProgressColumn):
         def render(self, task):
-            speed = task.finished_speed or task.speed
+            speed = task.completed / task.elapsed if task.elapsed else None  # whole-run rate, not a burst
             return Text(f"{speed:.1f} img/s" if speed else "-- img/s")
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(), console=err)

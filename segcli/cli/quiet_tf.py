@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -43,7 +44,10 @@ def import_quietly(name: str = "tensorflow"):
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            return importlib.import_module(name)
+            module = importlib.import_module(name)
+            # predict traces one graph per distinct image size on purpose; TF's "retracing" hint is noise there
+            logging.getLogger("tensorflow").setLevel(logging.ERROR)
+            return module
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
