@@ -28,7 +28,8 @@ import tempfile
 NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
     r"Could not find cuda drivers|cudart_stub|Unable to register cu(DNN|FFT|BLAS) factory|"
-    r"computation placer already registered|TF-TRT Warning|This TensorFlow binary is optimized"
+    r"computation placer already registered|TF-TRT Warning|This TensorFlow binary is optimized|"
+    r"To enable the following instructions|rebuild TensorFlow with the appropriate compiler flags"
 )
 
 

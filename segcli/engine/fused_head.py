@@ -97,12 +97,17 @@ class FusedSegFormer:
         import tensorflow as tf
 
         feats = self._features(images, training=False)
+        dtype = feats[0].dtype  # bfloat16 under mixed precision: the folded weights follow the features
+
+        def cast(t):
+            return tf.cast(t, dtype)
+
         size = tf.shape(feats[0])[1:3]
-        x = tf.matmul(feats[0], self._kernels[0])
+        x = tf.matmul(feats[0], cast(self._kernels[0]))
         for f, k in zip(feats[1:], self._kernels[1:]):
-            x += tf.image.resize(tf.matmul(f, k), size, method="bilinear")
-        x = tf.nn.relu(x + self._bias)
-        return tf.matmul(x, self._cls_kernel) + self._cls_bias
+            x += cast(tf.image.resize(tf.matmul(f, cast(k)), size, method="bilinear"))
+        x = tf.nn.relu(x + cast(self._bias))
+        return tf.cast(tf.matmul(x, cast(self._cls_kernel)) + cast(self._cls_bias), tf.float32)
 
     def _mask_graph(self, logits, height, width):
         import tensorflow as tf

@@ -65,3 +65,19 @@ def test_x4_argmax_equals_resize_then_argmax(smooth):
     masks = x4_bilinear_argmax(tf.constant(logits)).numpy()
     assert masks.shape == (2, 48, 80)
     assert (masks == reference).mean() > 0.9999
+
+
+def test_fused_route_runs_a_mixed_bfloat16_model():
+    """The folded weights follow the features' dtype, so a mixed_bfloat16 model runs and returns float32 logits."""
+    from segcli.engine.bench import dtype_policy
+
+    keras.utils.set_random_seed(0)
+    model = create_segmenter("segformer_test", num_classes=5)
+    with dtype_policy(True):
+        half = create_segmenter("segformer_test", num_classes=5)
+    half.set_weights(model.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    logits = FusedSegFormer(half).predict_logits(images.astype("uint8"))
+    assert logits.dtype == np.float32 and logits.shape == (2, 16, 16, 5)
+    agree = np.mean(FusedSegFormer(half).masks(images) == FusedSegFormer(model).masks(images))
+    assert agree > 0.95
