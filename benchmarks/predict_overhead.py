@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,10 @@ RESULTS = HERE / "PREDICT_RESULTS.md"
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process (VmHWM: ru_maxrss would include a parent's peak across fork + exec)."""
+    from segcli.engine.bench import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def current_rss_mb() -> float:

@@ -145,7 +145,18 @@ def parse_sizes(values) -> list[tuple[int, int]]:
 
 # --- measurement ---------------------------------------------------------------------------------------------------
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process in MiB.
+
+    On Linux this is ``VmHWM`` from /proc: ``ru_maxrss`` survives fork + exec, so a process started by a big
+    parent would report the parent's peak. Elsewhere ``ru_maxrss`` (Linux KiB, macOS bytes).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
