@@ -19,11 +19,10 @@ model's own output layer) to the original size and the argmax is taken there;
 large outputs are upsampled in stripes of at most ``STRIPE_ELEMENTS`` floats.
 
 The network runs in batches of ``batch_size`` inside a ``tf.function``
-(no XLA: ``jit_compile`` was measured 3-5x slower on CPU here).
+(no XLA: ``jit_compile`` was measured 3-5x slower on CPU here). Float32
+SegFormers run with their decode head folded (:mod:`segcli.engine.fused_head`).
 
->>> import os
-
-import numpy as np
+>>> import numpy as np
 >>> from segcli.models.factory import create_segmenter
 >>> seg = Segmenter(create_segmenter("segformer_test", num_classes=3), batch_size=2)
 >>> out = seg.predict([np.zeros((40, 70, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8)], probs=True)

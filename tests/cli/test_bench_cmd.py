@@ -81,3 +81,13 @@ def test_runs_as_a_real_command():
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert [r["preset"] for r in rows] == ["segformer_test", "mit_test"]
+
+
+def test_tensorflow_import_noise_stays_off_the_terminal():
+    """TF 2.19+ prints oneDNN/CUDA lines at import that TF_CPP_MIN_LOG_LEVEL does not reach; the CLI hides them."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "segcli.cli.app", "bench", *TINY, "--json"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit", "retracing"):
+        assert noise not in proc.stderr
