@@ -3,7 +3,7 @@
 Contenders (SegFormer B0 and B2 at 512x512, 150 classes, batch 1 and 8, full-resolution output for everyone):
 
 - segcli, Keras model under ``tf.function`` (its output: softmax at input size);
-- segcli fused route (:mod:`segcli.engine.fused_head`): full-resolution logits, and the full-resolution mask
+- segcli fused route (:mod:`segcli.inference.fused`): full-resolution logits, and the full-resolution mask
   (what ``segcli predict`` needs);
 - keras-hub ``SegFormerImageSegmenter`` under ``tf.function``, built from ``MiTBackbone``/``SegFormerBackbone``
   with random weights (no preset download);
@@ -17,7 +17,7 @@ saved as a Hugging Face folder, and segcli loads *that* folder, so segcli, trans
 weights and their masks can be compared with the float32 Keras model's (keras-hub has its own random weights).
 
 Also measured: the fp32 matmul peak (2048^2, TF and torch), and segcli's end-to-end predict (read, infer,
-upsample, argmax, write mask + overlay) on the sample photos through ``segcli.engine.predict.run_predict``.
+upsample, argmax, write mask + overlay) on the sample photos through ``segcli.inference.predict.run_predict``.
 
 Usage (from the repository root, with the ``bench`` extra installed: ``pip install -e .[bench]``)::
 
@@ -174,7 +174,7 @@ def keras_hub_contender(arch: str):
 def segcli_contenders(model, bf16_model=None, xla=False):
     import tensorflow as tf
 
-    from segcli.engine.fused_head import FusedSegFormer
+    from segcli.inference.fused import FusedSegFormer
 
     keras_fn = tf.function(lambda x: model(x, training=False))
     fused = FusedSegFormer(model)
@@ -213,8 +213,8 @@ def exported_contenders(folder: Path, work: Path):
     """
     import tensorflow as tf
 
-    from segcli.engine.export import export_model
-    from segcli.engine.runtimes import open_runtime
+    from segcli.export.api import export_model
+    from segcli.export.runtimes import open_runtime
 
     out = []
     for fmt, suffix, label in (("onnx", ".onnx", "segcli export -> ONNX Runtime"),
@@ -255,7 +255,7 @@ def _done(out):
 def peaks():
     import torch
 
-    from segcli.engine.flops import measure_peak
+    from segcli.bench.flops import measure_peak
 
     tf_peak = measure_peak(seconds=4.0)["gflops_per_s"]
     a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
@@ -271,12 +271,12 @@ def _timed(fn):
 
 
 def end_to_end(model, name, batch, fused=True):
-    """ms/img of segcli.engine.predict.run_predict over the sample photos (masks + overlays written).
+    """ms/img of segcli.inference.predict.run_predict over the sample photos (masks + overlays written).
 
     ``fused``: predict's default route (the folded head); False sets SEGCLI_FUSED_HEAD=0 (the plain Keras graph).
     """
-    from segcli.engine import inference
-    from segcli.engine.model_source import ModelSource, complete_classes
+    from segcli.inference import predictor as inference
+    from segcli.checkpoints.resolve import ModelSource, complete_classes
 
     inference._NETS.clear()  # the route is chosen when a model is first seen
     previous = os.environ.get("SEGCLI_FUSED_HEAD")
@@ -292,7 +292,7 @@ def end_to_end(model, name, batch, fused=True):
 
 
 def _end_to_end(source, batch):
-    from segcli.engine.predict import PredictOptions, run_predict
+    from segcli.inference.predict import PredictOptions, run_predict
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
@@ -315,10 +315,10 @@ def run(args):
     import tensorflow as tf
     import torch
 
-    from segcli.engine import sysinfo
-    from segcli.engine.bench import dtype_policy, peak_rss_mb
-    from segcli.engine.flops import model_flops_per_image
-    from segcli.models.factory import load
+    from segcli.bench import sysinfo
+    from segcli.bench.bench import dtype_policy, peak_rss_mb
+    from segcli.bench.flops import model_flops_per_image
+    from segcli.models.load import load
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     env = sysinfo.environment()

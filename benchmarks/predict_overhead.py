@@ -3,8 +3,8 @@ mode need for a huge image?
 
 1. Overhead: a folder of 512x512 JPEGs, SegFormer-B0 with 150 classes (random init: the timing is the same as
    with trained weights). The forward pass is timed the way `segcli bench` times it
-   (`segcli.engine.bench.forward_function`, full-resolution softmax output); predict is timed end to end with
-   `segcli.engine.predict.run_predict` (read, resize, infer, upsample, argmax, write masks and overlays) after
+   (`segcli.bench.bench.forward_function`, full-resolution softmax output); predict is timed end to end with
+   `segcli.inference.predict.run_predict` (read, resize, infer, upsample, argmax, write masks and overlays) after
    one untimed pass that traces the network. Goal: overhead <= 10%.
 2. Memory: one 8000x8000 image through `segcli predict --mode slide` (and `--mode whole`) in a fresh process,
    B0 with 150 classes; peak RSS from getrusage, next to the same process's RSS just before predicting.
@@ -35,7 +35,7 @@ RESULTS = HERE / "PREDICT_RESULTS.md"
 
 def rss_mb() -> float:
     """Peak RSS of this process (VmHWM: ru_maxrss would include a parent's peak across fork + exec)."""
-    from segcli.engine.bench import peak_rss_mb
+    from segcli.bench.bench import peak_rss_mb
 
     return peak_rss_mb()
 
@@ -67,9 +67,9 @@ def write_images(folder: Path, count: int, size: int) -> None:
 def measure_overhead(args) -> dict:
     import tensorflow as tf
 
-    from segcli.engine.bench import build_model, forward_function, latency_stats, time_forward
-    from segcli.engine.model_source import ModelSource, complete_classes
-    from segcli.engine.predict import PredictOptions, run_predict
+    from segcli.bench.bench import build_model, forward_function, latency_stats, time_forward
+    from segcli.checkpoints.resolve import ModelSource, complete_classes
+    from segcli.inference.predict import PredictOptions, run_predict
 
     model = build_model(args.preset, args.num_classes)
     source = ModelSource(model, complete_classes([], args.num_classes), f"{args.preset} (random init)", None)
@@ -102,9 +102,9 @@ def measure_overhead(args) -> dict:
 
 def child_memory(args) -> None:
     """Runs in a fresh process: one big image through run_predict; prints JSON."""
-    from segcli.engine.bench import build_model
-    from segcli.engine.model_source import ModelSource, complete_classes
-    from segcli.engine.predict import PredictOptions, run_predict
+    from segcli.bench.bench import build_model
+    from segcli.checkpoints.resolve import ModelSource, complete_classes
+    from segcli.inference.predict import PredictOptions, run_predict
 
     model = build_model(args.preset, args.num_classes)
     source = ModelSource(model, complete_classes([], args.num_classes), args.preset, None)

@@ -57,7 +57,7 @@ def _val_images() -> list[np.ndarray]:
 
 
 def _masks(model, images) -> np.ndarray:
-    from segcli.engine.inference import Segmenter
+    from segcli.inference.predictor import Segmenter
 
     return np.stack([p.mask for p in Segmenter(model, batch_size=8).predict(images)])
 
@@ -69,8 +69,8 @@ def main() -> None:
     parser.add_argument("--note", default="", help="How the run was made (kept in record.json as 'training').")
     args = parser.parse_args()
 
-    from segcli.models.factory import load, save_folder
-    from segcli.weights.cache import RECORD_FILE, WEIGHTS_FILE, sha256_file
+    from segcli.models.load import load, save_folder
+    from segcli.checkpoints.cache import RECORD_FILE, WEIGHTS_FILE, sha256_file
 
     model = load(args.run_dir).model
     classes = json.loads((args.run_dir / "classes.json").read_text())

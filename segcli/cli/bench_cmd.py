@@ -55,7 +55,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout: one object per row."),
 ) -> None:
     """Time the forward pass of SegFormer presets: latency p50/p90/p99, img/s, GFLOP/s, % of peak, peak RSS."""
-    from segcli.engine import bench as engine
+    from segcli.bench import bench as engine
 
     config = engine.BenchConfig(
         presets=engine.parse_presets(preset) if preset else list(engine.DEFAULT_PRESETS),

@@ -50,7 +50,7 @@ def eval_command(
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
 ) -> None:
     """Score a model on a labelled dataset (255 = ignore)."""
-    from segcli.engine.evaluate import evaluate
+    from segcli.inference.evaluate import evaluate
     from segcli.errors import UsageError
 
     if min_miou is not None and not 0.0 <= min_miou <= 1.0:

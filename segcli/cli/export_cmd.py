@@ -24,7 +24,7 @@ def export(
     """Export a model and check parity in the target runtime: max |Δ| of the logits and mask agreement.
     Float32 exports fail above 1e-4, quantized ones below 99% agreement."""
     from segcli.cli.output import info, out as console, print_json
-    from segcli.engine.export import export_model
+    from segcli.export.api import export_model
 
     if not json_out:
         info(f"exporting {model} to {fmt} ...")

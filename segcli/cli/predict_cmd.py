@@ -86,7 +86,7 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Predict class-index masks (and overlays) for images, folders and globs."""
-    from segcli.engine.predict import PredictOptions, parse_shard, run_predict
+    from segcli.inference.predict import PredictOptions, parse_shard, run_predict
 
     options = PredictOptions(out=out_dir, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
                              max_side=max_side, alpha=alpha, overlay=overlay, color_mask=color_mask,

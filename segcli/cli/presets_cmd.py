@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from segcli.presets import NVIDIA_LICENCE_NOTE, PRESETS, SEGMENTER_ROW_CLASSES
+from segcli.models.registry import NVIDIA_LICENCE_NOTE, PRESETS, SEGMENTER_ROW_CLASSES
 
 
 def preset_rows() -> list[dict]:
     """One dict per preset with computed parameter counts and cache status."""
-    from segcli.param_count import preset_params
-    from segcli.weights.cache import entry_dir, is_entry
+    from segcli.models.params import preset_params
+    from segcli.checkpoints.cache import entry_dir, is_entry
 
     rows = []
     for name, p in PRESETS.items():
@@ -48,7 +48,7 @@ def presets(
     from rich.table import Table
 
     from segcli.cli.output import out
-    from segcli.param_count import millions
+    from segcli.models.params import millions
 
     table = Table(title="segcli presets", title_justify="left")
     for col in ("name", "kind", "params", "input", "classes", "weights", "mIoU", "licence"):

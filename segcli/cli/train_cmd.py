@@ -51,9 +51,9 @@ def train(
     if not preset and not resume:
         raise UsageError("--preset is required (see `segcli presets`), e.g. --preset mit_b0.")
 
-    from segcli.engine.train import DatasetRefused, TrainSettings, parse_image_size
-    from segcli.engine.train import train as run_training
-    from segcli.engine.train_progress import RichReporter
+    from segcli.train.loop import DatasetRefused, TrainSettings, parse_image_size
+    from segcli.train.loop import train as run_training
+    from segcli.cli.train_progress import RichReporter
 
     settings = TrainSettings(
         data=str(data), preset=preset or "", out=str(out), epochs=epochs, batch_size=batch_size,

@@ -36,7 +36,7 @@ def fetch(
     """Download checkpoints from the Hugging Face Hub and convert them into segcli's cache (needs network,
     or a filled Hugging Face cache with HF_HUB_OFFLINE=1)."""
     from segcli.cli.output import info, out, print_json, warn
-    from segcli.presets import NVIDIA_LICENCE_NOTE
+    from segcli.models.registry import NVIDIA_LICENCE_NOTE
     from segcli.weights.fetch import fetch as fetch_one
 
     results = []
@@ -70,7 +70,7 @@ def list_weights(
 ) -> None:
     """Every preset with weights (cached, not cached or corrupt, with its size on disk) and every imported entry."""
     from segcli.cli.output import out, print_json
-    from segcli.weights.cache import weights_root
+    from segcli.checkpoints.cache import weights_root
     from segcli.weights.listing import CORRUPT, weights_rows
 
     rows = weights_rows(verify=not no_verify)
@@ -104,7 +104,7 @@ def import_weights(
 ) -> None:
     """Convert a local checkpoint folder into segcli's cache, for machines without network."""
     from segcli.cli.output import out, print_json
-    from segcli.weights.cache import read_entry
+    from segcli.checkpoints.cache import read_entry
     from segcli.weights.importer import import_checkpoint
 
     entry = import_checkpoint(folder, name)
@@ -123,8 +123,8 @@ def path(
     name: str = typer.Argument(None, help="An entry or preset name: print its folder instead of the cache root."),
 ) -> None:
     """Print where segcli keeps weights ($SEGCLI_HOME/weights, default ~/.cache/segcli/weights)."""
-    from segcli.presets import PRESETS, weights_entry_name
-    from segcli.weights.cache import entry_dir, weights_root
+    from segcli.models.registry import PRESETS, weights_entry_name
+    from segcli.checkpoints.cache import entry_dir, weights_root
 
     if name is None:
         typer.echo(str(weights_root()))

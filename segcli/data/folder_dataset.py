@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.data.class_table import classes_from_names, distinct_palette
+from segcli.classes import classes_from_names, distinct_palette
 from segcli.data.image_io import is_image_name, read_mask
 from segcli.errors import DataError
 

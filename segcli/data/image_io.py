@@ -9,13 +9,12 @@ channel, or (H, W, 3) RGB when the mask is a colour image.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from segcli.errors import DataError
+from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -76,31 +75,6 @@ def read_mask(path) -> np.ndarray:
                             f"and 255 for ignore.")
         mask = mask.astype(np.uint8)
     return mask
-
-
-def umask() -> int:
-    """The process umask (read without changing it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path``, then rename: never a truncated file.
-
-    The file gets the usual permissions for new files (0666 minus the umask), not mkstemp's private 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            os.fchmod(f.fileno(), 0o666 & ~umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -62,7 +62,7 @@ def class_table() -> list[dict]:
     >>> [c["name"] for c in class_table()]
     ['background', 'disc', 'square', 'triangle', 'ring']
     """
-    from segcli.data.class_table import classes_from_names
+    from segcli.classes import classes_from_names
 
     return classes_from_names(list(CLASS_NAMES))
 

@@ -1,5 +1,5 @@
 """``segcli.models.segmentation.SegFormer``, the path keras-cv used."""
 
-from segcli.models.segformer import SegFormer
+from segcli.models.segformer.model import SegFormer
 
 __all__ = ["SegFormer"]

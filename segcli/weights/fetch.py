@@ -3,7 +3,7 @@
 The download goes through ``huggingface_hub.snapshot_download`` into the
 ordinary Hugging Face cache (``HF_HUB_CACHE``, else ``$HF_HOME/hub``), fetching
 only ``config.json`` and ``model.safetensors``. The snapshot is then converted
-into segcli's cache (:mod:`segcli.weights.cache`) with its source, revision
+into segcli's cache (:mod:`segcli.checkpoints.cache`) with its source, revision
 (the commit the snapshot came from), licence and SHA-256.
 
 Offline behaviour never waits on the network: with ``HF_HUB_OFFLINE=1``, or
@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from segcli.errors import CheckpointError, MissingDependencyError, PresetError, WeightsNotFoundError
-from segcli.presets import PRESETS, get_preset, has_weights, weights_entry_name
+from segcli.models.registry import PRESETS, get_preset, has_weights, weights_entry_name
 
 PROBE_SECONDS = 3.0
 ETAG_TIMEOUT = 10.0
@@ -140,7 +140,7 @@ def fetch(preset_name: str, force: bool = False, revision: str | None = None) ->
     one is replaced. ``force`` converts again from the Hugging Face cache (or
     the Hub) even when the entry is fine.
     """
-    from segcli.weights.cache import entry_dir, is_entry, read_entry
+    from segcli.checkpoints.cache import entry_dir, is_entry, read_entry
     from segcli.weights.importer import import_checkpoint
 
     preset = get_preset(preset_name)

@@ -6,7 +6,7 @@ Two kinds of folder are understood:
   ``huggingface_hub`` downloads it or ``save_pretrained`` writes it;
 - a keras-hub SegFormer preset folder (``config.json`` + ``model.weights.h5``,
   with ``task.json`` + ``task.weights.h5`` for a segmenter), as
-  ``save_to_preset`` writes it (see :mod:`segcli.weights.keras_hub_import`).
+  ``save_to_preset`` writes it (see :mod:`segcli.models.segformer.convert_keras_hub`).
 
 Importing under a preset name checks that the checkpoint is that preset's
 architecture, scope and class count; under any other name it is stored as it is.
@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from segcli.errors import CheckpointError, UsageError
-from segcli.presets import PRESETS, has_weights
+from segcli.models.registry import PRESETS, has_weights
 
 FORMAT = "segcli-weights-v1"
 #: Backbone settings that must agree between a checkpoint and the preset it is imported as.
@@ -39,7 +39,7 @@ def check_entry_name(name: str) -> str:
 
 def checkpoint_kind(folder: Path) -> str:
     """"hf" or "keras_hub" for a checkpoint folder, or a clear error naming what is missing."""
-    from segcli.weights.keras_hub_import import is_keras_hub_preset
+    from segcli.models.segformer.convert_keras_hub import is_keras_hub_preset
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -89,14 +89,14 @@ def import_checkpoint(folder, name: str, source: str | None = None, revision: st
     folder becomes a segmenter entry when it has ``task.json``. Returns the
     entry folder. Nothing in ``folder`` is changed.
     """
-    from segcli.weights.cache import entry_dir, save_entry
+    from segcli.checkpoints.cache import entry_dir, save_entry
 
     check_entry_name(name)
     folder = Path(folder)
     kind = checkpoint_kind(folder)
     label = source or str(folder)
     if kind == "keras_hub":
-        from segcli.weights.keras_hub_import import convert
+        from segcli.models.segformer.convert_keras_hub import convert
 
         model, record = convert(folder)
     else:
@@ -111,8 +111,8 @@ def import_checkpoint(folder, name: str, source: str | None = None, revision: st
 
 
 def _convert_hf(folder: Path):
-    from segcli.models import hf_import
-    from segcli.models.factory import load
+    from segcli.models.segformer import convert_hf as hf_import
+    from segcli.models.load import load
 
     config = hf_import.read_config(folder)
     tensors = hf_import.read_tensors(folder)
@@ -127,7 +127,7 @@ def _convert_hf(folder: Path):
 
 
 def _classes(preset: dict, from_checkpoint: list, num_classes: int) -> list:
-    from segcli.data.class_table import dataset_classes
+    from segcli.classes import dataset_classes
 
     dataset = preset.get("dataset")
     if dataset in ("ade20k", "cityscapes") and preset.get("num_classes") == num_classes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segcli.presets import PRESETS, has_weights, weights_entry_name
+from segcli.models.registry import PRESETS, has_weights, weights_entry_name
 
 CACHED, NOT_CACHED, CORRUPT = "cached", "not cached", "corrupt"
 
@@ -26,7 +26,7 @@ def entry_status(folder: Path, label: str, verify: bool = True) -> tuple[str, st
     import json
 
     from segcli.errors import CheckpointError
-    from segcli.weights.cache import RECORD_FILE, WEIGHTS_FILE, read_entry
+    from segcli.checkpoints.cache import RECORD_FILE, WEIGHTS_FILE, read_entry
 
     if not folder.exists():
         return NOT_CACHED, None, {}
@@ -47,7 +47,7 @@ def entry_status(folder: Path, label: str, verify: bool = True) -> tuple[str, st
 
 def weights_rows(verify: bool = True) -> list[dict]:
     """One row per preset with weights, then one per other entry in the cache."""
-    from segcli.weights.cache import entry_dir, weights_root
+    from segcli.checkpoints.cache import entry_dir, weights_root
 
     rows = []
     seen = set()

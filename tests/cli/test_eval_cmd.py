@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from segcli.cli.app import app
-from tests.engine.predict_fixtures import CLASS_NAMES, make_model
-from tests.engine.test_eval_engine import make_dataset
+from tests.inference.predict_fixtures import CLASS_NAMES, make_model
+from tests.inference.test_eval_engine import make_dataset
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from segcli.cli.app import app
 from segcli.data.image_io import encode_png, read_mask, write_atomic
-from tests.engine.predict_fixtures import BAD, GOOD, make_messy_dir, make_model, smooth
+from tests.inference.predict_fixtures import BAD, GOOD, make_messy_dir, make_model, smooth
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +109,13 @@ def test_exported_model_without_runtimes_module_is_one_line(world, tmp_path):
     fake = tmp_path / "m.tflite"
     fake.write_bytes(b"0")
     try:
-        import segcli.engine.runtimes  # noqa: F401
+        import segcli.export.runtimes  # noqa: F401
     except ModuleNotFoundError:
         assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", fake)) == (
-            f"error: {fake}: running exported .tflite models needs segcli.engine.runtimes, which this segcli does "
+            f"error: {fake}: running exported .tflite models needs segcli.export.runtimes, which this segcli does "
             f"not include; pass --model RUN_DIR|FILE.keras instead.")
     else:
-        pytest.skip("segcli.engine.runtimes exists; its own tests cover exported files")
+        pytest.skip("segcli.export.runtimes exists; its own tests cover exported files")
 
 
 def test_kill_9_then_rerun_finishes_without_recomputing(world, tmp_path):

@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from segcli.cli.app import app
-from segcli.presets import PRESETS
+from segcli.models.registry import PRESETS
 
 
 def test_json_lists_every_preset_with_computed_counts():

@@ -120,7 +120,7 @@ def test_a_few_epochs_at_64px_learn_the_easy_task_and_write_a_complete_run(tmp_p
 
     # best.keras is a softmax model the factory loads from the run directory
     from segcli.data.image_io import read_image
-    from segcli.models.factory import load
+    from segcli.models.load import load
 
     model = load(str(out)).model
     val_image = data / (out / "splits" / "val.txt").read_text().split()[0]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from segcli.cli.app import app
 from tests import hf_checkpoints as hf
-from tests.engine.export_fixtures import colour_blocks, train_tiny
+from tests.export.export_fixtures import colour_blocks, train_tiny
 
 
 def run(*args):

@@ -109,7 +109,7 @@ def test_new_class_count_keeps_everything_but_the_classifier(tmp_path):
 
 
 def test_canonical_names_cover_transformers_v5_renames():
-    from segcli.models.hf_import import canonical_name
+    from segcli.models.segformer.convert_hf import canonical_name
 
     assert canonical_name("segformer.stages.2.layer_norm.weight") == "encoder.layer_norm.2.weight"
     assert canonical_name("segformer.stages.0.blocks.1.attention.sequence_reduction.layer_norm.bias") == \

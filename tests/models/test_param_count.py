@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from segcli.param_count import encoder_params, millions, preset_params, segmenter_params
-from segcli.presets import ARCHITECTURES, PRESETS, SEED_MIT_ROW_CLASSES, SEGMENTER_ROW_CLASSES
+from segcli.models.params import encoder_params, millions, preset_params, segmenter_params
+from segcli.models.registry import ARCHITECTURES, PRESETS, SEED_MIT_ROW_CLASSES, SEGMENTER_ROW_CLASSES
 
 # Measured with transformers' SegformerModel (REFERENCE.md).
 HF_ENCODER = {"mit_b0": 3_319_392, "mit_b1": 13_151_424, "mit_b2": 24_196_288, "mit_b3": 44_072_128,
@@ -42,7 +42,7 @@ def test_ade20k_totals():
 def test_formula_matches_built_model(name):
     import keras
 
-    from segcli.models.factory import load
+    from segcli.models.load import load
 
     model = load(name, want=PRESETS[name]["model"], num_classes=PRESETS[name].get("num_classes", SEGMENTER_ROW_CLASSES),
                  load_weights=False).model

@@ -118,7 +118,7 @@ def test_bad_class_count():
 
 def test_saved_folder_round_trip_and_corruption_is_caught(tmp_path):
     from segcli.errors import CheckpointError
-    from segcli.models.factory import save_folder
+    from segcli.models.load import save_folder
 
     model = tiny(4)
     x = np.random.uniform(0, 255, (1, 64, 64, 3)).astype("float32")

@@ -55,7 +55,7 @@ def test_unreachable_hub_without_offline_flag_also_fails_at_once(hf_home, monkey
 
 def test_fetch_converts_a_cached_encoder_once_and_the_preset_then_loads_it(hf_home, tmp_path):
     from segcli.models import MiTBackbone, SegFormer
-    from segcli.weights.cache import entry_dir, sha256_file
+    from segcli.checkpoints.cache import entry_dir, sha256_file
     from segcli.weights.fetch import fetch
 
     hf.make(tmp_path / "ckpt", hf.B0, head="classification")
@@ -97,7 +97,7 @@ def test_fetch_of_an_ade20k_segmenter_keeps_logits_and_ships_the_class_table(hf_
 
 
 def test_fetch_refuses_a_checkpoint_of_another_architecture(hf_home, tmp_path):
-    from segcli.weights.cache import entry_dir
+    from segcli.checkpoints.cache import entry_dir
     from segcli.weights.fetch import fetch
 
     hf.make(tmp_path / "ckpt", hf.TINY, num_labels=150)
@@ -119,7 +119,7 @@ def test_fetch_replaces_a_corrupt_entry(hf_home, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])  # a partial file
     second = fetch("mit_b0_imagenet")
     assert second.downloaded and second.replaced_corrupt
-    from segcli.weights.cache import read_entry
+    from segcli.checkpoints.cache import read_entry
 
     read_entry(second.folder)  # the new entry verifies
     assert second.record["size_bytes"] == first.record["size_bytes"]

@@ -67,8 +67,8 @@ def test_keras_hub_preprocessor_with_other_normalisation_is_refused(tmp_path):
 
 
 def test_hf_folder_import_under_a_custom_name_keeps_its_labels(tmp_path):
-    from segcli.models.factory import load
-    from segcli.weights.cache import entry_dir
+    from segcli.models.load import load
+    from segcli.checkpoints.cache import entry_dir
     from segcli.weights.importer import import_checkpoint
 
     torch_model = hf.make(tmp_path / "ckpt", num_labels=4)

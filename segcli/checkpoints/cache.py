@@ -1,0 +1,106 @@
+"""segcli's weights cache: one folder per entry under ``$SEGCLI_HOME/weights``.
+
+An entry (and any folder saved by :func:`save_entry`) holds ``model.weights.h5``
+and ``record.json``. The record says what the weights are (``scope`` backbone or
+segmenter, the backbone config, classes, palette, source, licence) and the
+SHA-256 of the weights file, which is checked on every load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from segcli.files import umask
+from segcli.errors import CheckpointError, WeightsNotFoundError
+
+WEIGHTS_FILE = "model.weights.h5"
+RECORD_FILE = "record.json"
+
+
+def segcli_home() -> Path:
+    return Path(os.environ.get("SEGCLI_HOME") or "~/.cache/segcli").expanduser()
+
+
+def weights_root() -> Path:
+    return segcli_home() / "weights"
+
+
+def entry_dir(name: str) -> Path:
+    return weights_root() / name
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_entry(folder: Path) -> bool:
+    return (folder / WEIGHTS_FILE).is_file() and (folder / RECORD_FILE).is_file()
+
+
+def read_entry(folder: Path, label: str | None = None) -> tuple[Path, dict]:
+    """Return (weights path, record) of a saved entry after checking its SHA-256."""
+    label = label or str(folder)
+    fix = f"delete {folder} and fetch or import it again"
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"Weights entry '{label}' has an unreadable {RECORD_FILE} ({exc}); {fix}.") from None
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"Weights entry '{label}' has no {WEIGHTS_FILE}; {fix}.")
+    expected = record.get("sha256")
+    if expected and sha256_file(weights) != expected:
+        raise CheckpointError(
+            f"Weights entry '{label}' is corrupt: {weights} does not match its recorded SHA-256; {fix}."
+        )
+    return weights, record
+
+
+def load_cached(name: str, label: str | None = None) -> tuple[Path, dict]:
+    """Weights and record of cache entry ``name``, or a clear error saying how to get them."""
+    folder = entry_dir(name)
+    if not folder.exists():
+        shown = label or name
+        raise WeightsNotFoundError(
+            f"No weights for preset '{shown}' in {folder}. Run `segcli weights fetch {shown}`, or on a machine "
+            f"without network `segcli weights import CHECKPOINT_DIR --as {shown}`; "
+            f"or pass load_weights=False for random initialisation."
+        )
+    return read_entry(folder, label or name)
+
+
+def save_entry(model, folder: Path, record: dict) -> Path:
+    """Write ``model``'s weights and ``record`` into ``folder`` atomically.
+
+    Everything is written into a temporary sibling folder that is renamed into
+    place, so an interrupted save never leaves a half-written entry.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide the cache from other users
+    try:
+        weights = tmp / WEIGHTS_FILE
+        model.save_weights(str(weights))
+        record = {**record, "sha256": sha256_file(weights), "size_bytes": weights.stat().st_size}
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

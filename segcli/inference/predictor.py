@@ -1,0 +1,381 @@
+"""The shared inference core of ``predict``, ``eval`` and ``bench --input``.
+
+A :class:`Segmenter` wraps a Keras SegFormer (or any Keras model whose layer
+``"classifier"`` gives logits, or an exported-model runner) and turns RGB
+``uint8`` images of any size into class-index masks at the original size.
+
+- ``mode="whole"`` resizes each image to the model's input size (a fixed-size
+  model, or ``input_size``), or, for models of dynamic size, to the nearest
+  multiple of 32 of the original size with the longest side capped at
+  ``max_side`` (2048 by default). Images of the same model size are batched.
+- ``mode="slide"`` pads the image (edge pixels repeated) to a multiple of 4 and
+  at least one tile, runs ``tile``-sized crops every ``stride`` pixels, and
+  averages the overlapping quarter-resolution logits. Only a band of about
+  ``(tile + stride) / 4`` logit rows is held at a time, so memory does not grow
+  with the image height.
+
+In both modes the logits are resized bilinearly (half-pixel centres, like the
+model's own output layer) to the original size and the argmax is taken there;
+large outputs are upsampled in stripes of at most ``STRIPE_ELEMENTS`` floats.
+
+The network runs in batches of ``batch_size`` inside a ``tf.function``
+(no XLA: ``jit_compile`` was measured 3-5x slower on CPU here). Float32
+SegFormers run with their decode head folded (:mod:`segcli.inference.fused`).
+
+>>> import numpy as np
+>>> from segcli.models.load import create_segmenter
+>>> seg = Segmenter(create_segmenter("segformer_test", num_classes=3), batch_size=2)
+>>> out = seg.predict([np.zeros((40, 70, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8)], probs=True)
+>>> [p.mask.shape for p in out], out[0].mask.dtype.name, out[1].probs.shape
+([(40, 70), (1, 1)], 'uint8', (1, 1, 3))
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from segcli.errors import UsageError
+
+DEFAULT_MAX_SIDE = 2048
+DEFAULT_TILE = 512
+#: Largest output (H * W * classes) upsampled in one piece with TF's resize kernel.
+WHOLE_ELEMENTS = 1 << 26
+#: Floats per upsampling stripe when the output is larger than that, and in slide mode.
+STRIPE_ELEMENTS = 1 << 24
+LOGITS_LAYER = "classifier"
+#: Traced network functions kept (one per input size; tracing B0 takes ~2 s).
+MAX_TRACED_SIZES = 16
+
+
+@dataclass
+class Prediction:
+    """One image's result: ``mask`` (H, W) uint8 (uint16 above 256 classes), ``probs`` (H, W, C) float16 or None."""
+
+    mask: np.ndarray
+    probs: np.ndarray | None = None
+
+
+@dataclass
+class Prepared:
+    """An image made ready for the network by :meth:`Segmenter.prepare` (safe to call in worker threads)."""
+
+    shape: tuple  # original (H, W)
+    pixels: np.ndarray  # whole: resized image; slide: padded image
+
+
+_NETS: dict[int, dict] = {}  # id(model) -> {"net", "is_logits", "fns": {(h, w): traced forward}}
+
+
+def _net_cache(model) -> dict:
+    """The logits sub-model and traced forward functions of ``model``, shared by every Segmenter of it."""
+    import weakref
+
+    entry = _NETS.get(id(model))
+    if entry is None:
+        import keras
+
+        try:
+            net, is_logits = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output), True
+        except ValueError:
+            net, is_logits = model, False  # not a SegFormer: argmax of its own output
+        entry = _NETS[id(model)] = {"net": net, "is_logits": is_logits, "fns": {}, "fused": _fused(model, is_logits)}
+        weakref.finalize(model, _NETS.pop, id(model), None)
+    return entry
+
+
+def _fused(model, is_logits: bool):
+    """The folded-head route (:mod:`segcli.inference.fused`) for a float32 SegFormer, else None.
+
+    Same weights and maths with the decode head's 1x1 convs and BatchNorm folded into per-level matmuls:
+    logits agree with the Keras model to float32 rounding, and the head's widest layer (a 1x1 conv over
+    4 x projection_filters channels at 1/4 resolution) disappears. ``SEGCLI_FUSED_HEAD=0`` turns it off.
+    """
+    if not is_logits or os.environ.get("SEGCLI_FUSED_HEAD", "1") == "0":
+        return None
+    if getattr(model, "compute_dtype", "float32") != "float32" or not hasattr(model, "backbone"):
+        return None
+    from segcli.inference.fused import FusedSegFormer
+
+    try:
+        return FusedSegFormer(model)
+    except (ValueError, AttributeError, KeyError):
+        return None  # a model whose layers do not follow SegFormer's naming: the plain Keras route
+
+
+@lru_cache(maxsize=None)
+def _finishers(binary: bool, is_logits: bool, wide: bool):
+    """Compiled resize-then-argmax functions (whole image, and one stripe of rows)."""
+    import tensorflow as tf
+
+    threshold = 0.0 if is_logits else 0.5
+    mask_dtype = tf.uint16 if wide else tf.uint8
+
+    def finish(values, want_probs):
+        if binary:
+            mask = tf.cast(values[..., 0] > threshold, mask_dtype)
+            probs = tf.sigmoid(values) if is_logits else values
+        else:
+            mask = tf.cast(tf.argmax(values, axis=-1, output_type=tf.int32), mask_dtype)
+            probs = tf.nn.softmax(values, axis=-1) if is_logits else values
+        return mask, (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
+
+    @tf.function(reduce_retracing=True)
+    def resize_finish(values, size, want_probs):
+        up = tf.image.resize(values[None], size, method="bilinear")[0]
+        return finish(up, want_probs)
+
+    @tf.function(reduce_retracing=True)
+    def stripe_finish(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
+        # TF's bilinear kernel, written out: lerp along x on the needed source rows, then along y.
+        left, right = tf.gather(src, x_lo, axis=1), tf.gather(src, x_hi, axis=1)
+        rows = left + (right - left) * x_lerp[None, :, None]
+        top, bottom = tf.gather(rows, y_lo), tf.gather(rows, y_hi)
+        return finish(top + (bottom - top) * y_lerp[:, None, None], want_probs)
+
+    return resize_finish, stripe_finish
+
+
+def _round32(n: float) -> int:
+    return max(32, int(round(n / 32.0)) * 32)
+
+
+def _ceil_to(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def _coords(n_out: int, in_size: int, scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows/cols and weights of TF's bilinear resize (half-pixel centres), same float32 arithmetic."""
+    scale = np.float32(scale)
+    pos = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(pos)
+    lo = np.maximum(floor, 0).astype(np.int64)
+    hi = np.minimum(np.ceil(pos), in_size - 1).astype(np.int64)
+    return lo, hi, (pos - floor).astype(np.float32)
+
+
+class Segmenter:
+    """Class-index masks from a segmentation model, in whole or slide mode.
+
+    Args:
+        model: a Keras model (SegFormer: logits taken from layer ``"classifier"``;
+            other models: their output), or a runner object with
+            ``predict_logits(uint8 batch) -> (B, h, w, C) float32`` and
+            ``input_size`` ((H, W) or None) attributes, as exported-model
+            runtimes provide.
+        mode: "whole" or "slide".
+        batch_size: images (whole) or tiles (slide) per network call.
+        input_size: (H, W) to resize to in whole mode when the model itself
+            accepts any size (for example a checkpoint trained at 512x512).
+        tile, stride: slide-mode window and step in pixels (tile: a multiple of
+            32, default the model's input size or 512; stride: default 2/3 of
+            the tile, rounded to a multiple of 4).
+        max_side: longest side in whole mode for dynamic-size models.
+    """
+
+    def __init__(self, model, mode="whole", batch_size=8, input_size=None, tile=None, stride=None,
+                 max_side=DEFAULT_MAX_SIDE):
+        if mode not in ("whole", "slide"):
+            raise UsageError(f"--mode {mode!r}: use 'whole' or 'slide'.")
+        if int(batch_size) < 1:
+            raise UsageError(f"--batch-size {batch_size}: must be at least 1.")
+        self.mode = mode
+        self.batch_size = int(batch_size)
+        self.max_side = int(max_side)
+        if hasattr(model, "predict_logits"):
+            self._net, self._runner = None, model
+            fixed = getattr(model, "input_size", None)
+            self.num_classes = int(model.num_classes)
+            self._is_logits = True
+        else:
+            self._runner = None
+            self._cache = _net_cache(model)  # traced once per input (h, w): Keras resize layers need static sizes
+            self._net, self._is_logits = self._cache["net"], self._cache["is_logits"]
+            shape = tuple(model.input_shape[1:3])
+            fixed = shape if all(isinstance(s, int) for s in shape) else None
+            self.num_classes = int(self._net.output_shape[-1])
+        self.fixed_size = tuple(int(s) for s in fixed) if fixed else None
+        if self.fixed_size and input_size and tuple(input_size) != self.fixed_size:
+            raise UsageError(f"input size {tuple(input_size)} differs from the model's fixed input size "
+                             f"{self.fixed_size}.")
+        self.input_size = self.fixed_size or (tuple(int(s) for s in input_size) if input_size else None)
+        self.tile, self.stride = self._tiling(tile, stride) if mode == "slide" else (None, None)
+        self.mask_dtype = np.uint8 if self.num_classes <= 256 else np.uint16
+
+    # --- set-up ---------------------------------------------------------------------------------------------------
+    def _tiling(self, tile, stride):
+        if tile is None:
+            tile = self.fixed_size or self.input_size or (DEFAULT_TILE, DEFAULT_TILE)
+        tile = (int(tile), int(tile)) if np.isscalar(tile) else tuple(int(t) for t in tile)
+        if self.fixed_size and tile != self.fixed_size:
+            raise UsageError(f"--tile {tile[0] if tile[0] == tile[1] else tile}: the model only accepts "
+                             f"{self.fixed_size[0]}x{self.fixed_size[1]} inputs; omit --tile or pass that size.")
+        if min(tile) < 32 or any(t % 32 for t in tile):
+            raise UsageError(f"--tile {tile[0] if tile[0] == tile[1] else tile}: must be a multiple of 32, "
+                             f"at least 32.")
+        if stride is None:
+            stride = max(4, (min(tile) * 2 // 3) // 4 * 4)
+        stride = int(stride)
+        if stride < 4 or stride > min(tile):
+            raise UsageError(f"--stride {stride}: must be between 4 and the tile size {min(tile)}.")
+        return tile, stride // 4 * 4
+
+    # --- public API -----------------------------------------------------------------------------------------------
+    def model_size(self, shape) -> tuple[int, int]:
+        """(h, w) the network sees for an image of (H, W) in whole mode."""
+        if self.input_size:
+            return self.input_size
+        h, w = shape
+        scale = min(1.0, self.max_side / max(h, w))
+        return _round32(h * scale), _round32(w * scale)
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """Resize (whole) or pad (slide) an RGB uint8 image; thread-safe, no TensorFlow."""
+        import cv2
+
+        image = np.ascontiguousarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        if self.mode == "whole":
+            th, tw = self.model_size((h, w))
+            if (th, tw) != (h, w):
+                shrink = th <= h and tw <= w
+                image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            return Prepared((h, w), image)
+        th, tw = self._tile_for((h, w))
+        hp, wp = max(_ceil_to(h, 4), th), max(_ceil_to(w, 4), tw)
+        if (hp, wp) != (h, w):
+            image = cv2.copyMakeBorder(image, 0, hp - h, 0, wp - w, cv2.BORDER_REPLICATE)
+        return Prepared((h, w), image)
+
+    def predict(self, images, probs: bool = False) -> list[Prediction]:
+        """Masks (and float16 probabilities with ``probs=True``) for a list of RGB uint8 images."""
+        return self.run([self.prepare(im) for im in images], probs=probs)
+
+    def run(self, prepared: list[Prepared], probs: bool = False) -> list[Prediction]:
+        """Predict already prepared images; results come back in input order."""
+        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
+                                                              self.mask_dtype != np.uint8)
+        if self.mode == "slide":
+            return [self._slide(p, probs) for p in prepared]
+        results: list[Prediction | None] = [None] * len(prepared)
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prepared):
+            groups.setdefault(p.pixels.shape, []).append(i)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                logits = self._forward(np.stack([prepared[i].pixels for i in chunk]))
+                for i, values in zip(chunk, logits):
+                    results[i] = self._upsample_whole(values, prepared[i].shape, probs)
+        return results
+
+    # --- internals ------------------------------------------------------------------------------------------------
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self._runner is not None:
+            return np.asarray(self._runner.predict_logits(batch), dtype=np.float32)
+        key = batch.shape[1:3]
+        fns = self._cache["fns"]
+        fn = fns.get(key)
+        if fn is None:
+            if len(fns) >= MAX_TRACED_SIZES:
+                fns.pop(next(iter(fns)))
+            fn = fns[key] = self._trace_forward(*key)
+        return fn(batch).numpy()
+
+    def _trace_forward(self, h, w):
+        import tensorflow as tf
+
+        net, fused = self._net, self._cache["fused"]
+
+        @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.uint8)])
+        def forward(images):
+            if fused is not None:
+                return fused.logits_graph(tf.cast(images, tf.float32))
+            return tf.cast(net(tf.cast(images, tf.float32), training=False), tf.float32)
+
+        return forward
+
+    def _tile_for(self, shape) -> tuple[int, int]:
+        if self.fixed_size:
+            return self.tile
+        return min(self.tile[0], _ceil_to(shape[0], 32)), min(self.tile[1], _ceil_to(shape[1], 32))
+
+    def _outputs(self, shape, want_probs):
+        mask = np.empty(shape, self.mask_dtype)
+        return mask, (np.empty((*shape, self.num_classes), np.float16) if want_probs else None)
+
+    def _upsample_whole(self, values: np.ndarray, shape, want_probs) -> Prediction:
+        h, w = shape
+        if h * w * self.num_classes <= WHOLE_ELEMENTS:
+            mask, probs = self._resize_finish(values, np.array([h, w], np.int32), want_probs)
+            return Prediction(mask.numpy(), probs.numpy() if want_probs else None)
+        sh, sw = values.shape[:2]
+        y = _coords(h, sh, np.float32(sh) / np.float32(h))
+        x = _coords(w, sw, np.float32(sw) / np.float32(w))
+        mask, probs = self._outputs(shape, want_probs)
+        self._emit(values, 0, y, x, 0, h, mask, probs)
+        return Prediction(mask, probs)
+
+    def _emit(self, src, src_row0, y, x, r0, r1, mask, probs):
+        """Write output rows [r0, r1) from source rows held in ``src`` (its first row is ``src_row0``)."""
+        y_lo, y_hi, y_lerp = y
+        x_lo, x_hi, x_lerp = (a.astype(np.int32) if a.dtype == np.int64 else a for a in x)
+        step = max(1, STRIPE_ELEMENTS // (mask.shape[1] * self.num_classes))
+        want = probs is not None
+        for s in range(r0, r1, step):
+            e = min(s + step, r1)
+            k0, k1 = int(y_lo[s]), int(y_hi[e - 1]) + 1
+            block = src[k0 - src_row0:k1 - src_row0]
+            m, p = self._stripe_finish(block, (y_lo[s:e] - k0).astype(np.int32), (y_hi[s:e] - k0).astype(np.int32),
+                                       y_lerp[s:e], x_lo, x_hi, x_lerp, want)
+            mask[s:e] = m.numpy()
+            if want:
+                probs[s:e] = p.numpy()
+
+    def _slide(self, prep: Prepared, want_probs) -> Prediction:
+        h, w = prep.shape
+        image = prep.pixels
+        hp, wp = image.shape[:2]
+        th, tw = self._tile_for((h, w))
+        ys = list(range(0, hp - th + 1, self.stride))
+        xs = list(range(0, wp - tw + 1, self.stride))
+        ys += [hp - th] if ys[-1] != hp - th else []
+        xs += [wp - tw] if xs[-1] != wp - tw else []
+        hq, wq, tq, sq = hp // 4, wp // 4, th // 4, tw // 4
+        cover_y, cover_x = np.zeros(hq, np.float32), np.zeros(wq, np.float32)
+        for y0 in ys:
+            cover_y[y0 // 4:y0 // 4 + tq] += 1
+        for x0 in xs:
+            cover_x[x0 // 4:x0 // 4 + sq] += 1
+        y = _coords(h, hq, 0.25)
+        x = _coords(w, wq, 0.25)
+        mask, probs = self._outputs((h, w), want_probs)
+        c = self.num_classes
+        band, first = np.zeros((0, wq, c), np.float32), 0  # band holds quarter rows [first, first + len(band))
+        averaged, done = 0, 0  # quarter rows < averaged are final; output rows < done are written
+        for i, y0 in enumerate(ys):
+            top = y0 // 4
+            if top + tq > first + len(band):
+                band = np.concatenate([band, np.zeros((top + tq - first - len(band), wq, c), np.float32)])
+            tiles = [image[y0:y0 + th, x0:x0 + tw] for x0 in xs]
+            for start in range(0, len(tiles), self.batch_size):
+                logits = self._forward(np.stack(tiles[start:start + self.batch_size]))
+                for x0, values in zip(xs[start:start + self.batch_size], logits):
+                    band[top - first:top - first + tq, x0 // 4:x0 // 4 + sq] += values
+            last = i + 1 == len(ys)
+            final = hq if last else ys[i + 1] // 4
+            band[averaged - first:final - first] /= (cover_y[averaged:final, None, None] * cover_x[None, :, None])
+            averaged = final
+            end = h if last else int(np.searchsorted(y[1], final, side="left"))  # rows needing only final rows
+            if end > done:
+                self._emit(band, first, y, x, done, end, mask, probs)
+                done = end
+            keep = int(y[0][done]) if done < h else hq
+            if keep > first:
+                band, first = band[keep - first:].copy(), keep
+        return Prediction(mask, probs)

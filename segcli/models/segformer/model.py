@@ -1,0 +1,127 @@
+"""SegFormer: a MiT (or any pyramid) backbone with the paper's all-MLP decode head."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from segcli.errors import ModelError
+from segcli.models.mit.backbone import PYRAMID_LEVELS
+from segcli.models.mit.layers import PACKAGE, conv_init, dense_init
+
+#: Name of the layer whose output is the logits at the P2 grid (1/4 of the input).
+QUARTER_LOGITS_LAYER = "classifier"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ResizeLike(keras.layers.Layer):
+    """Bilinear resize of ``x`` to the height and width of ``reference`` (align_corners=False)."""
+
+    def call(self, x, reference):
+        size = ops.shape(reference)[1:3]
+        return ops.image.resize(x, size, interpolation="bilinear")
+
+    def compute_output_shape(self, x_shape, reference_shape):
+        return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SegFormer(keras.Model):
+    """SegFormer semantic segmentation model (arXiv 2105.15203).
+
+    Args:
+        backbone: a ``keras.Model`` with ``pyramid_level_inputs`` mapping "P2",
+            "P3", "P4" and "P5" to layer names, such as :class:`MiTBackbone`.
+        num_classes: number of classes, including background.
+        projection_filters: width of the decode head (256 for B0/B1, 768 for B2-B5).
+        activation: "auto" (softmax, or sigmoid when ``num_classes == 1``),
+            None for logits, or any Keras activation name.
+        dropout: dropout before the classifier.
+
+    The output has the input's height and width and is float32 even under
+    mixed precision. The logits at 1/4 resolution are the output of the layer
+    named ``"classifier"``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from segcli.models import MiTBackbone
+    >>> backbone = MiTBackbone.from_preset("mit_test")
+    >>> model = SegFormer(backbone=backbone, num_classes=3, projection_filters=32)
+    >>> model(np.ones((2, 96, 160, 3))).shape
+    TensorShape([2, 96, 160, 3])
+    """
+
+    def __init__(self, backbone, num_classes, projection_filters=256, activation="auto", dropout=0.1, **kwargs):
+        levels = getattr(backbone, "pyramid_level_inputs", None)
+        if not isinstance(backbone, keras.Model) or not isinstance(levels, dict) or \
+                not set(PYRAMID_LEVELS) <= set(levels):
+            raise ModelError(
+                f"SegFormer needs a keras.Model backbone with `pyramid_level_inputs` naming layers for "
+                f"{', '.join(PYRAMID_LEVELS)}; got {type(backbone).__name__}"
+                f"{' with pyramid_level_inputs=' + repr(levels) if levels is not None else ' without it'}."
+            )
+        if int(num_classes) < 1:
+            raise ModelError(f"num_classes must be at least 1; got {num_classes}.")
+        dtype = kwargs.pop("dtype", None) or backbone.dtype_policy
+        output_activation = ("sigmoid" if num_classes == 1 else "softmax") if activation == "auto" else activation
+
+        # === Layers ===
+        feature_extractor = keras.Model(
+            backbone.inputs, [backbone.get_layer(levels[level]).output for level in PYRAMID_LEVELS],
+            name="pyramid_features",
+        )
+        projections = [keras.layers.Dense(projection_filters, kernel_initializer=dense_init(), dtype=dtype, name=f"linear_c{i}") for i in range(4)]
+        resizes = [ResizeLike(dtype=dtype, name=f"resize_c{i}") for i in range(4)]
+        linear_fuse = keras.layers.Conv2D(projection_filters, 1, use_bias=False, kernel_initializer=conv_init(), dtype=dtype, name="linear_fuse")
+        fuse_norm = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype, name="fuse_norm")
+        classifier = keras.layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), dtype=dtype, name=QUARTER_LOGITS_LAYER)
+
+        # === Functional Model ===
+        inputs = keras.Input(shape=backbone.input_shape[1:], name="images")
+        features = feature_extractor(inputs)
+        p2 = features[0]
+        projected = [resize(proj(f), p2) for proj, resize, f in zip(projections, resizes, features)]
+        x = keras.layers.Concatenate(axis=-1, dtype=dtype, name="concat")(projected[::-1])
+        x = keras.layers.ReLU(dtype=dtype, name="fuse_relu")(fuse_norm(linear_fuse(x)))
+        x = keras.layers.Dropout(dropout, dtype=dtype, name="head_dropout")(x)
+        x = classifier(x)
+        x = ResizeLike(dtype=dtype, name="resize_logits")(x, inputs)
+        outputs = keras.layers.Activation(output_activation or "linear", dtype="float32", name="output")(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.backbone = backbone
+        self.num_classes = int(num_classes)
+        self.projection_filters = projection_filters
+        self.activation = activation
+        self.dropout = dropout
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "projection_filters": self.projection_filters,
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, num_classes=None, load_weights=None, input_shape=None, **kwargs):
+        """Build a SegFormer from a preset name, a checkpoint folder or a ``.keras`` file.
+
+        ``num_classes`` defaults to the checkpoint's classes. ``load_weights=None``
+        loads the preset's weights when it has them; ``input_shape`` is honoured.
+        """
+        from segcli.models.load import create_segmenter
+
+        return create_segmenter(preset, num_classes=num_classes, load_weights=load_weights,
+                                input_shape=input_shape, **kwargs)

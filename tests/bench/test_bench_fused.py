@@ -1,0 +1,83 @@
+"""segcli.inference.fused: the folded head and the phase-wise upsample+argmax match the Keras model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from segcli.inference.fused import FusedSegFormer
+from segcli.models.load import create_segmenter
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = create_segmenter("segformer_test", num_classes=5)
+    rng = np.random.default_rng(0)
+    # Trained-looking BatchNorm statistics and a larger classifier, so folding and ties are really exercised.
+    bn = model.get_layer("fuse_norm")
+    bn.set_weights([rng.uniform(0.5, 1.5, w.shape) if i in (0, 3) else rng.normal(0, 0.3, w.shape)
+                    for i, w in enumerate(bn.get_weights())])
+    cls = model.get_layer("classifier")
+    cls.set_weights([w * 100 for w in cls.get_weights()])
+    return model
+
+
+def _reference(model, images):
+    quarter = keras.Model(model.input, model.get_layer("classifier").output)
+    logits = quarter(images, training=False)
+    up = tf.image.resize(logits, images.shape[1:3], method="bilinear")
+    return logits.numpy(), np.argmax(up.numpy(), axis=-1)
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 96), (1, 66, 90)])  # exact x4 phases, and the resize fallback
+def test_masks_and_logits_match_the_keras_model(model, shape):
+    images = np.random.default_rng(1).uniform(0, 255, (*shape, 3)).astype("float32")
+    fused = FusedSegFormer(model)
+    logits, reference = _reference(model, images)
+    np.testing.assert_allclose(fused.predict_logits(images), logits, atol=1e-4 * np.abs(logits).max())
+    masks = fused.masks(images)
+    assert masks.shape == shape and masks.dtype == np.uint8
+    assert (masks == reference).mean() > 0.999
+
+
+def test_uint8_batches_work_as_a_segmenter_runner(model):
+    from segcli.inference.predictor import Segmenter
+
+    images = [np.random.default_rng(2).integers(0, 256, (40, 72, 3), dtype=np.uint8) for _ in range(3)]
+    plain = Segmenter(model, batch_size=2).predict(images)
+    fused = Segmenter(FusedSegFormer(model), batch_size=2).predict(images)
+    for a, b in zip(plain, fused):
+        assert a.mask.shape == (40, 72)
+        assert (a.mask == b.mask).mean() > 0.999
+
+
+@pytest.mark.parametrize("smooth", [True, False])  # smooth: most windows exact; noise: most need every class
+def test_x4_argmax_equals_resize_then_argmax(smooth):
+    from segcli.inference.fused import x4_bilinear_argmax
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(2, 12, 20, 40)).astype("float32")
+    if smooth:
+        logits = tf.image.resize(logits[:, ::4, ::4], (12, 20)).numpy() * 5 + logits * 0.01
+    reference = np.argmax(tf.image.resize(logits, (48, 80), method="bilinear").numpy(), axis=-1)
+    masks = x4_bilinear_argmax(tf.constant(logits)).numpy()
+    assert masks.shape == (2, 48, 80)
+    assert (masks == reference).mean() > 0.9999
+
+
+def test_fused_route_runs_a_mixed_bfloat16_model():
+    """The folded weights follow the features' dtype, so a mixed_bfloat16 model runs and returns float32 logits."""
+    from segcli.bench.bench import dtype_policy
+
+    keras.utils.set_random_seed(0)
+    model = create_segmenter("segformer_test", num_classes=5)
+    with dtype_policy(True):
+        half = create_segmenter("segformer_test", num_classes=5)
+    half.set_weights(model.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    logits = FusedSegFormer(half).predict_logits(images.astype("uint8"))
+    assert logits.dtype == np.float32 and logits.shape == (2, 16, 16, 5)
+    agree = np.mean(FusedSegFormer(half).masks(images) == FusedSegFormer(model).masks(images))
+    assert agree > 0.95

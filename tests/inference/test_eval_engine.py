@@ -1,0 +1,95 @@
+"""evaluate(): its numbers equal a per-pixel NumPy reference over the model's own argmax."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from segcli.data.image_io import encode_png, read_image, write_atomic
+from segcli.inference.evaluate import evaluate
+from segcli.errors import DataError
+from tests.inference.predict_fixtures import CLASS_NAMES, make_model, model_argmax, smooth
+from tests.inference.test_metrics import reference
+
+
+def make_dataset(root, model, sizes=((64, 64), (32, 96), (64, 32)), num_classes=4):
+    """A split-layout dataset whose labels agree with the model on part of each image, with 255 ignore."""
+    for split, seeds in (("train", (1, 2)), ("val", (3, 4, 5))):
+        for seed in seeds:
+            h, w = sizes[seed % len(sizes)]
+            image = smooth(h, w, seed)
+            pred = model_argmax(model, image)
+            rng = np.random.default_rng(seed)
+            label = np.where(rng.random((h, w)) < 0.7, pred, rng.integers(0, num_classes - 1, (h, w)))
+            label[rng.random((h, w)) < 0.1] = 255
+            label[label == num_classes - 1] = 0  # the last class never appears in the labels
+            write_atomic(root / split / "images" / f"s{seed}.png", encode_png(image))
+            write_atomic(root / split / "masks" / f"s{seed}.png", encode_png(label.astype(np.uint8)))
+    (root / "classes.json").write_text(json.dumps(CLASS_NAMES[:num_classes]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    model, run, keras_file = make_model(root / "models")
+    return {"model": model, "run": run, "keras": keras_file, "data": make_dataset(root / "data", model)}
+
+
+def expected_metrics(world, split_names=("val",)):
+    from segcli.data.image_io import read_mask
+
+    gts, preds = [], []
+    for split in split_names:
+        for image_path in sorted((world["data"] / split / "images").glob("*.png")):
+            gts.append(read_mask(world["data"] / split / "masks" / image_path.name))
+            preds.append(model_argmax(world["model"], read_image(image_path)))
+    return reference(gts, preds, 4), sum(int((g != 255).sum()) for g in gts)
+
+
+def test_metrics_match_numpy_reference(world):
+    result = evaluate(world["data"], str(world["run"]), batch_size=2)
+    ref, pixels = expected_metrics(world)
+    assert result["split"] == "val" and result["images"] == 3 and result["pixels"] == pixels
+    assert result["miou"] == pytest.approx(ref["miou"], abs=1e-3)
+    assert result["pixel_accuracy"] == pytest.approx(ref["aacc"], abs=1e-3)
+    assert result["mean_accuracy"] == pytest.approx(ref["macc"], abs=1e-3)
+    assert [c["name"] for c in result["per_class"]] == CLASS_NAMES
+    ious = [c["iou"] for c in result["per_class"]]
+    np.testing.assert_allclose(np.array([np.nan if v is None else v for v in ious]), ref["iou"], atol=1e-3)
+    assert np.array(result["confusion"]).sum() == pixels
+
+
+def test_all_split_and_slide_mode(world):
+    result = evaluate(world["data"], str(world["keras"]), split="all", mode="slide", tile=32, stride=16)
+    assert result["images"] == 5 and result["split"] == "all" and result["mode"] == "slide"
+    assert 0.0 <= result["miou"] <= 1.0
+
+
+def test_class_count_mismatch_and_bad_labels(world, tmp_path):
+    (tmp_path / "three").mkdir()
+    data = make_dataset(tmp_path / "three", world["model"])
+    (data / "classes.json").write_text(json.dumps(["a", "b", "c"]))
+    with pytest.raises(DataError) as exc:
+        evaluate(data, str(world["run"]))
+    assert str(exc.value) == (f"{data / 'classes.json'}: lists 3 classes but the model predicts 4; evaluate with "
+                              f"the model trained on this class list.")
+    data = make_dataset(tmp_path / "bad", world["model"])
+    write_atomic(data / "val" / "masks" / "s4.png", encode_png(np.full((32, 96), 9, np.uint8)))
+    (data / "classes.json").unlink()
+    with pytest.raises(DataError) as exc:
+        evaluate(data, str(world["run"]), batch_size=1)
+    assert str(exc.value) == (f"{data / 'val' / 'masks' / 's4.png'}: ground-truth labels [9] are outside the 4 "
+                              f"classes 0..3 (and not the ignore index 255); check the masks or the class count.")
+
+
+def test_mask_size_mismatch_is_named(world, tmp_path):
+    data = make_dataset(tmp_path / "d", world["model"])
+    write_atomic(data / "val" / "masks" / "s3.png", encode_png(np.zeros((10, 12), np.uint8)))
+    with pytest.raises(DataError) as exc:
+        evaluate(data, str(world["run"]))
+    image = data / "val" / "images" / "s3.png"
+    assert str(exc.value) == (f"{data / 'val' / 'masks' / 's3.png'}: mask is 12x10 but {image} is "
+                              f"{read_image(image).shape[1]}x{read_image(image).shape[0]}; they must match.")

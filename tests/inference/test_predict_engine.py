@@ -1,0 +1,175 @@
+"""run_predict on a messy folder: masks equal the model's argmax, failures listed, resumable, shardable."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segcli.data.image_io import read_image, read_mask
+from segcli.inference.predict import PredictOptions, discover, parse_shard, run_predict, shard_of
+from segcli.errors import DataError, UsageError
+from tests.inference.predict_fixtures import BAD, CLASS_NAMES, COLORS, GOOD, make_messy_dir, make_model, model_argmax
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    model, run, keras_file = make_model(root / "models")
+    from segcli.checkpoints.resolve import resolve
+
+    return {"model": model, "run": run, "keras": keras_file, "images": make_messy_dir(root / "images"),
+            "source": resolve(str(run))}  # loaded once: its traced functions are reused across runs
+
+
+def mtimes(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != "summary.json"}
+
+
+def test_messy_folder_masks_overlays_and_summary(world, tmp_path):
+    out = tmp_path / "out"
+    warnings = []
+    summary = run_predict([world["images"]], str(world["run"]), PredictOptions(out=out, batch_size=3),
+                          on_warning=warnings.append)
+    for rel, shape in GOOD.items():
+        stem = rel.rsplit(".", 1)[0]
+        mask = read_mask(out / f"{stem}.png")
+        assert mask.shape == shape and mask.dtype == np.uint8, rel
+        overlay = read_image(out / f"{stem}_overlay.jpg")
+        assert overlay.shape == (*shape, 3)
+        if min(shape) >= 32:  # the model runs at the image's own size: the mask is its argmax
+            expected = model_argmax(world["model"], read_image(world["images"] / rel))
+            assert (mask == expected).mean() > 0.999, rel
+    assert len(np.unique(read_mask(out / "sub/deeper/nested.png"))) > 1
+    # EXIF applied: stored 32 wide, 64 high on display
+    assert read_mask(out / "rotated.png").shape == (64, 32)
+
+    assert summary["count"] == {"inputs": len(GOOD) + len(BAD), "written": len(GOOD), "skipped": 0,
+                                "failed": len(BAD), "not_processed": 0}
+    assert sorted(f["input"] for f in summary["failures"]) == sorted(BAD)
+    assert sorted(w.split(": ")[0] for w in warnings) == sorted(f"skipped {world['images'] / b}" for b in BAD)
+    on_disk = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk["count"] == summary["count"] and on_disk["img_per_s"] > 0 and on_disk["total_seconds"] > 0
+    entry = next(e for e in on_disk["images"] if e["input"] == "sub/deeper/nested.png")
+    mask = read_mask(out / "sub/deeper/nested.png")
+    counts = np.bincount(mask.ravel(), minlength=4) / mask.size
+    assert [c["name"] for c in entry["classes"]] == [CLASS_NAMES[i] for i in np.flatnonzero(counts)]
+    assert [c["fraction"] for c in entry["classes"]] == pytest.approx(counts[counts > 0].tolist(), abs=1e-6)
+    assert entry["outputs"] == {"mask": "sub/deeper/nested.png", "overlay": "sub/deeper/nested_overlay.jpg"}
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+
+
+def test_palettes_colour_masks_and_probabilities(world, tmp_path):
+    from segcli.classes import distinct_palette
+
+    src = world["images"] / "plain.jpg"
+    for model, palette in ((world["run"], COLORS), (world["keras"], distinct_palette(4))):
+        out = tmp_path / model.name
+        run_predict([src], str(model), PredictOptions(out=out, alpha=1.0, color_mask=True, save_probs=True))
+        mask = read_mask(out / "plain.png")
+        expected = np.array(palette, np.uint8)[mask]
+        np.testing.assert_array_equal(read_image(out / "plain_color.png"), expected)
+        assert np.median(np.abs(read_image(out / "plain_overlay.jpg").astype(int) - expected)) < 6  # alpha 1: colours
+    probs = np.load(out / "plain_probs.npy")
+    assert probs.dtype == np.float16 and probs.shape == (64, 64, 4)
+    assert (probs.argmax(-1) == mask).mean() > 0.99
+    np.testing.assert_allclose(probs.astype(np.float32).sum(-1), 1.0, atol=5e-3)
+
+
+def test_rerun_rewrites_nothing_and_overwrite_does(world, tmp_path):
+    out = tmp_path / "out"
+    options = PredictOptions(out=out)
+    run_predict([world["images"]], world["source"], options)
+    before = mtimes(out)
+    again = run_predict([world["images"]], world["source"], PredictOptions(out=out))
+    assert mtimes(out) == before
+    assert again["count"]["written"] == 0 and again["count"]["skipped"] == len(GOOD)
+    assert {e["input"]: e["classes"] for e in again["images"]} == \
+        {e["input"]: e["classes"] for e in json.loads((out / "summary.json").read_text())["images"]}
+    (out / "plain_overlay.jpg").unlink()  # a half-finished input is predicted again
+    third = run_predict([world["images"]], world["source"], PredictOptions(out=out))
+    assert third["count"]["written"] == 1 and (out / "plain_overlay.jpg").is_file()
+    forced = run_predict([world["images"]], world["source"], PredictOptions(out=out, overwrite=True))
+    assert forced["count"]["written"] == len(GOOD)
+    assert all(out_m != before[p] for p, out_m in mtimes(out).items() if p in before)
+
+
+def test_strict_stops_at_first_failure(world, tmp_path):
+    summary = run_predict([world["images"]], world["source"], PredictOptions(out=tmp_path / "o", strict=True,
+                                                                               batch_size=1, workers=1))
+    assert summary["count"]["failed"] == 1 and summary["stopped_early"]
+    assert summary["failures"][0]["input"] == "corrupt.jpg"  # sorted order: the first bad file
+    assert summary["count"]["not_processed"] > 0
+
+
+def test_out_inside_input_is_never_read_back(world, tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (images / name).write_bytes((world["images"] / ("plain.jpg" if name == "a.jpg" else "gray.png")).read_bytes())
+    out = images / "masks"
+    first = run_predict([images], world["source"], PredictOptions(out=out))
+    second = run_predict([images], world["source"], PredictOptions(out=out))
+    assert first["count"]["inputs"] == second["count"]["inputs"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_overlay.jpg", "b.png", "b_overlay.jpg",
+                                                     "summary.json"]
+
+
+def test_discovery_globs_recursion_and_collisions(world, tmp_path):
+    images = world["images"]
+    rels = [i.rel for i in discover([images])]
+    assert rels == sorted(rels) and "readme.txt" not in rels and "sub/deeper/nested.png" in rels
+    assert len(rels) == len(GOOD) + len(BAD)
+    by_glob = discover([str(images / "**" / "*.png")])
+    assert "sub/deeper/nested.png" in [i.rel for i in by_glob] and all(i.rel.endswith(".png") for i in by_glob)
+    assert [i.rel for i in discover([str(images / "plain.jpg"), str(images / "plain.jpg")])] == ["plain.jpg"]
+    (tmp_path / "x.jpg").write_bytes(b"1")
+    (tmp_path / "x.png").write_bytes(b"2")
+    assert sorted(i.stem for i in discover([tmp_path])) == ["x.jpg", "x.png"]  # x.jpg.png and x.png.png
+    with pytest.raises(DataError, match=r"no such file or folder\.$"):
+        discover([str(tmp_path / "missing")])
+
+
+def test_shards_partition_disjointly_and_completely(world, tmp_path):
+    items = [i.rel for i in discover([world["images"]])]
+    parts = []
+    for k in range(3):
+        summary = run_predict([world["images"]], world["source"], PredictOptions(out=tmp_path, shard=(k, 3)))
+        parts.append({e["input"] for e in summary["images"]} | {f["input"] for f in summary["failures"]})
+        assert (tmp_path / f"summary.shard-{k}-of-3.json").is_file()
+        assert parts[-1] == {r for r in items if shard_of(r, 3) == k}
+    assert set().union(*parts) == set(items)
+    assert sum(len(p) for p in parts) == len(items)
+    assert all(p for p in parts)  # with 13 inputs each shard gets some
+    assert parse_shard("0/1") == (0, 1)
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+        with pytest.raises(UsageError, match=r"^--shard .*: use K/N with 0 <= K < N"):
+            parse_shard(bad)
+
+
+def test_one_line_errors(world, tmp_path):
+    with pytest.raises(DataError) as exc:
+        run_predict([tmp_path], str(world["run"]), PredictOptions(out=tmp_path / "o"))
+    assert str(exc.value) == (f"No images found in {tmp_path} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, "
+                              f".webp; files under --out are never inputs).")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(DataError) as exc:
+        run_predict([world["images"]], str(world["run"]), PredictOptions(out=blocker / "o"))
+    assert str(exc.value) == f"--out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
+    with pytest.raises(Exception) as exc:
+        run_predict([world["images"]], str(tmp_path / "nope.keras"), PredictOptions(out=tmp_path / "o"))
+    assert str(exc.value) == (f"--model {tmp_path / 'nope.keras'}: no such file or folder. Pass a run directory, "
+                              f"a .keras file or a preset name (`segcli presets`).")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_out(world, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    with pytest.raises(DataError, match="cannot write there"):
+        run_predict([world["images"]], str(world["run"]), PredictOptions(out=out))
