@@ -1,177 +1,160 @@
-"""Resolve ``--model`` for predict and eval into a model, its classes and its input size.
+"""The one answer to "what does this model name mean?" for --model, --preset and from_preset.
 
-``--model`` may be:
+:func:`resolve` turns a spec into a :class:`ModelRef` without building anything
+(no Keras import): which kind of checkpoint it is, where it lives, its classes
+and its input size when the checkpoint says so. ``segcli.models.load`` builds
+Keras models from a ref; ``segcli.inference.runners`` also opens exported files.
 
-- a run directory from ``segcli train`` (``best.keras``, with ``classes.json``
-  or ``classes.txt`` for names and colours);
-- a ``.keras`` file, a segcli weights folder or a Hugging Face checkpoint folder;
-- a preset name whose trained weights are in the cache (``segcli weights fetch``);
-- an exported ``.onnx`` or ``.tflite`` file, run by ``segcli.export.runtimes``;
-- nothing: ``$SEGCLI_MODEL``, else :data:`DEFAULT_MODEL`.
+A spec is checked in this order:
 
-Exported files: ``segcli.export.runtimes.load_runner(path)`` must return an
-object with ``predict_logits(images)`` (uint8 (B, H, W, 3) -> float32
-(B, h, w, C) logits, any h, w), ``num_classes``, ``input_size`` ((H, W) or
-None) and ``classes`` (a list like below, or empty).
+1. a preset name (``segcli presets``);
+2. an existing path: a ``.keras`` file, a run directory (``best.keras``), a segcli
+   weights folder (``model.weights.h5`` + ``record.json``), a Hugging Face folder
+   (``config.json`` + ``model.safetensors``), a keras-hub preset folder, an
+   OpenVINO export folder (``model.xml``) or any other file (an exported model);
+3. a name in the weights cache (``segcli weights list``: imported and fetched entries).
 
-Classes are ``[{"name": str, "color": [r, g, b]}]``, one per class index.
-
+>>> resolve("segformer_test").kind, resolve("mit_b0").preset["model"]
+('preset', 'backbone')
 >>> spec_from_env(None, {"SEGCLI_MODEL": "runs/a"}), spec_from_env(None, {}), spec_from_env("m.keras", {})
 ('runs/a', 'segformer_b0_ade20k_512', 'm.keras')
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segcli.errors import CheckpointError, MissingDependencyError, UsageError, WeightsNotFoundError
+from segcli.checkpoints.cache import RECORD_FILE, entry_dir, is_entry, weights_root
+from segcli.classes import ClassTable, dataset_classes, read_class_file
+from segcli.errors import CheckpointError
+from segcli.models.registry import PRESETS, has_weights, weights_entry_name
 
 DEFAULT_MODEL = "segformer_b0_ade20k_512"
 MODEL_ENV = "SEGCLI_MODEL"
-EXPORTED_SUFFIXES = (".onnx", ".tflite")
-CLASS_FILES = ("classes.json", "classes.txt")
+RUN_MODEL_FILE = "best.keras"
+HF_FILES = ("config.json", "model.safetensors")
+KERAS_HUB_FILES = ("config.json", "model.weights.h5")
+OPENVINO_FILE = "model.xml"
+KINDS = ("preset", "entry", "keras", "hf", "keras_hub", "exported")
 
 
-@dataclass
-class ModelSource:
-    """A model ready for :class:`segcli.inference.predictor.Segmenter`, with what is known about it."""
+@dataclass(frozen=True)
+class ModelRef:
+    """What a model spec names. ``path`` is the file or folder to load (None for a preset without cached weights)."""
 
-    model: object
-    classes: list = field(default_factory=list)
-    name: str = ""
+    spec: str
+    kind: str
+    path: Path | None = None
+    preset: dict | None = None
+    record: dict = field(default_factory=dict)
+    classes: ClassTable | None = None
     input_size: tuple | None = None
-
-    @property
-    def class_names(self) -> list[str]:
-        return [c["name"] for c in self.classes]
 
 
 def spec_from_env(spec, environ=None) -> str:
     """The model the user means: ``spec``, else ``$SEGCLI_MODEL``, else the default preset."""
     environ = os.environ if environ is None else environ
-    return spec or environ.get(MODEL_ENV) or DEFAULT_MODEL
+    return str(spec or environ.get(MODEL_ENV) or DEFAULT_MODEL)
 
 
-def _alternatives(name: str) -> str:
-    return (f"Run `segcli weights fetch {name}` (needs network), or `segcli weights import CHECKPOINT_DIR --as "
-            f"{name}`, or pass --model RUN_DIR|FILE.keras.")
+def resolve(spec) -> ModelRef:
+    """The :class:`ModelRef` of ``spec`` (see the module docstring); CheckpointError when it names nothing."""
+    spec = str(spec)
+    if spec in PRESETS:
+        return _preset_ref(spec)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return _path_ref(spec, path)
+    if is_entry(entry_dir(spec)) and "/" not in spec:
+        return _entry_ref(spec, entry_dir(spec))
+    if "/" in spec or path.suffix:
+        raise CheckpointError(f"{spec}: no such file or folder. Pass a run directory, a .keras file, a weights "
+                              f"folder, an exported model or a model name (`segcli presets`, `segcli weights list`).")
+    raise CheckpointError(_unknown_message(spec))
 
 
-def _parse_classes(data) -> list[dict]:
-    """Names and optional colours from the shapes a classes.json may take."""
-    palette = None
-    if isinstance(data, dict):
-        palette = data.get("palette") or data.get("colors")
-        data = data.get("classes") or data.get("names") or []
-    out = []
-    for i, entry in enumerate(data):
-        if isinstance(entry, dict):
-            color = entry.get("color") or entry.get("colour")
-            out.append({"name": str(entry.get("name", f"class_{i}")), "color": color})
-        else:
-            out.append({"name": str(entry), "color": None})
-    if palette:
-        for entry, color in zip(out, palette):
-            entry["color"] = entry["color"] or color
-    return out
-
-
-def read_class_file(folder: Path) -> list[dict]:
-    """Classes from ``classes.json`` or ``classes.txt`` in ``folder``; [] when there is none."""
-    for name in CLASS_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-            if name.endswith(".json"):
-                return _parse_classes(json.loads(text))
-            return [{"name": line.strip(), "color": None} for line in text.splitlines() if line.strip()]
-        except (OSError, ValueError, AttributeError, TypeError) as exc:
-            raise CheckpointError(f"{path}: unreadable class list ({exc}); fix or delete it.") from None
-    return []
-
-
-def complete_classes(classes, num_classes: int) -> list[dict]:
-    """Exactly ``num_classes`` entries: known names and colours first, then ``class_<i>`` and distinct colours."""
-    from segcli.classes import distinct_palette
-
-    palette = distinct_palette(num_classes)
-    classes = list(classes or [])[:num_classes]
-    out = []
-    for i in range(num_classes):
-        known = classes[i] if i < len(classes) else {}
-        color = known.get("color")
-        out.append({"name": known.get("name") or f"class_{i}",
-                    "color": [int(v) for v in color] if color is not None and len(color) == 3 else palette[i]})
-    return out
-
-
-def _load_exported(path: Path) -> ModelSource:
-    import importlib
-
-    try:
-        runtimes = importlib.import_module("segcli.export.runtimes")
-    except ModuleNotFoundError as exc:
-        if exc.name != "segcli.export.runtimes":
-            raise
-        raise MissingDependencyError(
-            f"{path}: running exported {path.suffix} models needs segcli.export.runtimes, which this segcli "
-            f"does not include; pass --model RUN_DIR|FILE.keras instead."
-        ) from None
-    runner = runtimes.load_runner(path)
-    classes = complete_classes(getattr(runner, "classes", None), int(runner.num_classes))
-    return ModelSource(runner, classes, str(path), getattr(runner, "input_size", None))
-
-
-def _load_preset(name: str) -> ModelSource:
-    from segcli.models import load as factory
-    from segcli.models.registry import get_preset, has_weights
-
-    preset = get_preset(name)
-    if preset["model"] != "segmenter" or not has_weights(preset) or preset.get("weights_scope") != "segmenter":
-        raise UsageError(
-            f"Preset '{name}' has no trained segmentation head, so its masks would be random; pass --model "
-            f"RUN_DIR|FILE.keras or a fine-tuned preset such as {DEFAULT_MODEL} (see `segcli presets`)."
-        )
-    try:
-        loaded = factory.load(name)
-    except WeightsNotFoundError:
-        raise WeightsNotFoundError(f"Model '{name}' is not in the weights cache. {_alternatives(name)}") from None
+def _preset_ref(name: str) -> ModelRef:
+    preset = PRESETS[name]
+    path = entry_dir(weights_entry_name(preset)) if has_weights(preset) else None
+    classes = dataset_classes(preset["dataset"]) if preset.get("dataset") in ("ade20k", "cityscapes") \
+        and preset.get("num_classes") else None
     size = preset.get("input_size")
-    return ModelSource(loaded.model, complete_classes(loaded.classes, loaded.model.num_classes), name,
-                       tuple(size) if size else None)
+    return ModelRef(name, "preset", path, preset, classes=classes, input_size=tuple(size) if size else None)
 
 
-def resolve(spec=None) -> ModelSource:
-    """Load the model that ``--model`` (or ``$SEGCLI_MODEL``, or the default) names."""
-    from segcli.models.registry import PRESETS
+def _path_ref(spec: str, path: Path) -> ModelRef:
+    if path.is_file():
+        if path.suffix == ".keras":
+            return ModelRef(spec, "keras", path, classes=read_class_file(path.parent))
+        return ModelRef(spec, "exported", path)
+    if is_entry(path):
+        return _entry_ref(spec, path)
+    if (path / RUN_MODEL_FILE).is_file():
+        return ModelRef(spec, "keras", path / RUN_MODEL_FILE, classes=read_class_file(path))
+    if all((path / f).is_file() for f in HF_FILES):
+        return ModelRef(spec, "hf", path, classes=_hf_classes(path))
+    if is_keras_hub_preset(path):
+        return ModelRef(spec, "keras_hub", path, classes=read_class_file(path))
+    if (path / OPENVINO_FILE).is_file():
+        return ModelRef(spec, "exported", path / OPENVINO_FILE)
+    raise CheckpointError(
+        f"{path} is not a model: expected a .keras file, a run directory with {RUN_MODEL_FILE}, a segcli weights "
+        f"folder (model.weights.h5 + {RECORD_FILE}), a Hugging Face folder (config.json + model.safetensors), a "
+        f"keras-hub preset folder or an exported model file.")
 
-    spec = spec_from_env(spec)
-    if str(spec) in PRESETS:
-        return _load_preset(str(spec))
-    path = Path(str(spec)).expanduser()
-    if path.suffix.lower() in EXPORTED_SUFFIXES:
-        if not path.is_file():
-            raise CheckpointError(f"--model {spec}: no such file.")
-        return _load_exported(path)
-    if not path.exists():
-        if "/" not in str(spec) and path.suffix == "":
-            from segcli.models.registry import get_preset
 
-            get_preset(str(spec))  # unknown name: the preset error lists close matches
-        raise CheckpointError(f"--model {spec}: no such file or folder. Pass a run directory, a .keras file "
-                              f"or a preset name (`segcli presets`).")
-    from segcli.models import load as factory
+def _entry_ref(spec: str, folder: Path) -> ModelRef:
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / RECORD_FILE}: unreadable ({exc}); delete {folder} and import it "
+                              f"again.") from None
+    classes = ClassTable.from_dicts(record["classes"], source=RECORD_FILE) if record.get("classes") else \
+        read_class_file(folder)
+    size = record.get("input_size")
+    return ModelRef(spec, "entry", folder, record=record, classes=classes, input_size=tuple(size) if size else None)
 
-    loaded = factory.load(path)
-    model = loaded.model
-    if not hasattr(model, "num_classes"):
-        model.num_classes = int(model.output_shape[-1])
-    classes = read_class_file(path) if path.is_dir() else read_class_file(path.parent)
-    size = loaded.record.get("input_size") if isinstance(loaded.record, dict) else None
-    return ModelSource(model, complete_classes(classes or loaded.classes, int(model.num_classes)), str(spec),
-                       tuple(size) if size else None)
+
+def _hf_classes(folder: Path) -> ClassTable | None:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None  # the loader reports a broken config.json with its own message
+    labels = config.get("id2label") or {}
+    try:
+        names = [labels[k] for k in sorted(labels, key=int)]
+    except (TypeError, ValueError):
+        return None
+    generic = all(n == f"LABEL_{i}" for i, n in enumerate(names))
+    return ClassTable.from_names(names, source="config.json") if names and not generic else None
+
+
+def is_keras_hub_preset(folder: Path) -> bool:
+    """True for a folder that keras-hub's ``save_to_preset`` wrote (its config names a keras_hub class)."""
+    folder = Path(folder)
+    if not all((folder / f).is_file() for f in KERAS_HUB_FILES):
+        return False
+    try:
+        data = json.loads((folder / KERAS_HUB_FILES[0]).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (str(data.get("registered_name", "")).startswith("keras_hub>")
+                                       or str(data.get("module", "")).startswith("keras_hub."))
+
+
+def cached_names() -> list[str]:
+    """Names of the entries in the weights cache (what `segcli weights list` shows beside the presets)."""
+    root = weights_root()
+    return sorted(p.name for p in root.iterdir() if is_entry(p)) if root.is_dir() else []
+
+
+def _unknown_message(spec: str) -> str:
+    known = [*PRESETS, *cached_names()]
+    close = difflib.get_close_matches(spec, known, n=4, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return (f"Unknown model '{spec}': not a preset, not a name in the weights cache and no such file or folder."
+            f"{hint} Run `segcli presets` or `segcli weights list` for the names.")

@@ -1,26 +1,17 @@
-"""A faster inference route for SegFormer: the decode head folded, the upsampling fused with the argmax.
+"""SegFormer's fast inference route: the head folded, the upsampling fused with the argmax.
 
-Same weights, same maths, less work. Nothing here changes the Keras model;
-:class:`FusedSegFormer` reads its weights (by layer name) and runs its own
-TensorFlow graph, for inference only.
+Same weights, same maths, less work. :class:`FusedSegFormer` runs
+:class:`~segcli.models.segformer.graph.SegFormerGraph` with the folded head
+(``SegFormerHead.fold``) and turns its quarter-resolution logits into masks:
 
-1. **Folded decode head.** The head computes, for pyramid level ``i``,
-   ``resize(f_i @ W_i + b_i)``, concatenates the four maps, applies the 1x1
-   ``linear_fuse`` (``F``, no bias) and the ``fuse_norm`` BatchNorm (``s``,
-   ``t`` in inference). Bilinear resizing is a per-channel weighted average
-   whose weights sum to one, so it commutes with per-pixel affine maps:
-   ``BN(linear_fuse(concat(...))) = sum_i resize(f_i @ (W_i F_i s) + b_i F_i s) + t``.
-   For B0 at 512x512 this turns the 8.6 GFLOP ``linear_fuse`` over a
-   1024-channel map at 1/4 resolution into small matmuls at each level's own
-   resolution (about 0.5 GFLOP).
-2. **Mask without full-resolution logits.** When the output is exactly 4x the
-   logits grid (any input size divisible by 4), :func:`x4_bilinear_argmax`
-   blends only the few classes that can still win in each 2x2 window of
-   logits (a bound check proves it, and windows that fail it are blended over
-   every class), so the 150-channel full-resolution logits are never made.
-   The arithmetic is TF's own (``lo + (hi - lo) * lerp``, x then y), so masks
-   match ``argmax(resize(logits))`` except where two classes tie within
-   rounding. Other sizes fall back to ``tf.image.resize`` then argmax.
+- **Mask without full-resolution logits.** When the output is exactly 4x the
+  logits grid (any input size divisible by 4), :func:`x4_bilinear_argmax`
+  blends only the few classes that can still win in each 2x2 window of
+  logits (a bound check proves it, and windows that fail it are blended over
+  every class), so the 150-channel full-resolution logits are never made.
+  The arithmetic is TF's own (``lo + (hi - lo) * lerp``, x then y), so masks
+  match ``argmax(resize(logits))`` except where two classes tie within
+  rounding. Other sizes fall back to ``tf.image.resize`` then argmax.
 
 >>> import numpy as np
 >>> from segcli.models.load import create_segmenter
@@ -39,7 +30,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from segcli.models.segformer.model import QUARTER_LOGITS_LAYER
 
 #: Weights toward the second row/column of a 2x2 window for the 4 output pixels it covers (TF's bilinear x4
 #: resize with half-pixel centres).
@@ -52,62 +42,21 @@ class FusedSegFormer:
     """Inference-only runner of a Keras :class:`~segcli.models.segformer.model.SegFormer` with the head folded.
 
     Also a runner for :class:`segcli.inference.predictor.Segmenter` (``predict_logits``,
-    ``input_size``, ``num_classes``), so predict/eval can use it as they are.
+    ``input_size``, ``num_classes``).
     """
 
     def __init__(self, model, input_size=None):
-        import keras
+        from segcli.models.segformer.graph import SegFormerGraph
 
         self.model = model
         self.num_classes = int(model.num_classes)
         self.input_size = tuple(input_size) if input_size else None
-        backbone = model.backbone
-        levels = backbone.pyramid_level_inputs
-        self._features = keras.Model(backbone.inputs,
-                                     [backbone.get_layer(levels[k]).output for k in ("P2", "P3", "P4", "P5")])
-        self._fold(model)
+        self.graph = SegFormerGraph(model, folded=True)
         self._fns = {}
 
-    def _fold(self, model):
-        import tensorflow as tf
-
-        width = int(model.projection_filters)
-        fuse = model.get_layer("linear_fuse").get_weights()[0].reshape(4 * width, width).astype(np.float64)
-        gamma, beta, mean, var = (w.astype(np.float64) for w in model.get_layer("fuse_norm").get_weights())
-        eps = model.get_layer("fuse_norm").epsilon
-        scale = gamma / np.sqrt(var + eps)
-        shift = beta - mean * scale
-        kernels, biases = [], []
-        for i in range(4):
-            w, b = (v.astype(np.float64) for v in model.get_layer(f"linear_c{i}").get_weights())
-            block = 3 - i  # the head concatenates levels in reverse order: c3, c2, c1, c0
-            f = fuse[block * width:(block + 1) * width] * scale[None, :]
-            kernels.append(tf.constant((w @ f).astype(np.float32)))
-            biases.append(b @ f)
-        self._kernels = kernels
-        # Every level's bias survives the resize unchanged, so all biases and the BN shift add up to one vector.
-        self._bias = tf.constant((sum(biases) + shift).astype(np.float32))
-        cw, cb = model.get_layer(QUARTER_LOGITS_LAYER).get_weights()
-        self._cls_kernel = tf.constant(cw.reshape(cw.shape[-2], cw.shape[-1]).astype(np.float32))
-        self._cls_bias = tf.constant(cb.astype(np.float32))
-
-    # --- graph pieces --------------------------------------------------------------------------------------------
     def logits_graph(self, images):
-        """Quarter-resolution logits of float32 RGB images in [0, 255], as TF ops (call inside a tf.function)."""
-        import tensorflow as tf
-
-        feats = self._features(images, training=False)
-        dtype = feats[0].dtype  # bfloat16 under mixed precision: the folded weights follow the features
-
-        def cast(t):
-            return tf.cast(t, dtype)
-
-        size = tf.shape(feats[0])[1:3]
-        x = tf.matmul(feats[0], cast(self._kernels[0]))
-        for f, k in zip(feats[1:], self._kernels[1:]):
-            x += cast(tf.image.resize(tf.matmul(f, cast(k)), size, method="bilinear"))
-        x = tf.nn.relu(x + cast(self._bias))
-        return tf.cast(tf.matmul(x, cast(self._cls_kernel)) + cast(self._cls_bias), tf.float32)
+        """Quarter-resolution logits of RGB images in [0, 255], as TF ops (call inside a tf.function)."""
+        return self.graph.quarter_logits(images)
 
     def _mask_graph(self, logits, height, width):
         import tensorflow as tf

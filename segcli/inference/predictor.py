@@ -1,7 +1,7 @@
 """The shared inference core of ``predict``, ``eval`` and ``bench --input``.
 
-A :class:`Segmenter` wraps a Keras SegFormer (or any Keras model whose layer
-``"classifier"`` gives logits, or an exported-model runner) and turns RGB
+A :class:`Segmenter` wraps a Keras SegFormer (or any other Keras segmentation
+model, or an exported-model runner) and turns RGB
 ``uint8`` images of any size into class-index masks at the original size.
 
 - ``mode="whole"`` resizes each image to the model's input size (a fixed-size
@@ -19,8 +19,9 @@ model's own output layer) to the original size and the argmax is taken there;
 large outputs are upsampled in stripes of at most ``STRIPE_ELEMENTS`` floats.
 
 The network runs in batches of ``batch_size`` inside a ``tf.function``
-(no XLA: ``jit_compile`` was measured 3-5x slower on CPU here). Float32
-SegFormers run with their decode head folded (:mod:`segcli.inference.fused`).
+(no XLA: ``jit_compile`` was measured 3-5x slower on CPU here). SegFormers run
+through :class:`~segcli.models.segformer.graph.SegFormerGraph`, float32 ones with
+their decode head folded (``SEGCLI_FUSED_HEAD=0`` keeps the plain head).
 
 >>> import numpy as np
 >>> from segcli.models.load import create_segmenter
@@ -46,7 +47,6 @@ DEFAULT_TILE = 512
 WHOLE_ELEMENTS = 1 << 26
 #: Floats per upsampling stripe when the output is larger than that, and in slide mode.
 STRIPE_ELEMENTS = 1 << 24
-LOGITS_LAYER = "classifier"
 #: Traced network functions kept (one per input size; tracing B0 takes ~2 s).
 MAX_TRACED_SIZES = 16
 
@@ -67,43 +67,30 @@ class Prepared:
     pixels: np.ndarray  # whole: resized image; slide: padded image
 
 
-_NETS: dict[int, dict] = {}  # id(model) -> {"net", "is_logits", "fns": {(h, w): traced forward}}
+_NETS: dict[int, dict] = {}  # id(model) -> {"graph": SegFormerGraph or None, "net": model, "fns": {(h, w): traced}}
 
 
 def _net_cache(model) -> dict:
-    """The logits sub-model and traced forward functions of ``model``, shared by every Segmenter of it."""
+    """The inference graph and traced forward functions of ``model``, shared by every Segmenter of it."""
     import weakref
 
     entry = _NETS.get(id(model))
     if entry is None:
-        import keras
-
-        try:
-            net, is_logits = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output), True
-        except ValueError:
-            net, is_logits = model, False  # not a SegFormer: argmax of its own output
-        entry = _NETS[id(model)] = {"net": net, "is_logits": is_logits, "fns": {}, "fused": _fused(model, is_logits)}
+        entry = _NETS[id(model)] = {"graph": _graph(model), "net": model, "fns": {}}
         weakref.finalize(model, _NETS.pop, id(model), None)
     return entry
 
 
-def _fused(model, is_logits: bool):
-    """The folded-head route (:mod:`segcli.inference.fused`) for a float32 SegFormer, else None.
+def _graph(model):
+    """A SegFormer's graph (folded head for float32 models unless ``SEGCLI_FUSED_HEAD=0``); None for other models."""
+    from segcli.models.segformer.model import SegFormer
 
-    Same weights and maths with the decode head's 1x1 convs and BatchNorm folded into per-level matmuls:
-    logits agree with the Keras model to float32 rounding, and the head's widest layer (a 1x1 conv over
-    4 x projection_filters channels at 1/4 resolution) disappears. ``SEGCLI_FUSED_HEAD=0`` turns it off.
-    """
-    if not is_logits or os.environ.get("SEGCLI_FUSED_HEAD", "1") == "0":
-        return None
-    if getattr(model, "compute_dtype", "float32") != "float32" or not hasattr(model, "backbone"):
-        return None
-    from segcli.inference.fused import FusedSegFormer
+    if not isinstance(model, SegFormer):
+        return None  # any other Keras segmentation model: the argmax of its own output
+    from segcli.models.segformer.graph import SegFormerGraph
 
-    try:
-        return FusedSegFormer(model)
-    except (ValueError, AttributeError, KeyError):
-        return None  # a model whose layers do not follow SegFormer's naming: the plain Keras route
+    folded = os.environ.get("SEGCLI_FUSED_HEAD", "1") != "0" and getattr(model, "compute_dtype", "") == "float32"
+    return SegFormerGraph(model, folded=folded)
 
 
 @lru_cache(maxsize=None)
@@ -161,8 +148,8 @@ class Segmenter:
     """Class-index masks from a segmentation model, in whole or slide mode.
 
     Args:
-        model: a Keras model (SegFormer: logits taken from layer ``"classifier"``;
-            other models: their output), or a runner object with
+        model: a Keras model (SegFormer: its quarter-resolution logits; other
+            models: their output), or a runner object with
             ``predict_logits(uint8 batch) -> (B, h, w, C) float32`` and
             ``input_size`` ((H, W) or None) attributes, as exported-model
             runtimes provide.
@@ -192,11 +179,11 @@ class Segmenter:
             self._is_logits = True
         else:
             self._runner = None
-            self._cache = _net_cache(model)  # traced once per input (h, w): Keras resize layers need static sizes
-            self._net, self._is_logits = self._cache["net"], self._cache["is_logits"]
+            self._cache = _net_cache(model)  # traced once per input (h, w)
+            self._net, self._is_logits = model, self._cache["graph"] is not None
             shape = tuple(model.input_shape[1:3])
             fixed = shape if all(isinstance(s, int) for s in shape) else None
-            self.num_classes = int(self._net.output_shape[-1])
+            self.num_classes = int(model.output_shape[-1])
         self.fixed_size = tuple(int(s) for s in fixed) if fixed else None
         if self.fixed_size and input_size and tuple(input_size) != self.fixed_size:
             raise UsageError(f"input size {tuple(input_size)} differs from the model's fixed input size "
@@ -256,23 +243,37 @@ class Segmenter:
         """Masks (and float16 probabilities with ``probs=True``) for a list of RGB uint8 images."""
         return self.run([self.prepare(im) for im in images], probs=probs)
 
-    def run(self, prepared: list[Prepared], probs: bool = False) -> list[Prediction]:
-        """Predict already prepared images; results come back in input order."""
-        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
-                                                              self.mask_dtype != np.uint8)
-        if self.mode == "slide":
-            return [self._slide(p, probs) for p in prepared]
-        results: list[Prediction | None] = [None] * len(prepared)
+    def logits(self, prepared: list[Prepared]) -> list[np.ndarray]:
+        """Whole mode: the network's float32 logits (h, w, C) per prepared image, in input order.
+
+        SegFormers give them at 1/4 of the model size; :meth:`finish` turns them into a mask.
+        """
+        if self.mode != "whole":
+            raise UsageError("logits() needs mode 'whole'; slide mode averages tiles inside run().")
+        results: list[np.ndarray | None] = [None] * len(prepared)
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(prepared):
             groups.setdefault(p.pixels.shape, []).append(i)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
-                logits = self._forward(np.stack([prepared[i].pixels for i in chunk]))
-                for i, values in zip(chunk, logits):
-                    results[i] = self._upsample_whole(values, prepared[i].shape, probs)
+                for i, values in zip(chunk, self._forward(np.stack([prepared[i].pixels for i in chunk]))):
+                    results[i] = values
         return results
+
+    def finish(self, logits: np.ndarray, shape, probs: bool = False) -> Prediction:
+        """Upsample ``logits`` (h, w, C) to ``shape`` (H, W) and take the argmax (and probabilities)."""
+        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
+                                                              self.mask_dtype != np.uint8)
+        return self._upsample_whole(np.asarray(logits, np.float32), tuple(shape), probs)
+
+    def run(self, prepared: list[Prepared], probs: bool = False) -> list[Prediction]:
+        """Predict already prepared images; results come back in input order."""
+        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
+                                                              self.mask_dtype != np.uint8)
+        if self.mode == "slide":
+            return [self._slide(p, probs) for p in prepared]
+        return [self._upsample_whole(values, p.shape, probs) for p, values in zip(prepared, self.logits(prepared))]
 
     # --- internals ------------------------------------------------------------------------------------------------
     def _forward(self, batch: np.ndarray) -> np.ndarray:
@@ -290,12 +291,12 @@ class Segmenter:
     def _trace_forward(self, h, w):
         import tensorflow as tf
 
-        net, fused = self._net, self._cache["fused"]
+        net, graph = self._net, self._cache["graph"]
 
         @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.uint8)])
         def forward(images):
-            if fused is not None:
-                return fused.logits_graph(tf.cast(images, tf.float32))
+            if graph is not None:
+                return graph.quarter_logits(images)
             return tf.cast(net(tf.cast(images, tf.float32), training=False), tf.float32)
 
         return forward

@@ -1,9 +1,9 @@
-"""The one model factory: every command and ``from_preset`` builds models here.
+"""The one model factory: every command and ``from_preset`` builds Keras models here.
 
-A *source* is a preset name (``segcli presets``), a ``.keras`` file, a run
-directory from ``segcli train`` (its ``best.keras``), a segcli weights folder
-(``model.weights.h5`` + ``record.json``) or a Hugging Face checkpoint folder
-(``config.json`` + ``model.safetensors``).
+What a spec names is decided once, by :func:`segcli.checkpoints.resolve.resolve`
+(a preset, a name in the weights cache, a ``.keras`` file, a run directory, a
+weights folder, a Hugging Face or keras-hub folder); this module builds the model
+for the :class:`~segcli.checkpoints.resolve.ModelRef` it returns.
 
 >>> model = create_model("segformer_test", num_classes=4)
 >>> type(model).__name__, model.num_classes
@@ -12,156 +12,168 @@ directory from ``segcli train`` (its ``best.keras``), a segcli weights folder
 
 from __future__ import annotations
 
+import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from segcli.errors import CheckpointError, ModelError
-from segcli.models.registry import PRESETS, SEGMENTER_ROW_CLASSES, get_preset, has_weights, weights_entry_name
+from segcli.checkpoints.resolve import ModelRef, resolve
+from segcli.classes import ClassTable
+from segcli.errors import CheckpointError, ModelError, WeightsNotFoundError
+from segcli.models.registry import PRESETS, SEGMENTER_ROW_CLASSES, has_weights
 
 DEFAULT_PROJECTION_FILTERS = 256
-HEAD_LAYERS = ("linear_c0", "linear_c1", "linear_c2", "linear_c3", "linear_fuse", "fuse_norm")
+WEIGHTS_FORMAT = "segcli-weights-v1"
 
 
 @dataclass
 class Loaded:
-    """A built model plus what is known about its classes and origin."""
+    """A built model plus what is known about its classes, origin and input size."""
 
     model: object
-    classes: list = field(default_factory=list)  # [{"name": ..., "color": [r, g, b]}]
+    classes: ClassTable | None = None
     source: str = ""
     record: dict = field(default_factory=dict)
+    input_size: tuple | None = None
 
 
-def _source_kind(source) -> tuple[str, Path | None]:
-    if isinstance(source, (str, Path)) and str(source) in PRESETS:
-        return "preset", None
-    path = Path(str(source)).expanduser()
-    if not path.exists():
-        if isinstance(source, str) and "/" not in source and not source.endswith(".keras"):
-            get_preset(source)  # raises with close matches
-        raise CheckpointError(f"{source}: no such file or folder, and not a preset name.")
-    from segcli.models.segformer.convert_hf import CONFIG_FILE, SAFETENSORS_FILE
-    from segcli.checkpoints.cache import is_entry
+@dataclass(frozen=True)
+class Request:
+    """What the caller wants built: a "segmenter" or a "backbone", and how."""
 
-    if path.is_file() and path.suffix == ".keras":
-        return "keras", path
-    if path.is_dir() and is_entry(path):
-        return "entry", path
-    if path.is_dir() and (path / CONFIG_FILE).is_file() and (path / SAFETENSORS_FILE).is_file():
-        return "hf", path
-    if path.is_dir() and (path / "best.keras").is_file():
-        return "keras", path / "best.keras"
-    raise CheckpointError(
-        f"{path} is not a model: expected a .keras file, a run directory with best.keras, a segcli weights "
-        f"folder (model.weights.h5 + record.json) or a Hugging Face folder (config.json + model.safetensors)."
-    )
+    want: str = "segmenter"
+    num_classes: int | None = None
+    load_weights: bool | None = None
+    input_shape: tuple | None = None
+    projection_filters: int | None = None
+    activation: str | None = "auto"
 
 
 def _backbone(config: dict, input_shape):
     from segcli.models.mit.backbone import MiTBackbone
 
-    config = dict(config)
+    config = {k: v for k, v in config.items() if k not in ("name", "trainable")}
     if input_shape is not None:
         config["input_shape"] = tuple(input_shape)
     return MiTBackbone.from_config(config)
 
 
-def _new_head(backbone, num_classes, projection_filters, activation, what, default_classes=None):
+def _new_head(backbone, req: Request, what: str, projection_filters=None, default_classes=None):
     from segcli.models.segformer.model import SegFormer
 
+    num_classes = req.num_classes
     if num_classes is None and default_classes:
         warnings.warn(f"{what}: num_classes not given; using {default_classes}, the preset table's default. "
-                      f"Pass num_classes for your data.", UserWarning, stacklevel=4)
+                      f"Pass num_classes for your data.", UserWarning, stacklevel=5)
         num_classes = default_classes
     if num_classes is None:
         raise ModelError(f"{what} has no trained head: pass num_classes (the number of classes, background included).")
-    return SegFormer(backbone, num_classes, projection_filters or DEFAULT_PROJECTION_FILTERS, activation=activation)
+    width = req.projection_filters or projection_filters or DEFAULT_PROJECTION_FILTERS
+    return SegFormer(backbone, num_classes, width, activation=req.activation)
 
 
-def _retarget(model, num_classes, activation):
-    """Same backbone and head weights, a new classifier for ``num_classes``."""
+def _retarget(model, req: Request):
+    """Same backbone and head weights, a new classifier when the class count changes."""
     from segcli.models.segformer.model import SegFormer
 
-    if (num_classes is None or num_classes == model.num_classes) and activation == model.activation:
+    num_classes = req.num_classes
+    if (num_classes is None or num_classes == model.num_classes) and req.activation == model.activation:
         return model
-    new = SegFormer(model.backbone, num_classes or model.num_classes, model.projection_filters, activation=activation)
-    if new.num_classes == model.num_classes:
-        return _copy_layers(model, new, HEAD_LAYERS + ("classifier",))
-    return _copy_layers(model, new, HEAD_LAYERS)
+    new = SegFormer(model.backbone, num_classes or model.num_classes, model.projection_filters,
+                    activation=req.activation)
+    new.head.copy_weights_from(model.head, include_classifier=new.num_classes == model.num_classes)
+    return new
 
 
-def _copy_layers(src, dst, names):
-    for name in names:
-        dst.get_layer(name).set_weights(src.get_layer(name).get_weights())
-    return dst
+def _kept(classes, model) -> ClassTable | None:
+    """The checkpoint's classes when the built model still predicts them."""
+    return classes if classes is not None and len(classes) == getattr(model, "num_classes", -1) else None
 
 
-def _from_hf(path: Path, want, num_classes, projection_filters, input_shape, activation) -> Loaded:
-    from segcli.classes import classes_from_names
-    from segcli.models.segformer import convert_hf as hf_import
-
-    config = hf_import.read_config(path)
-    tensors = hf_import.read_tensors(path)
-    backbone = _backbone(hf_import.backbone_config(config), input_shape)
-    source = str(path)
-    record = {"source": source}
-    if want == "backbone" or not hf_import.has_decode_head(tensors):
-        hf_import.load_into_backbone(backbone, tensors, source)
-        if want == "backbone":
-            return Loaded(backbone, source=source, record=record)
-        return Loaded(_new_head(backbone, num_classes, projection_filters, activation, source), source=source)
+def _from_hf(ref: ModelRef, req: Request) -> Loaded:
+    from segcli.models.segformer import convert_hf
     from segcli.models.segformer.model import SegFormer
 
-    names = hf_import.class_names(config)
-    n_ckpt = len(names) or int(config.get("num_labels", 0))
-    keep = num_classes is None or num_classes == n_ckpt
-    model = SegFormer(backbone, n_ckpt if keep else num_classes, int(config.get("decoder_hidden_size", 256)),
-                      activation=activation)
-    hf_import.load_into_segmenter(model, tensors, source, include_classifier=keep)
-    return Loaded(model, classes_from_names(names) if keep else [], source, record)
+    config = convert_hf.read_config(ref.path)
+    tensors = convert_hf.read_tensors(ref.path)
+    backbone = _backbone(convert_hf.backbone_config(config), req.input_shape)
+    source = str(ref.path)
+    if req.want == "backbone" or not convert_hf.has_decode_head(tensors):
+        convert_hf.load_into_backbone(backbone, tensors, source)
+        if req.want == "backbone":
+            return Loaded(backbone, source=source, record={"source": source})
+        return Loaded(_new_head(backbone, req, source), source=source)
+    n_ckpt = int(config.get("num_labels") or len(config.get("id2label") or {}))
+    keep = req.num_classes is None or req.num_classes == n_ckpt
+    model = SegFormer(backbone, n_ckpt if keep else req.num_classes, int(config.get("decoder_hidden_size", 256)),
+                      activation=req.activation)
+    convert_hf.load_into_segmenter(model, tensors, source, include_classifier=keep)
+    return Loaded(model, _kept(ref.classes, model), source, {"source": source}, ref.input_size)
 
 
-def _from_entry(path: Path, want, num_classes, projection_filters, input_shape, activation, label=None) -> Loaded:
-    from segcli.models.segformer.model import SegFormer
+def _from_keras_hub(ref: ModelRef, req: Request) -> Loaded:
+    from segcli.models.segformer.convert_keras_hub import convert
+
+    model, record = convert(ref.path)
+    if req.want == "backbone":
+        return Loaded(getattr(model, "backbone", model), source=str(ref.path), record=record)
+    if not hasattr(model, "head"):
+        return Loaded(_new_head(model, req, str(ref.path)), source=str(ref.path))
+    model = _retarget(model, req)
+    size = record.get("input_size")
+    return Loaded(model, _kept(ref.classes, model), str(ref.path), record, tuple(size) if size else None)
+
+
+def _load_weights(model, weights: Path) -> None:
+    from segcli.models.segformer.legacy import upgraded_weights
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.load_weights(str(upgraded_weights(weights, Path(tmp))))
+
+
+def _from_entry(ref: ModelRef, req: Request, label: str | None = None) -> Loaded:
     from segcli.checkpoints.cache import read_entry
+    from segcli.models.segformer.model import SegFormer
 
-    weights, record = read_entry(path, label)
-    backbone = _backbone(record["backbone_config"], input_shape)
-    classes = record.get("classes") or []
+    weights, record = read_entry(ref.path, label)
+    backbone = _backbone(record["backbone_config"], req.input_shape)
+    source = str(ref.path)
     if record.get("scope") == "backbone":
-        backbone.load_weights(str(weights))
-        if want == "backbone":
-            return Loaded(backbone, source=str(path), record=record)
-        default = SEGMENTER_ROW_CLASSES if label in PRESETS and PRESETS[label]["model"] == "segmenter" else None
-        model = _new_head(backbone, num_classes, projection_filters, activation, label or str(path), default)
-        return Loaded(model, [], str(path), record)
-    model = SegFormer(backbone, record["num_classes"], record["projection_filters"], activation=activation)
-    model.load_weights(str(weights))
-    if want == "backbone":
-        return Loaded(model.backbone, source=str(path), record=record)
-    model = _retarget(model, num_classes, activation)
-    return Loaded(model, classes if model.num_classes == record["num_classes"] else [], str(path), record)
+        _load_weights(backbone, weights)
+        if req.want == "backbone":
+            return Loaded(backbone, source=source, record=record)
+        segmenter_row = ref.preset is not None and ref.preset["model"] == "segmenter"
+        model = _new_head(backbone, req, label or source, (ref.preset or {}).get("projection_filters"),
+                          SEGMENTER_ROW_CLASSES if segmenter_row else None)
+        return Loaded(model, None, source, record)
+    model = SegFormer(backbone, record["num_classes"], record["projection_filters"], activation=req.activation)
+    _load_weights(model, weights)
+    if req.want == "backbone":
+        return Loaded(model.backbone, source=source, record=record)
+    model = _retarget(model, req)
+    return Loaded(model, _kept(ref.classes, model), source, record, ref.input_size)
 
 
-def _from_keras(path: Path, want, num_classes, input_shape, activation) -> Loaded:
+def _from_keras(ref: ModelRef, req: Request) -> Loaded:
     import keras
 
+    from segcli.models.segformer.legacy import upgraded_weights
     from segcli.models.segformer.model import SegFormer
 
     try:
-        model = keras.saving.load_model(str(path), safe_mode=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = keras.saving.load_model(str(upgraded_weights(ref.path, Path(tmp))), safe_mode=True)
     except Exception as exc:  # keras raises many types for a bad file
-        raise CheckpointError(f"{path} cannot be loaded as a Keras model ({type(exc).__name__}: {exc}).") from None
-    if input_shape is not None:
-        rebuilt = type(model).from_config({**model.get_config(), **_with_input_shape(model, input_shape)})
+        raise CheckpointError(f"{ref.path} cannot be loaded as a Keras model ({type(exc).__name__}: {exc}).") from None
+    if req.input_shape is not None:
+        rebuilt = type(model).from_config({**model.get_config(), **_with_input_shape(model, req.input_shape)})
         rebuilt.set_weights(model.get_weights())
         model = rebuilt
-    if want == "backbone":
-        return Loaded(getattr(model, "backbone", model), source=str(path))
+    if req.want == "backbone":
+        return Loaded(getattr(model, "backbone", model), source=str(ref.path))
     if isinstance(model, SegFormer):
-        model = _retarget(model, num_classes, activation)
-    return Loaded(model, source=str(path))
+        model = _retarget(model, req)
+    return Loaded(model, _kept(ref.classes, model), str(ref.path), {}, ref.input_size)
 
 
 def _with_input_shape(model, input_shape):
@@ -174,46 +186,44 @@ def _with_input_shape(model, input_shape):
     return {"input_shape": tuple(input_shape)}
 
 
-def _from_preset(name, want, num_classes, load_weights, projection_filters, input_shape, activation) -> Loaded:
-    from segcli.classes import dataset_classes
-    from segcli.checkpoints.cache import entry_dir, load_cached
-
-    preset = get_preset(name)
-    if load_weights is True and not has_weights(preset):
+def _from_preset(ref: ModelRef, req: Request) -> Loaded:
+    preset, name = ref.preset, ref.spec
+    if req.load_weights is True and not has_weights(preset):
         raise ModelError(f"Preset '{name}' has no pretrained weights; use load_weights=None or False.")
-    if has_weights(preset) and load_weights is not False:
-        entry = weights_entry_name(preset)
-        load_cached(entry, label=name)  # a clear error when missing
-        loaded = _from_entry(entry_dir(entry), want, num_classes, projection_filters, input_shape, activation, name)
-        if not loaded.classes and preset.get("dataset") in ("ade20k", "cityscapes") and \
-                getattr(loaded.model, "num_classes", None) == preset.get("num_classes"):
-            loaded.classes = dataset_classes(preset["dataset"])
-        return loaded
-    backbone = _backbone(preset["arch"], input_shape)
-    if want == "backbone":
+    if has_weights(preset) and req.load_weights is not False:
+        if not ref.path.exists():
+            raise WeightsNotFoundError(
+                f"No weights for preset '{name}' in {ref.path}. Run `segcli weights fetch {name}`, or on a machine "
+                f"without network `segcli weights import CHECKPOINT_DIR --as {name}`; or pass load_weights=False "
+                f"for random initialisation.")
+        entry = replace(ref, kind="entry")
+        return _from_entry(entry, req, name)
+    backbone = _backbone(preset["arch"], req.input_shape)
+    if req.want == "backbone":
         return Loaded(backbone, source=name)
-    classes_default = preset.get("num_classes")
-    model = _new_head(backbone, num_classes or classes_default, projection_filters or preset.get("projection_filters"),
-                      activation, f"Preset '{name}'", SEGMENTER_ROW_CLASSES if preset["model"] == "segmenter" else None)
-    classes = dataset_classes(preset["dataset"]) if classes_default and model.num_classes == classes_default else []
-    return Loaded(model, classes, name)
+    default = SEGMENTER_ROW_CLASSES if preset["model"] == "segmenter" else None
+    req = replace(req, num_classes=req.num_classes or preset.get("num_classes"))
+    model = _new_head(backbone, req, f"Preset '{name}'", preset.get("projection_filters"), default)
+    return Loaded(model, _kept(ref.classes, model), name, {}, ref.input_size)
+
+
+_BUILDERS = {"preset": _from_preset, "entry": _from_entry, "keras": _from_keras, "hf": _from_hf,
+             "keras_hub": _from_keras_hub}
 
 
 def load(source, want="segmenter", num_classes=None, load_weights=None, input_shape=None,
          projection_filters=None, activation="auto") -> Loaded:
-    """Build the model that ``source`` names, with what is known about its classes."""
+    """Build the model that ``source`` (a spec or a ModelRef) names, with what is known about it."""
     if num_classes is not None and int(num_classes) < 1:
         raise ModelError(f"num_classes must be at least 1; got {num_classes}.")
-    kind, path = _source_kind(source)
-    if kind == "preset":
-        return _from_preset(str(source), want, num_classes, load_weights, projection_filters, input_shape, activation)
-    if load_weights is False and kind != "keras":
-        raise ModelError(f"{source} is a checkpoint; load_weights=False makes no sense for it.")
-    if kind == "hf":
-        return _from_hf(path, want, num_classes, projection_filters, input_shape, activation)
-    if kind == "entry":
-        return _from_entry(path, want, num_classes, projection_filters, input_shape, activation)
-    return _from_keras(path, want, num_classes, input_shape, activation)
+    ref = source if isinstance(source, ModelRef) else resolve(source)
+    if ref.kind == "exported":
+        raise ModelError(f"{ref.path} is an exported model: predict, eval and bench run it, but it cannot be "
+                         f"built as a Keras model; pass the checkpoint it was exported from.")
+    if load_weights is False and ref.kind not in ("preset", "keras"):
+        raise ModelError(f"{ref.spec} is a checkpoint; load_weights=False makes no sense for it.")
+    req = Request(want, num_classes, load_weights, input_shape, projection_filters, activation)
+    return _BUILDERS[ref.kind](ref, req)
 
 
 def save_folder(model, folder, classes=None, source=None):
@@ -230,9 +240,11 @@ def save_folder(model, folder, classes=None, source=None):
     segmenter = hasattr(model, "backbone")
     backbone = model.backbone if segmenter else model
     config = {k: v for k, v in backbone.get_config().items() if k not in ("name", "trainable")}
-    record = {"format": "segcli-weights-v1", "scope": "segmenter" if segmenter else "backbone",
+    record = {"format": WEIGHTS_FORMAT, "scope": "segmenter" if segmenter else "backbone",
               "backbone_config": config, "source": source or "saved by segcli"}
     if segmenter:
+        if isinstance(classes, ClassTable):
+            classes = classes.as_dicts()
         record.update(num_classes=model.num_classes, projection_filters=model.projection_filters,
                       classes=classes or [])
     return save_entry(model, Path(folder), record)

@@ -39,7 +39,7 @@ def check_entry_name(name: str) -> str:
 
 def checkpoint_kind(folder: Path) -> str:
     """"hf" or "keras_hub" for a checkpoint folder, or a clear error naming what is missing."""
-    from segcli.models.segformer.convert_keras_hub import is_keras_hub_preset
+    from segcli.checkpoints.resolve import is_keras_hub_preset
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -122,7 +122,7 @@ def _convert_hf(folder: Path):
     record = {"scope": scope, "backbone_config": hf_import.backbone_config(config), "checkpoint_format": "hf"}
     if scope == "segmenter":
         record.update(num_classes=model.num_classes, projection_filters=model.projection_filters,
-                      classes=loaded.classes)
+                      classes=loaded.classes.as_dicts() if loaded.classes else [])
     return model, record
 
 
@@ -131,5 +131,5 @@ def _classes(preset: dict, from_checkpoint: list, num_classes: int) -> list:
 
     dataset = preset.get("dataset")
     if dataset in ("ade20k", "cityscapes") and preset.get("num_classes") == num_classes:
-        return dataset_classes(dataset)
+        return dataset_classes(dataset).as_dicts()
     return from_checkpoint

@@ -86,9 +86,9 @@ def make_model(folder: Path, num_classes: int = 4, seed: int = 11):
     keras.utils.set_random_seed(seed)
     model = create_segmenter("segformer_test", num_classes=num_classes)
     # Make the classes depend clearly on colour so masks hold several classes.
-    kernel = model.get_layer("classifier").get_weights()
+    kernel = model.head.classifier.get_weights()
     kernel[0] = kernel[0] * 40
-    model.get_layer("classifier").set_weights(kernel)
+    model.head.classifier.set_weights(kernel)
     run = folder / "run"
     run.mkdir(parents=True)
     model.save(run / "best.keras")

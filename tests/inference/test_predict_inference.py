@@ -71,7 +71,7 @@ def naive_slide(model, image, tile, stride):
     import keras
     import tensorflow as tf
 
-    net = keras.Model(model.input, model.get_layer("classifier").output)
+    net = model.quarter_logits
     h, w = image.shape[:2]
     hp, wp = max(-(-h // 4) * 4, tile), max(-(-w // 4) * 4, tile)
     padded = cv2.copyMakeBorder(image, 0, hp - h, 0, wp - w, cv2.BORDER_REPLICATE)
@@ -135,15 +135,15 @@ def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
 
     keras.utils.set_random_seed(5)
     net = create_segmenter("segformer_test", num_classes=5)
-    norm = net.get_layer("fuse_norm")
+    norm = net.head.fuse_norm
     rng = np.random.default_rng(0)
     norm.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if i in (0, 3) else
                       rng.normal(0, 0.3, w.shape).astype("float32") for i, w in enumerate(norm.get_weights())])
     batch = np.stack([textured(64, 96, 7), textured(64, 96, 8)])
-    reference = keras.Model(net.input, net.get_layer("classifier").output)(batch.astype(np.float32)).numpy()
+    reference = net.quarter_logits(batch.astype(np.float32)).numpy()  # the plain Keras head
 
     fused = Segmenter(net)
-    assert fused._cache["fused"] is not None
+    assert fused._cache["graph"].folded
     np.testing.assert_allclose(fused._forward(batch), reference, atol=1e-4)
     masks = [p.mask for p in fused.predict(list(batch))]
     agree = np.mean([np.mean(m == model_argmax(net, im)) for m, im in zip(masks, batch)])
@@ -151,4 +151,4 @@ def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
 
     monkeypatch.setenv("SEGCLI_FUSED_HEAD", "0")
     inference._NETS.clear()
-    assert Segmenter(net)._cache["fused"] is None
+    assert not Segmenter(net)._cache["graph"].folded

@@ -104,8 +104,8 @@ def test_new_class_count_keeps_everything_but_the_classifier(tmp_path):
     full = SegFormer.from_preset(str(tmp_path / "ckpt"))
     retargeted = SegFormer.from_preset(str(tmp_path / "ckpt"), num_classes=3)
     assert retargeted.num_classes == 3
-    np.testing.assert_array_equal(full.get_layer("linear_fuse").get_weights()[0],
-                                  retargeted.get_layer("linear_fuse").get_weights()[0])
+    np.testing.assert_array_equal(full.head.linear_fuse.get_weights()[0],
+                                  retargeted.head.linear_fuse.get_weights()[0])
 
 
 def test_canonical_names_cover_transformers_v5_renames():

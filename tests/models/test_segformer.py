@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segcli.errors import ModelError, PresetError, WeightsNotFoundError
+from segcli.errors import CheckpointError, ModelError, PresetError, WeightsNotFoundError
 from segcli.models import MiTBackbone, SegFormer, SegFormerB0
 
 
@@ -49,7 +49,7 @@ def test_mixed_precision_output_stays_float32():
     try:
         model = tiny()
         out = model(np.ones((1, 64, 64, 3), "float32"))
-        assert model.get_layer("linear_fuse").compute_dtype == "float16"
+        assert model.head.linear_fuse.compute_dtype == "float16"
         assert out.dtype.name == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -85,9 +85,10 @@ def test_from_preset_honours_input_shape():
 
 
 def test_unknown_preset_lists_close_matches():
-    with pytest.raises(PresetError) as info:
+    with pytest.raises(CheckpointError) as info:
         SegFormer.from_preset("segformer_b00", num_classes=2)
-    assert str(info.value).startswith("Unknown preset 'segformer_b00'. Did you mean: segformer_b0")
+    assert str(info.value).startswith("Unknown model 'segformer_b00': not a preset, not a name in the weights cache "
+                                      "and no such file or folder. Did you mean: segformer_b0")
 
 
 def test_missing_weights_say_where_and_what_to_run(segcli_home):

@@ -75,7 +75,9 @@ def test_hf_folder_import_under_a_custom_name_keeps_its_labels(tmp_path):
     folder = import_checkpoint(tmp_path / "ckpt", "tiny_hf")
     assert folder == entry_dir("tiny_hf")
     loaded = load(folder, activation=None)
-    assert [c["name"] for c in loaded.classes] == ["label_0", "label_1", "label_2", "label_3"]
+    assert list(loaded.classes.names) == ["label_0", "label_1", "label_2", "label_3"]
+    by_name = load("tiny_hf", activation=None)  # the imported name resolves like a preset
+    assert list(by_name.classes.names) == list(loaded.classes.names)
     images = _images((1, 64, 96, 3))
     assert np.abs(np.asarray(loaded.model(images)) - hf.upsampled_logits(torch_model, images)).max() <= 1e-4
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]

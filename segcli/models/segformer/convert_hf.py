@@ -147,14 +147,15 @@ def _layer_targets(prefix, layer, kind):
 
 
 def _head_targets(model):
-    for i in range(4):
-        yield from _layer_targets(f"decode_head.linear_c.{i}.proj", model.get_layer(f"linear_c{i}"), "linear")
-    yield from _layer_targets("decode_head.linear_fuse", model.get_layer("linear_fuse"), "conv")
-    bn = model.get_layer("fuse_norm")
+    head = model.head
+    for i, linear in enumerate(head.linear_c):
+        yield from _layer_targets(f"decode_head.linear_c.{i}.proj", linear, "linear")
+    yield from _layer_targets("decode_head.linear_fuse", head.linear_fuse, "conv")
+    bn = head.fuse_norm
     for name, var in (("weight", bn.gamma), ("bias", bn.beta), ("running_mean", bn.moving_mean),
                       ("running_var", bn.moving_variance)):
         yield f"decode_head.batch_norm.{name}", var, "vector"
-    yield from _layer_targets("decode_head.classifier", model.get_layer("classifier"), "conv")
+    yield from _layer_targets("decode_head.classifier", head.classifier, "conv")
 
 
 def assign(targets, tensors: dict, source: str) -> None:

@@ -55,20 +55,6 @@ def _read_json(path: Path) -> dict:
         raise CheckpointError(f"{path} cannot be read as JSON ({exc}).") from None
 
 
-def is_keras_hub_preset(folder: Path) -> bool:
-    """True for a folder that keras-hub's ``save_to_preset`` wrote."""
-    folder = Path(folder)
-    config = folder / CONFIG_FILE
-    if not (config.is_file() and (folder / WEIGHTS_FILE).is_file()):
-        return False
-    try:
-        data = json.loads(config.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and (str(data.get("registered_name", "")).startswith("keras_hub>")
-                                       or str(data.get("module", "")).startswith("keras_hub."))
-
-
 def _encoder_config(config: dict, folder: Path) -> dict:
     name = config.get("class_name")
     if name == "SegFormerBackbone":
@@ -217,11 +203,12 @@ def convert(folder):
     _copy_encoder(head.image_encoder, backbone, folder)
     if len(head.mlp_blocks) != 4:
         raise CheckpointError(f"{folder}: expected 4 decode-head projections, found {len(head.mlp_blocks)}.")
-    for i, dense in enumerate(head.mlp_blocks):
-        _copy(dense, model.get_layer(f"linear_c{i}"), f"decode head projection {i}", folder)
+    ours = model.head
+    for i, (dense, linear) in enumerate(zip(head.mlp_blocks, ours.linear_c)):
+        _copy(dense, linear, f"decode head projection {i}", folder)
     conv, norm = head.linear_fuse.layers[0], head.linear_fuse.layers[1]
-    _copy(conv, model.get_layer("linear_fuse"), "decode head linear_fuse conv", folder)
-    _copy(norm, model.get_layer("fuse_norm"), "decode head linear_fuse batch norm", folder)
-    _copy(khub.output_segmentation_head, model.get_layer("classifier"), "segmentation head", folder)
+    _copy(conv, ours.linear_fuse, "decode head linear_fuse conv", folder)
+    _copy(norm, ours.fuse_norm, "decode head linear_fuse batch norm", folder)
+    _copy(khub.output_segmentation_head, ours.classifier, "segmentation head", folder)
     record.update(num_classes=num_classes, projection_filters=filters, classes=[])
     return model, record

@@ -7,10 +7,8 @@ from keras import ops
 
 from segcli.errors import ModelError
 from segcli.models.mit.backbone import PYRAMID_LEVELS
-from segcli.models.mit.layers import PACKAGE, conv_init, dense_init
-
-#: Name of the layer whose output is the logits at the P2 grid (1/4 of the input).
-QUARTER_LOGITS_LAYER = "classifier"
+from segcli.models.mit.layers import PACKAGE
+from segcli.models.segformer.head import SegFormerHead
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -39,8 +37,8 @@ class SegFormer(keras.Model):
         dropout: dropout before the classifier.
 
     The output has the input's height and width and is float32 even under
-    mixed precision. The logits at 1/4 resolution are the output of the layer
-    named ``"classifier"``.
+    mixed precision. ``model.head`` is the :class:`SegFormerHead`;
+    :meth:`quarter_logits` gives the logits at 1/4 resolution for any input size.
 
     Example:
 
@@ -67,35 +65,29 @@ class SegFormer(keras.Model):
         output_activation = ("sigmoid" if num_classes == 1 else "softmax") if activation == "auto" else activation
 
         # === Layers ===
-        feature_extractor = keras.Model(
-            backbone.inputs, [backbone.get_layer(levels[level]).output for level in PYRAMID_LEVELS],
-            name="pyramid_features",
-        )
-        projections = [keras.layers.Dense(projection_filters, kernel_initializer=dense_init(), dtype=dtype, name=f"linear_c{i}") for i in range(4)]
-        resizes = [ResizeLike(dtype=dtype, name=f"resize_c{i}") for i in range(4)]
-        linear_fuse = keras.layers.Conv2D(projection_filters, 1, use_bias=False, kernel_initializer=conv_init(), dtype=dtype, name="linear_fuse")
-        fuse_norm = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype, name="fuse_norm")
-        classifier = keras.layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), dtype=dtype, name=QUARTER_LOGITS_LAYER)
+        pyramid = keras.Model(backbone.input, [backbone.get_layer(levels[level]).output for level in PYRAMID_LEVELS],
+                              name="pyramid_features")
+        head = SegFormerHead(num_classes, projection_filters, dropout=dropout, dtype=dtype, name="decode_head")
 
         # === Functional Model ===
         inputs = keras.Input(shape=backbone.input_shape[1:], name="images")
-        features = feature_extractor(inputs)
-        p2 = features[0]
-        projected = [resize(proj(f), p2) for proj, resize, f in zip(projections, resizes, features)]
-        x = keras.layers.Concatenate(axis=-1, dtype=dtype, name="concat")(projected[::-1])
-        x = keras.layers.ReLU(dtype=dtype, name="fuse_relu")(fuse_norm(linear_fuse(x)))
-        x = keras.layers.Dropout(dropout, dtype=dtype, name="head_dropout")(x)
-        x = classifier(x)
-        x = ResizeLike(dtype=dtype, name="resize_logits")(x, inputs)
+        quarter_logits = head(pyramid(inputs))
+        x = ResizeLike(dtype=dtype, name="resize_logits")(quarter_logits, inputs)
         outputs = keras.layers.Activation(output_activation or "linear", dtype="float32", name="output")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.backbone = backbone
+        self.pyramid = pyramid
+        self.head = head
         self.num_classes = int(num_classes)
         self.projection_filters = projection_filters
         self.activation = activation
         self.dropout = dropout
+
+    def quarter_logits(self, images, training=False):
+        """Logits at 1/4 of the input size (the head's own resolution), as ops on any H and W."""
+        return self.head(self.pyramid(images, training=training), training=training)
 
     def get_config(self):
         return {
