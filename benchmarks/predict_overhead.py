@@ -68,11 +68,13 @@ def measure_overhead(args) -> dict:
     import tensorflow as tf
 
     from segcli.bench.bench import build_model, forward_function, latency_stats, time_forward
-    from segcli.checkpoints.resolve import ModelSource, complete_classes
+    from segcli.inference.runners import OpenedModel
+    from segcli.classes import ClassTable
     from segcli.inference.predict import PredictOptions, run_predict
 
     model = build_model(args.preset, args.num_classes)
-    source = ModelSource(model, complete_classes([], args.num_classes), f"{args.preset} (random init)", None)
+    classes = ClassTable.from_names([]).complete(args.num_classes)
+    source = OpenedModel(model, classes, f"{args.preset} (random init)", None)
     batch, size = args.batch_size, args.size
     images = tf.random.uniform((batch, size, size, 3), 0.0, 255.0, seed=1)
     fn = forward_function(model, batch, size, size)
@@ -103,11 +105,13 @@ def measure_overhead(args) -> dict:
 def child_memory(args) -> None:
     """Runs in a fresh process: one big image through run_predict; prints JSON."""
     from segcli.bench.bench import build_model
-    from segcli.checkpoints.resolve import ModelSource, complete_classes
+    from segcli.inference.runners import OpenedModel
+    from segcli.classes import ClassTable
     from segcli.inference.predict import PredictOptions, run_predict
 
     model = build_model(args.preset, args.num_classes)
-    source = ModelSource(model, complete_classes([], args.num_classes), args.preset, None)
+    classes = ClassTable.from_names([]).complete(args.num_classes)
+    source = OpenedModel(model, classes, args.preset, None)
     before = current_rss_mb()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="segcli-rss-") as tmp:

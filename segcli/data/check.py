@@ -3,8 +3,10 @@
 Problems (the dataset cannot be trained on; ``ok`` is False): images without
 masks, masks without images, unreadable files, image/mask size mismatches,
 mask values outside the classes. Warnings (trainable, but look): masks with
-no labelled pixel. Every finding names its file. The report also counts
-pixels per class (all splits, and the train split alone for class weights).
+no labelled pixel. Every finding names its file; :func:`group_findings`
+folds identical findings (same kind and value) into one row for display.
+The report also counts pixels per class (all splits, and the train split
+alone for class weights). A dataset's label map and class subset apply.
 
 >>> import tempfile, numpy as np
 >>> from segcli.data.image_io import encode_png, write_atomic
@@ -26,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.data.folder_dataset import (IGNORE_INDEX, SPLITS, FolderDataset, _color_keys, discover,  # noqa: F401
-                                        to_label)
+from segcli.data.folder_dataset import (IGNORE_INDEX, SPLITS, FolderDataset, color_keys, discover)  # noqa: F401
 from segcli.data.image_io import read_image, read_mask
 from segcli.errors import DataError
 
@@ -37,6 +38,37 @@ class Finding:
     kind: str  # missing_mask, missing_image, unreadable, size_mismatch, bad_values, empty_mask
     file: str
     message: str
+    value: str = ""  # what identical findings share (the bad values, the sizes, the reason); "" for none
+
+
+@dataclass
+class FindingGroup:
+    """Findings of one kind and value: ``files`` in the order found, ``message`` the first one's."""
+
+    kind: str
+    value: str
+    files: list
+    message: str
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+
+def group_findings(findings) -> list[FindingGroup]:
+    """One group per (kind, value), in the order each was first found.
+
+    >>> groups = group_findings([Finding("bad_values", f"m{i}.png", f"m{i}.png: bad", "[7]") for i in range(4)])
+    >>> [(g.kind, g.value, g.count, g.files[:2]) for g in groups]
+    [('bad_values', '[7]', 4, ['m0.png', 'm1.png'])]
+    """
+    groups: dict = {}
+    for f in findings:
+        key = (f.kind, f.value)
+        if key not in groups:
+            groups[key] = FindingGroup(f.kind, f.value, [], f.message)
+        groups[key].files.append(f.file)
+    return list(groups.values())
 
 
 @dataclass
@@ -66,41 +98,69 @@ class CheckReport:
         return self.problems[0].message if self.problems else ""
 
 
+def _read_mask_label(ds: FolderDataset, pair, findings):
+    """Indices into ``ds.full_classes`` (colours outside the palette reported), or None when unreadable."""
+    try:
+        raw = read_mask(pair.mask)
+        label = ds.full_label(raw, pair.mask)
+    except DataError as exc:
+        findings.append(("problem", Finding("unreadable", str(pair.mask), str(exc), _reason(exc, pair.mask))))
+        return None
+    if raw.ndim == 3:
+        unknown = label == IGNORE_INDEX
+        if unknown.any():
+            keys = np.unique(color_keys(raw)[unknown])[:5]
+            colors = [[int(k >> 16) & 255, int(k >> 8) & 255, int(k) & 255] for k in keys]
+            findings.append(("problem", Finding(
+                "bad_values", str(pair.mask),
+                f"{pair.mask}: colours {colors} are not in the palette of {ds.class_source}; add them as classes "
+                f"or recolour the mask.", f"colours {colors}")))
+    return label
+
+
+def _reason(exc: Exception, path) -> str:
+    """The part of a file's error message after "PATH: ", shared by files that fail the same way."""
+    text, prefix = str(exc), f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _bad_values_message(ds: FolderDataset, path, bad: list) -> str:
+    c = len(ds.full_classes)
+    source = ds.class_source
+    more = f"list more classes in {source}" if source.startswith("classes") else "raise --num-classes"
+    if ds.label_map is not None:
+        return (f"{path}: the label map gives class ids {bad} outside the {c} classes 0..{c - 1} (255 = ignore); "
+                f"fix the label map or {more}.")
+    return (f"{path}: mask values {bad} are outside the {c} classes 0..{c - 1} (255 = ignore); "
+            f"fix the mask or {more}.")
+
+
 def _check_pair(ds: FolderDataset, pair, split: str):
-    """(findings, per-class counts, image pixels) for one pair."""
+    """(findings, per-class counts, labelled pixels) for one pair."""
     findings = []
-    c = ds.num_classes
-    counts = np.zeros(c, dtype=np.int64)
+    counts = np.zeros(ds.num_classes, dtype=np.int64)
     try:
         image = read_image(pair.image)
     except DataError as exc:
-        findings.append(("problem", Finding("unreadable", str(pair.image), str(exc))))
+        findings.append(("problem", Finding("unreadable", str(pair.image), str(exc), _reason(exc, pair.image))))
         image = None
-    try:
-        raw = read_mask(pair.mask)
-        if raw.ndim == 3:
-            if not ds.has_colors:
-                ds.read_label(pair.mask)  # raises the "no class colours" message
-            label = _rgb_label(ds, raw, pair.mask, findings)
-        else:
-            label = to_label(raw, ds.classes, ds.binary_255, pair.mask)
-    except DataError as exc:
-        findings.append(("problem", Finding("unreadable", str(pair.mask), str(exc))))
+    full = _read_mask_label(ds, pair, findings)
+    if full is None:
         return findings, counts, 0
-    if image is not None and image.shape[:2] != label.shape[:2]:
+    if image is not None and image.shape[:2] != full.shape[:2]:
         findings.append(("problem", Finding(
             "size_mismatch", str(pair.mask),
-            f"{pair.mask}: mask is {label.shape[1]}x{label.shape[0]} but image {pair.image.name} is "
-            f"{image.shape[1]}x{image.shape[0]} (width x height); masks must match their image size.")))
-    values, n = np.unique(label, return_counts=True)
-    bad = [int(v) for v in values if v >= c and v != IGNORE_INDEX]
+            f"{pair.mask}: mask is {full.shape[1]}x{full.shape[0]} but image {pair.image.name} is "
+            f"{image.shape[1]}x{image.shape[0]} (width x height); masks must match their image size.",
+            f"mask {full.shape[1]}x{full.shape[0]}, image {image.shape[1]}x{image.shape[0]}")))
+    present = np.unique(full)
+    bad = [int(v) for v in present if v >= len(ds.full_classes) and v != IGNORE_INDEX][:8]
     if bad:
-        findings.append(("problem", Finding(
-            "bad_values", str(pair.mask),
-            f"{pair.mask}: mask values {bad[:8]} are outside the {c} classes 0..{c - 1} (255 = ignore); "
-            f"fix the mask or {'list more classes in ' + ds.class_source if ds.class_source.startswith('classes') else 'raise --num-classes'}.")))
+        findings.append(("problem", Finding("bad_values", str(pair.mask), _bad_values_message(ds, pair.mask, bad),
+                                            str(bad))))
+    values, n = np.unique(ds.subset_label(full), return_counts=True)
     for v, k in zip(values, n):
-        if v < c:
+        if v < ds.num_classes:
             counts[v] += k
     labelled = int(counts.sum())
     if labelled == 0 and not bad:
@@ -109,23 +169,10 @@ def _check_pair(ds: FolderDataset, pair, split: str):
     return findings, counts, labelled
 
 
-def _rgb_label(ds, raw, path, findings):
-    label = to_label(raw, ds.classes, False, path)
-    unknown = label == IGNORE_INDEX
-    if unknown.any():
-        keys = np.unique(_color_keys(raw)[unknown])[:5]
-        colors = [[int(k >> 16) & 255, int(k >> 8) & 255, int(k) & 255] for k in keys]
-        findings.append(("problem", Finding(
-            "bad_values", str(path),
-            f"{path}: colours {colors} are not in the palette of {ds.class_source}; add them as classes or "
-            f"recolour the mask.")))
-    return label
-
-
 def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) -> CheckReport:
     """Read every pair of ``ds`` and report problems, warnings and the class histogram."""
     report = CheckReport(root=str(ds.root), layout=ds.layout, pairs={s: len(ds.splits.get(s, [])) for s in SPLITS},
-                         classes=ds.classes, class_source=ds.class_source, val_source=ds.val_source,
+                         classes=ds.classes.as_dicts(), class_source=ds.class_source, val_source=ds.val_source,
                          notes=list(ds.notes))
     for path in ds.images_without_masks:
         report.problems.append(Finding("missing_mask", str(path), f"{path}: image has no mask "
@@ -151,9 +198,9 @@ def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) 
                 progress()
     total = int(totals.sum())
     report.histogram = [
-        {"name": cls["name"], "pixels": int(totals[i]), "fraction": float(totals[i] / total) if total else 0.0,
+        {"name": name, "pixels": int(totals[i]), "fraction": float(totals[i] / total) if total else 0.0,
          "train_pixels": int(train_pixels[i]), "train_image_pixels": int(train_image_pixels[i])}
-        for i, cls in enumerate(ds.classes)
+        for i, name in enumerate(ds.class_names)
     ]
     return report
 

@@ -1,24 +1,22 @@
 """Find image/mask pairs in a dataset folder and work out its classes.
 
-Three layouts are recognised (checked in this order):
+The layouts are the entries of :data:`segcli.data.layouts.LAYOUTS` (split,
+mmseg, flat). A mask belongs to the image with the same stem (path relative
+to the images folder, without extension); ``.png`` is preferred, any other
+image extension is accepted. When there is no val split, a seeded fraction
+of the train pairs is drawn; a single pair stays in train with an empty val
+split (eval scores it; training refuses it).
 
-* **split**: ``DATA/train/{images,masks}`` and optionally ``DATA/val/{images,masks}``;
-* **mmseg**: ``DATA/img_dir/{train,val}`` and ``DATA/ann_dir/{train,val}``;
-* **flat**: ``DATA/images`` and ``DATA/masks``.
-
-A mask belongs to the image with the same stem (path relative to the images
-folder, without extension); ``.png`` is preferred, any other image extension
-is accepted. When there is no val split, a seeded fraction of the train pairs
-is drawn.
-
-Classes come from ``DATA/classes.json`` (a list of names, a list of
-``{"name", "color"}`` objects, or ``{"classes": [...]}``), from
-``DATA/classes.txt`` (one name per line), or are inferred from the masks. A
+Classes come from ``DATA/classes.json`` or ``DATA/classes.txt`` (read by
+:func:`segcli.classes.read_class_file`), or are inferred from the masks. A
 mask set that holds only 0 and 255 is read as two classes (background,
 foreground) rather than "everything is ignore".
 
 :meth:`FolderDataset.read_label` gives class indices (uint8, 255 = ignore) for
-index masks, palette PNGs, 0/255 binary masks and RGB colour masks alike.
+index masks, palette PNGs, 0/255 binary masks and RGB colour masks alike. A
+``label_map`` (raw mask value -> class id, see :func:`read_label_map`) is
+applied first, and ``keep_classes`` then keeps a subset of the classes, in
+the given order, turning every other class's pixels into 255.
 
 >>> import tempfile, numpy as np
 >>> from segcli.data.image_io import encode_png, write_atomic
@@ -29,30 +27,32 @@ index masks, palette PNGs, 0/255 binary masks and RGB colour masks alike.
 >>> ds = discover(root, val_fraction=0.25, seed=0)
 >>> ds.layout, len(ds.splits["train"]), len(ds.splits["val"]), ds.num_classes
 ('flat', 3, 1, 2)
->>> [c["name"] for c in ds.classes], ds.binary_255
+>>> ds.class_names, ds.binary_255
 (['background', 'foreground'], True)
 >>> int(ds.read_label(root / "masks" / "1.png").max())
 1
+>>> cats = discover(root, label_map={0: 0, 255: 1}, keep_classes="class_1")
+>>> cats.class_names, [int(cats.read_label(root / "masks" / f"{i}.png").max()) for i in (0, 1)]
+(['class_1'], [255, 0])
 """
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from segcli.classes import classes_from_names, distinct_palette
+from segcli.classes import ClassTable, read_class_file
+from segcli.data import layouts
 from segcli.data.image_io import is_image_name, read_mask
+from segcli.data.label_map import IGNORE_INDEX, check_label_map, read_label_map
+from segcli.data.layouts import SPLITS  # noqa: F401  (re-exported: check and train read the split names here)
 from segcli.errors import DataError
 
-IGNORE_INDEX = 255
-SPLITS = ("train", "val")
-CLASS_FILES = ("classes.json", "classes.txt")
-LAYOUT_HELP = ("expected DATA/images + DATA/masks, DATA/train/{images,masks} (+ DATA/val/{images,masks}), "
-               "or DATA/img_dir/{train,val} + DATA/ann_dir/{train,val}")
+MAX_CLASSES = 255  # labels are uint8 and 255 is ignore
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,25 @@ class Pair:
 
 @dataclass
 class FolderDataset:
-    """What :func:`discover` found. ``splits`` maps "train" and "val" to pairs."""
+    """What :func:`discover` found. ``splits`` maps "train" and "val" to pairs.
+
+    ``classes`` are the classes labels are given in (after ``keep_classes``);
+    ``all_classes`` is the full table before that subset (the same table when
+    no subset was asked for), and ``kept`` the indices into it that were kept.
+    """
 
     root: Path
     layout: str
     splits: dict
-    classes: list
-    class_source: str  # "classes.json", "classes.txt", "inferred" or "binary 0/255"
-    val_source: str  # "folder" or "drawn (seed S, fraction F)"
+    classes: ClassTable
+    val_source: str  # "folder", "drawn (seed S, fraction F)" or "none"
     binary_255: bool = False
     images_without_masks: list = field(default_factory=list)  # [Path]
     masks_without_images: list = field(default_factory=list)  # [Path]
     notes: list = field(default_factory=list)  # one-line messages about what was inferred
-    has_colors: bool = False  # True when RGB colour masks can be mapped (colours given or inferred)
+    label_map: dict | None = None  # raw mask value -> class id of all_classes; unmapped values -> 255
+    all_classes: ClassTable | None = None
+    kept: tuple | None = None  # indices into all_classes, in the order of classes; None = all
 
     @property
     def num_classes(self) -> int:
@@ -86,7 +92,21 @@ class FolderDataset:
 
     @property
     def class_names(self) -> list:
-        return [c["name"] for c in self.classes]
+        return list(self.classes.names)
+
+    @property
+    def class_source(self) -> str:
+        """Where the classes came from: "classes.json", "classes.txt", "inferred", "binary 0/255", "label map"."""
+        return self.classes.source
+
+    @property
+    def full_classes(self) -> ClassTable:
+        return self.all_classes if self.all_classes is not None else self.classes
+
+    @property
+    def has_colors(self) -> bool:
+        """True when RGB colour masks can be mapped (every colour given by the class file or read off the masks)."""
+        return self.full_classes.colors_given
 
     def pairs(self):
         """All pairs, train first."""
@@ -95,42 +115,71 @@ class FolderDataset:
     def read_label(self, pair_or_mask) -> np.ndarray:
         """Class indices (H, W) uint8 with 255 = ignore, from any supported mask kind."""
         path = pair_or_mask.mask if isinstance(pair_or_mask, Pair) else Path(pair_or_mask)
-        mask = read_mask(path)
-        if mask.ndim == 3 and not self.has_colors:
+        return self.subset_label(self.full_label(read_mask(path), path))
+
+    def full_label(self, mask: np.ndarray, path=None) -> np.ndarray:
+        """A mask as ``read_mask`` gives it -> indices into ``full_classes`` (label map applied; 255 = ignore).
+
+        RGB masks go through the class colours; colours not in the palette
+        become 255 (``data check`` reports them). Values at or above the class
+        count are kept as they are (``data check`` reports them too).
+        """
+        if mask.ndim == 2:
+            return self._gray_lut[mask]
+        if self.label_map is not None:
+            raise DataError(f"{path}: RGB colour mask, but a label map maps single-channel mask values; save index "
+                            f"masks or drop the label map.")
+        if not self.has_colors:
             raise DataError(f"{path}: RGB colour mask but {self.class_source} gives no class colours; list the "
                             f"classes in {self.root / 'classes.json'} with \"color\": [r, g, b].")
-        return to_label(mask, self.classes, self.binary_255, path)
+        return rgb_to_label(mask, self.full_classes)
+
+    def subset_label(self, label: np.ndarray) -> np.ndarray:
+        """Indices into ``full_classes`` -> indices into ``classes`` (classes not kept become 255)."""
+        return label if self.kept is None else self._keep_lut[label]
+
+    @cached_property
+    def _gray_lut(self) -> np.ndarray:
+        if self.label_map is not None:
+            lut = np.full(256, IGNORE_INDEX, np.uint8)
+            for raw, class_id in self.label_map.items():
+                lut[raw] = class_id
+            return lut
+        lut = np.arange(256, dtype=np.uint8)
+        if self.binary_255:
+            lut[IGNORE_INDEX] = 1
+        return lut
+
+    @cached_property
+    def _keep_lut(self) -> np.ndarray:
+        lut = np.full(256, IGNORE_INDEX, np.uint8)
+        lut[list(self.kept)] = np.arange(len(self.kept), dtype=np.uint8)
+        return lut
 
 
-def to_label(mask: np.ndarray, classes: list, binary_255: bool = False, path=None) -> np.ndarray:
-    """Turn a mask as read by ``read_mask`` into class indices (255 = ignore).
+def rgb_to_label(rgb: np.ndarray, table: ClassTable) -> np.ndarray:
+    """(H, W, 3) colours -> class indices through ``table.colors``; other colours -> 255.
 
-    RGB masks go through the class colours; colours not in the palette become
-    255 (``data check`` reports them). 0/255 binary masks map 255 to class 1.
+    >>> t = ClassTable(("a", "b"), ((0, 0, 0), (255, 0, 0)), True)
+    >>> rgb_to_label(np.array([[[255, 0, 0], [0, 0, 0], [1, 2, 3]]], np.uint8), t).tolist()
+    [[1, 0, 255]]
     """
-    if mask.ndim == 3:
-        colors = [c.get("color") for c in classes]
-        if not classes or any(c is None for c in colors):
-            raise DataError(f"{path}: RGB colour mask but the class list has no colours; give every class a "
-                            f"\"color\": [r, g, b] in classes.json.")
-        keys = _color_keys(mask)
-        lut_keys = np.array([_key(c) for c in colors], dtype=np.int64)
-        order = np.argsort(lut_keys)
-        sorted_keys = lut_keys[order]
-        pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
-        found = sorted_keys[pos] == keys
-        return np.where(found, order[pos], IGNORE_INDEX).astype(np.uint8)
-    if binary_255:
-        return np.where(mask == 255, 1, mask).astype(np.uint8)
-    return mask.astype(np.uint8, copy=False)
+    lut_keys = np.array([color_key(c) for c in table.colors], dtype=np.int64)
+    order = np.argsort(lut_keys, kind="stable")
+    sorted_keys = lut_keys[order]
+    keys = color_keys(rgb)
+    pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
+    found = sorted_keys[pos] == keys
+    return np.where(found, order[pos], IGNORE_INDEX).astype(np.uint8)
 
 
-def _key(color) -> int:
+def color_key(color) -> int:
     r, g, b = (int(v) for v in color)
     return (r << 16) | (g << 8) | b
 
 
-def _color_keys(rgb: np.ndarray) -> np.ndarray:
+def color_keys(rgb: np.ndarray) -> np.ndarray:
+    """One int64 per pixel: 0xRRGGBB."""
     rgb = rgb.astype(np.int64)
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
@@ -155,20 +204,6 @@ def _match(images_dir: Path, masks_dir: Path):
     return pairs, lonely_images, lonely_masks
 
 
-def _find_layout(root: Path):
-    """(layout, {split: (images_dir, masks_dir)})."""
-    if (root / "train" / "images").is_dir() or (root / "train" / "masks").is_dir():
-        dirs = {s: (root / s / "images", root / s / "masks") for s in SPLITS if (root / s).is_dir()}
-        return "split", dirs
-    if (root / "img_dir").is_dir() or (root / "ann_dir").is_dir():
-        dirs = {s: (root / "img_dir" / s, root / "ann_dir" / s) for s in SPLITS
-                if (root / "img_dir" / s).is_dir() or (root / "ann_dir" / s).is_dir()}
-        return "mmseg", dirs
-    if (root / "images").is_dir() or (root / "masks").is_dir():
-        return "flat", {"train": (root / "images", root / "masks")}
-    return None, {}
-
-
 def _draw_val(pairs: list, fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
@@ -179,46 +214,6 @@ def _draw_val(pairs: list, fraction: float, seed: int):
     return train, val
 
 
-def read_class_file(root: Path):
-    """(classes, source) from classes.json / classes.txt, or (None, None)."""
-    path = root / "classes.json"
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not valid JSON ({exc}); fix it or remove it.") from None
-        if isinstance(data, dict):
-            data = data.get("classes")
-        if not isinstance(data, list) or not data:
-            raise DataError(f"{path}: expected a non-empty list of class names or {{\"name\", \"color\"}} objects.")
-        names, colors = [], []
-        for i, item in enumerate(data):
-            if isinstance(item, str):
-                names.append(item)
-                colors.append(None)
-            elif isinstance(item, dict) and isinstance(item.get("name"), str):
-                names.append(item["name"])
-                color = item.get("color")
-                if color is not None and (not isinstance(color, list) or len(color) != 3 or
-                                          not all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
-                    raise DataError(f"{path}: class {i} ('{item['name']}') has color {color!r}; "
-                                    f"use [r, g, b] with integers 0-255.")
-                colors.append(color)
-            else:
-                raise DataError(f"{path}: entry {i} is {item!r}; use a name or {{\"name\": ..., \"color\": [r, g, b]}}.")
-        palette = distinct_palette(len(names))
-        classes = [{"name": n, "color": list(c) if c is not None else palette[i]}
-                   for i, (n, c) in enumerate(zip(names, colors))]
-        return classes, "classes.json", all(c is not None for c in colors)
-    path = root / "classes.txt"
-    if path.is_file():
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if not names:
-            raise DataError(f"{path}: no class names; write one name per line.")
-        return classes_from_names(names), "classes.txt", False
-    return None, None, False
-
-
 def _mask_summary(path: Path):
     """('gray', set of values) or ('rgb', set of colour keys); None if unreadable."""
     try:
@@ -226,73 +221,67 @@ def _mask_summary(path: Path):
     except DataError:
         return None
     if mask.ndim == 3:
-        return "rgb", set(np.unique(_color_keys(mask)).tolist())
+        return "rgb", set(np.unique(color_keys(mask)).tolist())
     return "gray", set(np.unique(mask).tolist())
 
 
 def _infer_classes(pairs: list, num_classes, notes: list, workers: int = 8):
-    """Classes from the masks themselves: (classes, source, binary_255)."""
+    """Classes from the masks themselves: (table, binary_255)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         summaries = [s for s in pool.map(lambda p: _mask_summary(p.mask), pairs) if s is not None]
     gray = set().union(*[v for k, v in summaries if k == "gray"]) if summaries else set()
     rgb = set().union(*[v for k, v in summaries if k == "rgb"]) if summaries else set()
     if rgb:
         keys = sorted(rgb, key=lambda k: (k != 0, k))  # black first
-        if len(keys) > 254:
+        if len(keys) > MAX_CLASSES - 1:
             raise DataError(f"masks hold {len(keys)} different colours and there is no classes.json; "
                             f"add classes.json with the class colours.")
-        colors = [[(k >> 16) & 255, (k >> 8) & 255, k & 255] for k in keys]
-        classes = [{"name": f"class_{i}", "color": c} for i, c in enumerate(colors)]
-        notes.append(f"no classes.json: inferred {len(classes)} classes from the RGB mask colours "
+        colors = tuple(((k >> 16) & 255, (k >> 8) & 255, k & 255) for k in keys)
+        table = ClassTable(tuple(f"class_{i}" for i in range(len(keys))), colors, True, "inferred")
+        notes.append(f"no classes.json: inferred {len(table)} classes from the RGB mask colours "
                      f"(black first, then by colour value); add classes.json to name them.")
-        return _pad(classes, num_classes, notes), "inferred", False
+        return _fit(table, num_classes, notes), False
     labelled = gray - {IGNORE_INDEX}
     if gray and labelled <= {0} and IGNORE_INDEX in gray and num_classes in (None, 2):
         notes.append("masks hold only 0 and 255: read as 2 classes, background (0) and foreground (255), "
                      "not as ignore; add classes.txt to override.")
-        return classes_from_names(["background", "foreground"]), "binary 0/255", True
+        return ClassTable.from_names(["background", "foreground"], source="binary 0/255"), True
     n = max(labelled) + 1 if labelled else 1
-    classes = classes_from_names([f"class_{i}" for i in range(n)])
     if labelled:
         notes.append(f"no classes.json or classes.txt: inferred {n} classes (mask values 0..{n - 1}, 255 = ignore); "
                      f"add classes.txt to name them.")
-    return _pad(classes, num_classes, notes), "inferred", False
+    return _fit(ClassTable.from_names([f"class_{i}" for i in range(n)], source="inferred"), num_classes, notes), False
 
 
-def _pad(classes, num_classes, notes):
+def _classes_from_label_map(label_map: dict, num_classes, notes: list) -> ClassTable:
+    n = max(v for v in label_map.values() if v != IGNORE_INDEX) + 1
+    notes.append(f"no classes.json or classes.txt: {n} classes from the label map's class ids 0..{n - 1}; "
+                 f"add classes.txt to name them.")
+    return _fit(ClassTable.from_names([f"class_{i}" for i in range(n)], source="label map"), num_classes, notes)
+
+
+def _fit(table: ClassTable, num_classes, notes: list) -> ClassTable:
     """Exactly ``num_classes`` classes when it is given (masks with larger values are reported by data check)."""
-    if num_classes is None or num_classes == len(classes):
-        return classes
-    if num_classes < len(classes):
-        notes.append(f"--num-classes {num_classes} but the masks hold values up to {len(classes) - 1}.")
-        return classes[:num_classes]
-    palette = distinct_palette(num_classes)
-    return classes + [{"name": f"class_{i}", "color": palette[i]} for i in range(len(classes), num_classes)]
+    if num_classes is None or num_classes == len(table):
+        return table
+    if num_classes < len(table):
+        notes.append(f"the class count is set to {num_classes} but the masks hold values up to {len(table) - 1}.")
+    return table.complete(num_classes)
 
 
-def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | None = None) -> FolderDataset:
-    """Pairs, splits and classes of the dataset folder ``root``.
-
-    ``num_classes`` (``--num-classes``) sets the class count when the class
-    file or the masks do not say it; masks with values at or above it are
-    reported by :func:`segcli.data.check.check_dataset`.
-    Raises :class:`DataError` for a missing or empty folder, an unknown
-    layout, or too few pairs to have both a train and a val split.
-    """
-    root = Path(root).expanduser()
+def _find_pairs(root: Path):
+    """(layout name, splits, images without masks, masks without images); DataError for an unusable folder."""
+    expected = layouts.expected()
     if not root.exists():
-        raise DataError(f"{root}: no such folder; give the dataset folder ({LAYOUT_HELP}).")
+        raise DataError(f"{root}: no such folder; give the dataset folder ({expected}).")
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder; give the dataset folder ({LAYOUT_HELP}).")
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"--val-fraction must be between 0 and 1 (exclusive); got {val_fraction}.")
-    if num_classes is not None and not 1 <= num_classes <= 255:
-        raise DataError(f"--num-classes must be between 1 and 255; got {num_classes}.")
-    layout, dirs = _find_layout(root)
+        raise DataError(f"{root}: not a folder; give the dataset folder ({expected}).")
+    layout = layouts.find_layout(root)
     if layout is None:
         if not any(root.iterdir()):
-            raise DataError(f"{root}: empty folder; {LAYOUT_HELP}.")
-        raise DataError(f"{root}: no dataset layout found; {LAYOUT_HELP}.")
+            raise DataError(f"{root}: empty folder; {expected}.")
+        raise DataError(f"{root}: no dataset layout found; {expected}.")
+    dirs = layout.dirs(root)
     splits, lonely_images, lonely_masks = {}, [], []
     for split, (images_dir, masks_dir) in dirs.items():
         pairs, li, lm = _match(images_dir, masks_dir)
@@ -300,33 +289,82 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
         lonely_images += li
         lonely_masks += lm
     if "train" not in splits:
-        raise DataError(f"{root}: has a val split but no train split; {LAYOUT_HELP}.")
+        raise DataError(f"{root}: has a val split but no train split; {expected}.")
     if not splits["train"]:
         if not lonely_images and not lonely_masks:
             where = " and ".join(str(d.relative_to(root)) for d in dirs["train"])
-            raise DataError(f"{root}: empty dataset, no images or masks in {where}; {LAYOUT_HELP}.")
+            raise DataError(f"{root}: empty dataset, no images or masks in {where}; {expected}.")
         raise DataError(f"{root}: no image has a mask with the same name (found {len(lonely_images)} images and "
                         f"{len(lonely_masks)} masks); masks must be <image stem>.png.")
-    notes: list = []
+    return layout.name, splits, lonely_images, lonely_masks
+
+
+def _val_split(splits: dict, val_fraction: float, seed: int, notes: list) -> str:
+    """Draw a val split from train when there is none; the val source."""
     if splits.get("val"):
-        val_source = "folder"
+        return "folder"
+    if len(splits["train"]) < 2:
+        splits["val"] = []
+        notes.append("only 1 image/mask pair and no val split: eval scores it, but training needs a val split "
+                     "(add images or a val split).")
+        return "none"
+    splits["train"], splits["val"] = _draw_val(splits["train"], val_fraction, seed)
+    notes.append(f"no val split: drew {len(splits['val'])} of {len(splits['train']) + len(splits['val'])} "
+                 f"pairs for validation (val fraction {val_fraction}, seed {seed}).")
+    return f"drawn (seed {seed}, fraction {val_fraction})"
+
+
+def _keep(table: ClassTable, keep_classes, root: Path, notes: list):
+    """(kept table, kept indices) for ``keep_classes`` (names, or one comma-separated string)."""
+    if isinstance(keep_classes, str):
+        keep_classes = [name.strip() for name in keep_classes.split(",") if name.strip()]
+    kept = table.index_of(keep_classes, str(root))
+    notes.append(f"using {len(kept)} of {len(table)} classes ({', '.join(table.names[i] for i in kept)}); "
+                 f"every other class's pixels become 255 (ignore).")
+    return table.subset(keep_classes), tuple(kept)
+
+
+def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | None = None,
+             label_map=None, keep_classes=None) -> FolderDataset:
+    """Pairs, splits and classes of the dataset folder ``root``.
+
+    ``num_classes`` sets the class count when the class file or the masks do
+    not say it; masks with values at or above it are reported by
+    :func:`segcli.data.check.check_dataset`. ``label_map`` is a dict (or a
+    JSON file, see :func:`read_label_map`) from raw mask values to class ids;
+    ``keep_classes`` a list of class names (or "a,b,c") to keep, in that order.
+    Raises :class:`DataError` for a missing or empty folder, an unknown
+    layout, no pairs at all, or a bad class file, label map or class name.
+    """
+    root = Path(root).expanduser()
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}.")
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise DataError(f"num_classes must be between 1 and {MAX_CLASSES}; got {num_classes}.")
+    if label_map is not None:
+        label_map = (read_label_map(label_map) if isinstance(label_map, (str, Path))
+                     else check_label_map(label_map, "label map"))
+    layout, splits, lonely_images, lonely_masks = _find_pairs(root)
+    notes: list = []
+    val_source = _val_split(splits, val_fraction, seed, notes)
+    table, binary = read_class_file(root), False
+    if table is not None:
+        if len(table) > MAX_CLASSES:
+            raise DataError(f"{root / table.source}: lists {len(table)} classes; masks hold at most {MAX_CLASSES} "
+                            f"(0..254, 255 = ignore).")
+        if num_classes is not None and num_classes != len(table):
+            raise DataError(f"{root / table.source}: lists {len(table)} classes but num_classes is {num_classes}; "
+                            f"make them agree or leave num_classes unset.")
+    elif label_map is not None:
+        table = _classes_from_label_map(label_map, num_classes, notes)
     else:
-        if len(splits["train"]) < 2:
-            raise DataError(f"{root}: only 1 image/mask pair and no val split, so no validation is possible; "
-                            f"add images or a val split.")
-        splits["train"], splits["val"] = _draw_val(splits["train"], val_fraction, seed)
-        val_source = f"drawn (seed {seed}, fraction {val_fraction})"
-        notes.append(f"no val split: drew {len(splits['val'])} of {len(splits['train']) + len(splits['val'])} "
-                     f"pairs for validation (--val-fraction {val_fraction}, --seed {seed}).")
-    classes, source, has_colors = read_class_file(root)
-    binary = False
-    if classes is None:
-        classes, source, binary = _infer_classes(splits["train"] + splits["val"], num_classes, notes)
-    elif num_classes is not None and num_classes != len(classes):
-        raise DataError(f"{root / source}: lists {len(classes)} classes but --num-classes is {num_classes}; "
-                        f"make them agree or drop --num-classes.")
-    ds = FolderDataset(root=root, layout=layout, splits=splits, classes=classes, class_source=source,
-                       val_source=val_source, binary_255=binary, images_without_masks=lonely_images,
-                       masks_without_images=lonely_masks, notes=notes,
-                       has_colors=has_colors or source == "inferred")
-    return ds
+        table, binary = _infer_classes(splits["train"] + splits["val"], num_classes, notes)
+    if label_map is not None:
+        notes.append(f"label map: {len(label_map)} mask value(s) mapped to class ids; every other value becomes "
+                     f"255 (ignore).")
+    classes, kept = table, None
+    if keep_classes is not None:
+        classes, kept = _keep(table, keep_classes, root, notes)
+    return FolderDataset(root=root, layout=layout, splits=splits, classes=classes, val_source=val_source,
+                         binary_255=binary, images_without_masks=lonely_images, masks_without_images=lonely_masks,
+                         notes=notes, label_map=label_map, all_classes=table, kept=kept)

@@ -62,9 +62,9 @@ def class_table() -> list[dict]:
     >>> [c["name"] for c in class_table()]
     ['background', 'disc', 'square', 'triangle', 'ring']
     """
-    from segcli.classes import classes_from_names
+    from segcli.classes import ClassTable
 
-    return classes_from_names(list(CLASS_NAMES))
+    return ClassTable.from_names(CLASS_NAMES).as_dicts()
 
 
 # === Drawing ===

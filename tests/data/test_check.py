@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from segcli.data.check import check_dataset, median_frequency_weights
+from segcli.data.check import check_dataset, group_findings, median_frequency_weights
 from segcli.data.folder_dataset import discover
-from tests.data.tiny_dataset import make_easy, write_mask, write_rgb
+from tests.data.tiny_dataset import make_easy, make_pairs, write_mask, write_rgb
 
 
 def _kinds(findings):
@@ -66,3 +66,50 @@ def test_median_frequency_weights_favour_rare_classes(tmp_path):
     make_easy(tmp_path, n=8, size=32)
     weights = median_frequency_weights(check_dataset(discover(tmp_path)))
     assert len(weights) == 3 and weights[0] < 1.0 < max(weights[1:])
+
+
+def test_identical_problems_group_by_kind_and_value_but_every_file_is_kept(tmp_path):
+    masks = {f"seven_{i}": np.full((2, 2), 7, np.uint8) for i in range(5)}
+    masks.update({f"nine_{i}": np.full((2, 2), 9, np.uint8) for i in range(2)})
+    masks["ok"] = np.zeros((2, 2), np.uint8)
+    make_pairs(tmp_path, masks)
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    report = check_dataset(discover(tmp_path))
+    assert len(report.problems) == 7 and {f.value for f in report.problems} == {"[7]", "[9]"}
+    groups = sorted(group_findings(report.problems), key=lambda g: g.value)
+    assert [(g.kind, g.value, g.count) for g in groups] == [("bad_values", "[7]", 5), ("bad_values", "[9]", 2)]
+    assert sorted(groups[0].files) == [str(tmp_path / "masks" / f"seven_{i}.png") for i in range(5)]
+    assert groups[0].message == (f"{groups[0].files[0]}: mask values [7] are outside the 2 classes 0..1 "
+                                 f"(255 = ignore); fix the mask or list more classes in classes.txt.")
+
+
+def test_label_map_and_class_subset_apply_to_the_check(tmp_path):
+    raw = np.array([[7, 8, 26, 0]], np.uint8)
+    make_pairs(tmp_path, [raw, raw, raw])
+    (tmp_path / "classes.txt").write_text("road\nsidewalk\nbuilding\n")
+    report = check_dataset(discover(tmp_path, val_fraction=0.34, label_map={7: 0, 8: 1, 26: 2}))
+    assert report.ok and [h["pixels"] for h in report.histogram] == [3, 3, 3]
+    report = check_dataset(discover(tmp_path, val_fraction=0.34, label_map={7: 0, 8: 1, 26: 2},
+                                    keep_classes="building,road"))
+    assert report.ok and [(h["name"], h["pixels"]) for h in report.histogram] == [("building", 3), ("road", 3)]
+    assert [c["name"] for c in report.classes] == ["building", "road"]
+    report = check_dataset(discover(tmp_path, val_fraction=0.34, label_map={7: 0, 8: 5}))
+    assert [f.kind for f in report.problems] == ["bad_values"] * 3
+    assert report.problems[0].message == (
+        f"{tmp_path / 'masks' / 'm000.png'}: the label map gives class ids [5] outside the 3 classes 0..2 "
+        f"(255 = ignore); fix the label map or list more classes in classes.txt.")
+
+
+def test_values_outside_the_class_file_are_reported_even_when_a_subset_would_ignore_them(tmp_path):
+    make_pairs(tmp_path, [np.array([[0, 1, 9]], np.uint8)] * 2)
+    (tmp_path / "classes.txt").write_text("bg\ncat\n")
+    report = check_dataset(discover(tmp_path, val_fraction=0.5, keep_classes="cat"))
+    assert [(f.kind, f.value) for f in report.problems] == [("bad_values", "[9]")] * 2
+    assert [h["pixels"] for h in report.histogram] == [2]
+
+
+def test_a_single_pair_is_checked(tmp_path):
+    make_easy(tmp_path, n=1, size=16)
+    report = check_dataset(discover(tmp_path))
+    assert report.ok and report.pairs == {"train": 1, "val": 0} and report.val_source == "none"
+    assert sum(h["pixels"] for h in report.histogram) == 16 * 16

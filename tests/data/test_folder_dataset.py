@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcli.data.folder_dataset import discover
+from segcli.data import layouts
+from segcli.data.folder_dataset import discover, read_label_map
+from segcli.data.layouts import Layout
 from segcli.errors import DataError
-from tests.data.tiny_dataset import make_easy, write_mask, write_rgb
+from tests.data.tiny_dataset import make_easy, make_pairs, write_mask, write_rgb
 
 
 @pytest.mark.parametrize("layout", ["flat", "split", "mmseg"])
@@ -64,7 +66,7 @@ def test_classes_json_palette_maps_rgb_masks(tmp_path):
         write_rgb(tmp_path / "images" / f"{i}.jpg", np.zeros((6, 6, 3), np.uint8))
         write_rgb(tmp_path / "masks" / f"{i}.png", rgb)
     ds = discover(tmp_path, val_fraction=0.5)
-    assert ds.class_source == "classes.json" and ds.classes == classes
+    assert ds.class_source == "classes.json" and ds.classes.as_dicts() == classes and ds.has_colors
     label = ds.read_label(tmp_path / "masks" / "0.png")
     assert (label[:3] == 0).all() and (label[3:5] == 1).all() and label[5, 5] == 255 and label[5, 0] == 1
 
@@ -89,7 +91,7 @@ def test_rgb_masks_without_class_file_get_inferred_colours(tmp_path):
         write_rgb(tmp_path / "images" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
         write_rgb(tmp_path / "masks" / f"{i}.png", rgb)
     ds = discover(tmp_path, val_fraction=0.5)
-    assert [c["color"] for c in ds.classes] == [[0, 0, 0], [200, 10, 10]]
+    assert ds.classes.colors == ((0, 0, 0), (200, 10, 10)) and ds.has_colors
     assert ds.read_label(ds.splits["train"][0])[:, 0].tolist() == [1, 1, 0, 0]
 
 
@@ -102,8 +104,6 @@ def test_num_classes_fixes_the_count_of_inferred_classes(tmp_path):
 @pytest.mark.parametrize("setup, message", [
     (lambda root: None, "{root}: empty folder; expected DATA/images + DATA/masks"),
     (lambda root: (root / "images").mkdir(), "{root}: empty dataset, no images or masks in images and masks;"),
-    (lambda root: make_easy(root, n=1), "{root}: only 1 image/mask pair and no val split, so no validation is "
-                                        "possible; add images or a val split."),
     (lambda root: (root / "other").mkdir(), "{root}: no dataset layout found; expected DATA/images"),
 ])
 def test_unusable_folders_raise_one_clear_line(tmp_path, setup, message):
@@ -118,3 +118,129 @@ def test_unusable_folders_raise_one_clear_line(tmp_path, setup, message):
 def test_missing_folder(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         discover(tmp_path / "nope")
+
+
+def test_a_single_pair_discovers_with_an_empty_val_split(tmp_path):
+    make_easy(tmp_path, n=1, size=32)
+    ds = discover(tmp_path)
+    assert [p.stem for p in ds.splits["train"]] == ["img_000"] and ds.splits["val"] == []
+    assert ds.val_source == "none" and [p.stem for p in ds.pairs()] == ["img_000"]
+    assert "only 1 image/mask pair and no val split: eval scores it, but training needs a val split" in ds.notes[0]
+
+
+def test_a_layout_is_one_registry_entry(tmp_path, monkeypatch):
+    """A new Layout is found by discover and named in the "expected ..." line, with no other change."""
+    pairs = Layout(name="pairs", description="DATA/rgb + DATA/labels",
+                   tree="DATA/\n├── rgb/a.jpg\n└── labels/a.png",
+                   detect=lambda root: (root / "rgb").is_dir(),
+                   dirs=lambda root: {"train": (root / "rgb", root / "labels")})
+    monkeypatch.setattr(layouts, "LAYOUTS", [*layouts.LAYOUTS, pairs])
+    for i in range(3):
+        write_rgb(tmp_path / "data" / "rgb" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
+        write_mask(tmp_path / "data" / "labels" / f"{i}.png", np.full((4, 4), i % 2, np.uint8))
+    ds = discover(tmp_path / "data", val_fraction=0.34)
+    assert ds.layout == "pairs" and len(ds.pairs()) == 3
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").mkdir()
+    with pytest.raises(DataError) as info:
+        discover(tmp_path / "other")
+    assert str(info.value).endswith(", DATA/img_dir/{train,val} + DATA/ann_dir/{train,val}, or DATA/rgb + "
+                                    "DATA/labels.")
+    assert "pairs" in layouts.help_text() and "└── labels/a.png" in layouts.help_text()
+
+
+def test_split_layout_wins_over_flat_when_both_are_present(tmp_path):
+    make_easy(tmp_path, n=4, size=16, layout="split", n_val=1)
+    make_easy(tmp_path, n=2, size=16, layout="flat")
+    assert discover(tmp_path).layout == "split"
+
+
+RAW = np.array([[7, 8, 26, 0]] * 4, np.uint8)  # Cityscapes-style label ids
+
+
+def test_label_map_maps_raw_values_and_unmapped_values_become_ignore(tmp_path):
+    make_pairs(tmp_path, [RAW, RAW])
+    (tmp_path / "map.json").write_text('{"7": 0, "8": 1, "0": 255}')
+    ds = discover(tmp_path, val_fraction=0.5, label_map=tmp_path / "map.json")
+    assert ds.label_map == {7: 0, 8: 1, 0: 255}
+    assert ds.class_names == ["class_0", "class_1"] and ds.class_source == "label map"
+    assert ds.read_label(tmp_path / "masks" / "m000.png")[0].tolist() == [0, 1, 255, 255]
+    (tmp_path / "classes.txt").write_text("road\nsidewalk\nbuilding\n")
+    ds = discover(tmp_path, val_fraction=0.5, label_map={7: 0, 8: 1, 26: 2})
+    assert ds.class_names == ["road", "sidewalk", "building"]
+    assert ds.read_label(ds.splits["train"][0])[0].tolist() == [0, 1, 2, 255]
+    assert any("label map: 3 mask value(s) mapped to class ids" in n for n in ds.notes)
+
+
+def test_a_label_map_does_not_apply_to_rgb_masks(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0] = [255, 0, 0]
+    make_pairs(tmp_path, [rgb, rgb])
+    (tmp_path / "classes.json").write_text('[{"name": "bg", "color": [0, 0, 0]}, {"name": "r", "color": [255, 0, 0]}]')
+    ds = discover(tmp_path, val_fraction=0.5, label_map={0: 0})
+    with pytest.raises(DataError) as info:
+        ds.read_label(ds.splits["train"][0])
+    assert str(info.value) == (f"{ds.splits['train'][0].mask}: RGB colour mask, but a label map maps single-channel "
+                               f"mask values; save index masks or drop the label map.")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", 'PATH: expected a non-empty JSON object of mask value -> class id, such as {"7": 0, "8": 1}.'),
+    ("{}", 'PATH: expected a non-empty JSON object of mask value -> class id, such as {"7": 0, "8": 1}.'),
+    ('{"a": 1}', "PATH: key 'a' is not a mask value; keys are whole numbers 0-255."),
+    ('{"1.5": 1}', "PATH: key '1.5' is not a mask value; keys are whole numbers 0-255."),
+    ('{"256": 1}', "PATH: key '256' is not a mask value; keys are whole numbers 0-255."),
+    ('{"-1": 1}', "PATH: key '-1' is not a mask value; keys are whole numbers 0-255."),
+    ('{"7": "road"}', "PATH: value 'road' of key '7' is not a class id; use a whole number 0-254, or 255 for ignore."),
+    ('{"7": 1.0}', "PATH: value 1.0 of key '7' is not a class id; use a whole number 0-254, or 255 for ignore."),
+    ('{"7": 256}', "PATH: value 256 of key '7' is not a class id; use a whole number 0-254, or 255 for ignore."),
+    ('{"7": -1}', "PATH: value -1 of key '7' is not a class id; use a whole number 0-254, or 255 for ignore."),
+    ('{"7": 0, "07": 1}', "PATH: mask value 7 is mapped twice ('7' and '07'); keep one."),
+    ('{"7": 255}', "PATH: maps every value to 255 (ignore); map at least one value to a class id."),
+])
+def test_bad_label_maps_are_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "map.json"
+    path.write_text(text)
+    with pytest.raises(DataError) as info:
+        read_label_map(path)
+    assert str(info.value) == message.replace("PATH", str(path))
+
+
+def test_unreadable_label_map_files(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_label_map(tmp_path / "nope.json")
+    assert str(info.value) == (f"{tmp_path / 'nope.json'}: no such label map file; give a JSON object of mask value "
+                               f"-> class id, such as {{\"7\": 0, \"8\": 1}}.")
+    (tmp_path / "bad.json").write_text("{7: 0}")
+    with pytest.raises(DataError, match=r"bad\.json: not valid JSON \(.*\); write a JSON object such as"):
+        read_label_map(tmp_path / "bad.json")
+
+
+def test_keep_classes_keeps_a_subset_in_the_given_order(tmp_path):
+    make_pairs(tmp_path, [np.array([[0, 1, 2, 255]] * 4, np.uint8)] * 2)
+    (tmp_path / "classes.txt").write_text("bg\ncat\ndog\n")
+    ds = discover(tmp_path, val_fraction=0.5, keep_classes="dog, bg")
+    assert ds.class_names == ["dog", "bg"] and ds.num_classes == 2 and len(ds.full_classes) == 3
+    assert ds.classes.colors == (ds.full_classes.colors[2], ds.full_classes.colors[0])
+    assert ds.read_label(ds.splits["val"][0])[0].tolist() == [1, 255, 0, 255]
+    assert any(n.startswith("using 2 of 3 classes (dog, bg);") for n in ds.notes)
+    assert discover(tmp_path, val_fraction=0.5, keep_classes=["cat"]).read_label(ds.splits["val"][0])[0].tolist() \
+        == [255, 0, 255, 255]
+    with pytest.raises(DataError) as info:
+        discover(tmp_path, keep_classes="cat,cow")
+    assert str(info.value) == (f"{tmp_path}: class 'cow' is not one of the 3 classes of classes.txt (bg, cat, dog); "
+                               f"use their names.")
+
+
+def test_keep_classes_with_rgb_masks_and_a_label_map(tmp_path):
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    rgb[:, 1] = [255, 0, 0]
+    rgb[:, 2] = [0, 0, 255]
+    make_pairs(tmp_path / "rgb", [rgb, rgb])
+    (tmp_path / "rgb" / "classes.json").write_text(
+        '{"classes": ["bg", "red", "blue"], "palette": [[0, 0, 0], [255, 0, 0], [0, 0, 255]]}')
+    ds = discover(tmp_path / "rgb", val_fraction=0.5, keep_classes=["blue", "red"])
+    assert ds.read_label(ds.splits["train"][0]).tolist() == [[255, 1, 0]] * 2
+    make_pairs(tmp_path / "raw", [RAW, RAW])
+    ds = discover(tmp_path / "raw", val_fraction=0.5, label_map={7: 0, 8: 1, 26: 2}, keep_classes="class_2")
+    assert ds.read_label(ds.splits["train"][0])[0].tolist() == [255, 255, 0, 255]

@@ -58,6 +58,16 @@ def make_easy(root: Path, n=16, size=64, seed=0, layout="flat", n_val=4, ext=".p
     return root
 
 
+def make_pairs(root: Path, masks, image_size=None) -> Path:
+    """A flat dataset with one black image per mask: ``masks`` is a list of arrays, or ``{stem: array}``."""
+    items = masks.items() if isinstance(masks, dict) else ((f"m{i:03d}", m) for i, m in enumerate(masks))
+    for stem, mask in items:
+        h, w = image_size or mask.shape[:2]
+        write_rgb(root / "images" / f"{stem}.png", np.zeros((h, w, 3), np.uint8))
+        (write_rgb if mask.ndim == 3 else write_mask)(root / "masks" / f"{stem}.png", mask)
+    return root
+
+
 def tree(root: Path) -> set:
     """Every file and folder under ``root`` (relative), to prove nothing else was written."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*")}
