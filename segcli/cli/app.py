@@ -62,9 +62,10 @@ def _register() -> None:
     from segcli.cli import train_cmd
 
     app.command("train")(train_cmd.train)
-    from segcli.cli import synth_cmd
+    from segcli.cli import convert_cmd, synth_cmd
 
     data_cmd.data_app.command("synth")(synth_cmd.synth)
+    data_cmd.data_app.command("convert")(convert_cmd.convert)
 
     from segcli.cli import predict_cmd
 
