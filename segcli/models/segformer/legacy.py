@@ -15,18 +15,32 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-#: segcli 0.1 group -> 0.2 group. Keras names a functional model's layers by class in graph order:
-#: linear_c0..3 were dense..dense_3, linear_fuse conv2d, the classifier conv2d_1, fuse_norm batch_normalization.
+#: Where each head layer's variables live since 0.2. In 0.1 files they sit in top-level groups under Keras's
+#: automatic names; each group's ``vars`` carries the layer's own name as an attribute, which is what is matched.
 HEAD_GROUPS = {
-    "layers/dense": "layers/seg_former_head/linear_c/dense",
-    "layers/dense_1": "layers/seg_former_head/linear_c/dense_1",
-    "layers/dense_2": "layers/seg_former_head/linear_c/dense_2",
-    "layers/dense_3": "layers/seg_former_head/linear_c/dense_3",
-    "layers/conv2d": "layers/seg_former_head/linear_fuse",
-    "layers/conv2d_1": "layers/seg_former_head/classifier",
-    "layers/batch_normalization": "layers/seg_former_head/fuse_norm",
+    "linear_c0": "layers/seg_former_head/linear_c/dense",
+    "linear_c1": "layers/seg_former_head/linear_c/dense_1",
+    "linear_c2": "layers/seg_former_head/linear_c/dense_2",
+    "linear_c3": "layers/seg_former_head/linear_c/dense_3",
+    "linear_fuse": "layers/seg_former_head/linear_fuse",
+    "fuse_norm": "layers/seg_former_head/fuse_norm",
+    "classifier": "layers/seg_former_head/classifier",
 }
 KERAS_WEIGHTS = "model.weights.h5"
+
+
+def _legacy_groups(f) -> dict:
+    """{top-level group: new path} for the 0.1 head groups of an open h5 file."""
+    if "layers" not in f or "layers/seg_former_head" in f:
+        return {}
+    found = {}
+    for key in f["layers"]:
+        variables = f.get(f"layers/{key}/vars")
+        name = variables.attrs.get("name") if variables is not None else None
+        name = name.decode() if isinstance(name, bytes) else name
+        if name in HEAD_GROUPS:
+            found[f"layers/{key}"] = HEAD_GROUPS[name]
+    return found
 
 
 def is_legacy(h5_path) -> bool:
@@ -34,16 +48,18 @@ def is_legacy(h5_path) -> bool:
     import h5py
 
     with h5py.File(h5_path, "r") as f:
-        return "layers/dense" in f and "layers/seg_former_head" not in f
+        return bool(_legacy_groups(f))
 
 
 def _rename_groups(h5_path: Path) -> None:
     import h5py
 
     with h5py.File(h5_path, "r+") as f:
-        for old, new in HEAD_GROUPS.items():
-            if old in f:
-                f.move(old, new)
+        moves = list(_legacy_groups(f).items())
+        for i, (old, _) in enumerate(moves):  # two steps: an old name may equal another group's new leaf name
+            f.move(old, f"layers/.segcli_legacy_{i}")
+        for i, (_, new) in enumerate(moves):
+            f.move(f"layers/.segcli_legacy_{i}", new)
 
 
 def upgraded_weights(path: Path, workdir: Path) -> Path:
