@@ -9,7 +9,7 @@ from segcli.models.registry import NVIDIA_LICENCE_NOTE, PRESETS, SEGMENTER_ROW_C
 
 def preset_rows() -> list[dict]:
     """One dict per preset with computed parameter counts and cache status."""
-    from segcli.models.params import preset_params
+    from segcli.models.registry import preset_params
     from segcli.checkpoints.cache import entry_dir, is_entry
 
     rows = []
@@ -48,7 +48,6 @@ def presets(
     from rich.table import Table
 
     from segcli.cli.output import out
-    from segcli.models.params import millions
 
     table = Table(title="segcli presets", title_justify="left")
     for col in ("name", "kind", "params", "input", "classes", "weights", "mIoU", "licence"):
@@ -73,3 +72,8 @@ def presets(
         f"Licence (NVIDIA-NC): {NVIDIA_LICENCE_NOTE}",
         highlight=False,
     )
+
+
+def millions(n: int) -> str:
+    """A parameter count as the seed's table shows it: ``3319392`` -> ``3.32M``."""
+    return f"{n / 1e6:.2f}M"

@@ -20,6 +20,7 @@ from pathlib import Path
 from segcli.checkpoints.resolve import ModelRef, resolve
 from segcli.classes import ClassTable
 from segcli.errors import CheckpointError, ModelError, WeightsNotFoundError
+from segcli.models.mit.presets import BACKBONE_CLASS as MIT_BACKBONE
 from segcli.models.registry import PRESETS, SEGMENTER_ROW_CLASSES, has_weights
 
 DEFAULT_PROJECTION_FILTERS = 256
@@ -49,13 +50,25 @@ class Request:
     activation: str | None = "auto"
 
 
-def _backbone(config: dict, input_shape):
+def _mit_backbone():
     from segcli.models.mit.backbone import MiTBackbone
 
+    return MiTBackbone
+
+
+#: Backbone classes by registered name (preset rows and weights records store it): one line per family.
+BACKBONES = {MIT_BACKBONE: _mit_backbone}
+
+
+def _backbone(config: dict, input_shape, class_name: str | None = None):
+    class_name = class_name or MIT_BACKBONE  # records written before 0.2 did not store it; they are all MiT
+    if class_name not in BACKBONES:
+        raise CheckpointError(f"backbone class {class_name!r} is not one segcli knows ({', '.join(BACKBONES)}); "
+                              f"this checkpoint needs a newer segcli.")
     config = {k: v for k, v in config.items() if k not in ("name", "trainable")}
     if input_shape is not None:
         config["input_shape"] = tuple(input_shape)
-    return MiTBackbone.from_config(config)
+    return BACKBONES[class_name]().from_config(config)
 
 
 def _new_head(backbone, req: Request, what: str, projection_filters=None, default_classes=None):
@@ -136,7 +149,7 @@ def _from_entry(ref: ModelRef, req: Request, label: str | None = None) -> Loaded
     from segcli.models.segformer.model import SegFormer
 
     weights, record = read_entry(ref.path, label)
-    backbone = _backbone(record["backbone_config"], req.input_shape)
+    backbone = _backbone(record["backbone_config"], req.input_shape, record.get("backbone_class"))
     source = str(ref.path)
     if record.get("scope") == "backbone":
         _load_weights(backbone, weights)
@@ -198,7 +211,7 @@ def _from_preset(ref: ModelRef, req: Request) -> Loaded:
                 f"for random initialisation.")
         entry = replace(ref, kind="entry")
         return _from_entry(entry, req, name)
-    backbone = _backbone(preset["arch"], req.input_shape)
+    backbone = _backbone(preset["arch"], req.input_shape, preset["backbone_class"])
     if req.want == "backbone":
         return Loaded(backbone, source=name)
     default = SEGMENTER_ROW_CLASSES if preset["model"] == "segmenter" else None
@@ -240,7 +253,10 @@ def save_folder(model, folder, classes=None, source=None):
     segmenter = hasattr(model, "backbone")
     backbone = model.backbone if segmenter else model
     config = {k: v for k, v in backbone.get_config().items() if k not in ("name", "trainable")}
+    import keras
+
     record = {"format": WEIGHTS_FORMAT, "scope": "segmenter" if segmenter else "backbone",
+              "backbone_class": keras.saving.get_registered_name(type(backbone)),
               "backbone_config": config, "source": source or "saved by segcli"}
     if segmenter:
         if isinstance(classes, ClassTable):

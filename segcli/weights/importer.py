@@ -24,8 +24,6 @@ from segcli.errors import CheckpointError, UsageError
 from segcli.models.registry import PRESETS, has_weights
 
 FORMAT = "segcli-weights-v1"
-#: Backbone settings that must agree between a checkpoint and the preset it is imported as.
-ARCH_KEYS = ("hidden_sizes", "depths", "num_attention_heads", "sr_ratios", "patch_sizes", "strides", "mlp_ratios")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -68,7 +66,9 @@ def check_against_preset(name: str, record: dict, source: str) -> None:
                          f"{other}.")
     arch = preset["arch"]
     got = record["backbone_config"]
-    diffs = [f"{k} {tuple(got[k])} vs {tuple(arch[k])}" for k in ARCH_KEYS if tuple(got[k]) != tuple(arch[k])]
+    diffs = [f"{k} {tuple(got.get(k, ()))} vs {tuple(arch[k])}" for k in arch if tuple(got.get(k, ())) != tuple(arch[k])]
+    if record.get("backbone_class", preset["backbone_class"]) != preset["backbone_class"]:
+        diffs.insert(0, f"backbone {record['backbone_class']} vs {preset['backbone_class']}")
     if diffs:
         raise CheckpointError(f"{source} does not match preset '{name}' ({preset['arch_name']}): "
                               f"{'; '.join(diffs[:3])}; {other}.")
@@ -101,7 +101,11 @@ def import_checkpoint(folder, name: str, source: str | None = None, revision: st
         model, record = convert(folder)
     else:
         model, record = _convert_hf(folder)
-    record = {"format": FORMAT, "name": name, **record,
+    import keras
+
+    backbone = getattr(model, "backbone", model)
+    record = {"format": FORMAT, "name": name, "backbone_class": keras.saving.get_registered_name(type(backbone)),
+              **record,
               "source": source or str(folder.resolve()), "revision": revision,
               "licence": PRESETS.get(name, {}).get("licence", "see the checkpoint's source")}
     check_against_preset(name, record, label)

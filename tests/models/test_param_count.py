@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from segcli.models.params import encoder_params, millions, preset_params, segmenter_params
+from segcli.cli.presets_cmd import millions
+from segcli.models.mit.params import encoder_params
+from segcli.models.registry import preset_params
+from segcli.models.segformer.params import segmenter_params
 from segcli.models.registry import ARCHITECTURES, PRESETS, SEED_MIT_ROW_CLASSES, SEGMENTER_ROW_CLASSES
 
 # Measured with transformers' SegformerModel (REFERENCE.md).
