@@ -9,7 +9,7 @@ True
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {"SegFormer", "MiTBackbone", "SegFormerB0", "SegFormerB1", "SegFormerB2", "SegFormerB3", "SegFormerB4",
          "SegFormerB5", "create_model"}

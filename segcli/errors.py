@@ -2,13 +2,24 @@
 
 The CLI turns any :class:`SegcliError` into one red line on stderr and a
 non-zero exit code. Anything else escaping a command is a bug.
+
+Library code speaks of values, not command-line flags: ``value`` names the
+argument at fault, and the CLI shows the flag that sets it.
+
+>>> err = UsageError("image size 16 is below 32 pixels; use at least 32", value="image_size")
+>>> str(err), err.value
+('image size 16 is below 32 pixels; use at least 32', 'image_size')
 """
 
 
 class SegcliError(Exception):
-    """An expected failure with a message written for the user."""
+    """An expected failure with a message written for the user; ``value`` names the argument at fault."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", value: str | None = None):
+        super().__init__(message)
+        self.value = value
 
 
 class PresetError(SegcliError):

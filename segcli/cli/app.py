@@ -1,7 +1,10 @@
-"""The ``segcli`` command: composes one small module per command.
+"""The ``segcli`` command: one registration block composes one small module per command.
 
 Heavy modules (tensorflow, keras, cv2) are imported inside command bodies,
-so ``segcli --help`` and ``segcli presets`` start at once.
+so ``segcli --help`` and ``segcli presets`` start at once. Expected failures
+(:class:`~segcli.errors.SegcliError`) become one red line and an exit code;
+an error about a library value (``exc.value``, such as ``"image_size"``) is
+shown with the flag that set it (``--image-size``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,51 @@ import typer
 import typer.core
 
 from segcli.errors import SegcliError
+
+TYPER = {"no_args_is_help": True, "add_completion": False, "pretty_exceptions_enable": False,
+         "rich_markup_mode": None}
+
+#: One or two examples per command, shown at the end of its --help ("\b" keeps click from rewrapping them).
+EXAMPLES = {
+    "presets": ["segcli presets", "segcli presets --json"],
+    "train": ["segcli train samples --preset segformer_b0 --image-size 128 --epochs 2 --out runs/quick",
+              "segcli train data/ --preset mit_b1 --out runs/exp1 --resume"],
+    "predict": ["segcli predict samples/photos --model samples/demo_model --out out",
+                "segcli predict 'shots/**/*.jpg' clip.mp4 --model runs/exp1 --out masks --mode slide"],
+    "eval": ["segcli eval samples --model samples/demo_model",
+             "segcli eval data/ --model runs/exp1 --report report.html --json"],
+    "export": ["segcli export --model runs/exp1 --format onnx --out model.onnx",
+               "segcli export --model samples/demo_model --format openvino --out demo_ov"],
+    "bench": ["segcli bench --preset segformer_b0 --size 512 --batch-size 1,8",
+              "segcli bench --model runs/exp1 --input samples/photos"],
+    "weights fetch": ["segcli weights fetch segformer_b0_ade20k_512"],
+    "weights list": ["segcli weights list --json"],
+    "weights import": ["segcli weights import ./segformer-b0-hf --as my_b0", "segcli predict imgs --model my_b0 --out o"],
+    "weights path": ["segcli weights path segformer_b0_ade20k_512"],
+    "data synth": ["segcli data synth shapes --n 200 --size 128 --seed 1"],
+    "data convert": ["segcli data convert annotations/instances_val.json --from coco --out data/"],
+}
+
+
+def _epilog(name: str) -> str:
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+
+
+def _all_params(command, found=None) -> dict:
+    """Every option in the command tree: its Python name -> its first flag."""
+    found = {} if found is None else found
+    for param in getattr(command, "params", []):
+        if param.opts and param.opts[0].startswith("-"):
+            found.setdefault(param.name, param.opts[0])
+    for sub in getattr(command, "commands", {}).values():
+        _all_params(sub, found)
+    return found
+
+
+def user_message(exc: SegcliError, command) -> str:
+    """The error line: a library value is named by the flag that sets it."""
+    flag = _all_params(command).get(getattr(exc, "value", None) or "")
+    return f"{flag}: {exc}" if flag else str(exc)
 
 
 class _Group(typer.core.TyperGroup):
@@ -24,55 +72,60 @@ class _Group(typer.core.TyperGroup):
         except SegcliError as exc:
             from segcli.cli.output import error
 
-            error(str(exc))
+            error(user_message(exc, ctx.command))
             raise typer.Exit(exc.exit_code) from None
 
 
-app = typer.Typer(
-    cls=_Group,
-    name="segcli",
-    help="SegFormer semantic segmentation from the command line.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+def _version(show: bool) -> None:
+    if not show:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from segcli.hardware import cpu_info
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    cpu = cpu_info()
+    typer.echo(f"segcli {installed('segcli')}\ntensorflow {installed('tensorflow')}\nkeras {installed('keras')}\n"
+               f"openvino {installed('openvino')}\n"
+               f"cpu {cpu['cpu']} ({cpu['logical_cores']} cores; {' '.join(cpu['isa']) or 'no AVX2/AVX-512/AMX'})")
+    raise typer.Exit()
+
+
+app = typer.Typer(cls=_Group, name="segcli", help="SegFormer semantic segmentation from the command line.", **TYPER)
+data_app = typer.Typer(help="Dataset tools: check a folder dataset, make a synthetic one, convert labels.", **TYPER)
+weights_app = typer.Typer(help="Pretrained weights: fetch from the Hugging Face Hub, import a downloaded folder, "
+                               "list the cache.", **TYPER)
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print segcli's, TensorFlow's and Keras's versions and the CPU's ISA.")):
     """SegFormer semantic segmentation from the command line."""
 
 
 def _register() -> None:
-    from segcli.cli import presets_cmd
+    from segcli.cli import (bench_cmd, convert_cmd, data_cmd, eval_cmd, export_cmd, predict_cmd, presets_cmd,
+                            synth_cmd, train_cmd, weights_cmd)
 
-    app.command("presets")(presets_cmd.presets)
-    from segcli.cli import data_cmd, weights_cmd
-
-    app.add_typer(weights_cmd.weights_app, name="weights")
-    from segcli.cli import export_cmd
-
-    app.command("export")(export_cmd.export)
-
-    app.add_typer(data_cmd.data_app, name="data")
-    from segcli.cli import bench_cmd
-
-    app.command("bench")(bench_cmd.bench)
-    from segcli.cli import train_cmd
-
-    app.command("train")(train_cmd.train)
-    from segcli.cli import convert_cmd, synth_cmd
-
-    data_cmd.data_app.command("synth")(synth_cmd.synth)
-    data_cmd.data_app.command("convert")(convert_cmd.convert)
-
-    from segcli.cli import predict_cmd
-
-    app.command("predict")(predict_cmd.predict)
-    from segcli.cli import eval_cmd
-
-    app.command("eval")(eval_cmd.eval_command)
+    app.command("presets", epilog=_epilog("presets"))(presets_cmd.presets)
+    app.command("train", epilog=_epilog("train"))(train_cmd.train)
+    app.command("predict", epilog=_epilog("predict"))(predict_cmd.predict)
+    app.command("eval", epilog=_epilog("eval"))(eval_cmd.eval_command)
+    app.command("export", epilog=_epilog("export"))(export_cmd.export)
+    app.command("bench", epilog=_epilog("bench"))(bench_cmd.bench)
+    app.add_typer(data_app, name="data")
+    data_app.command("check", help=data_cmd.CHECK_HELP)(data_cmd.check)
+    data_app.command("synth", epilog=_epilog("data synth"))(synth_cmd.synth)
+    data_app.command("convert", epilog=_epilog("data convert"))(convert_cmd.convert)
+    app.add_typer(weights_app, name="weights")
+    for name, function in (("fetch", weights_cmd.fetch), ("list", weights_cmd.list_weights),
+                           ("import", weights_cmd.import_weights), ("path", weights_cmd.path)):
+        weights_app.command(name, epilog=_epilog(f"weights {name}"))(function)
 
 
 _register()

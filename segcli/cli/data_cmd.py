@@ -1,4 +1,4 @@
-"""``segcli data ...``: dataset commands. ``data_app`` is the sub-app other modules add commands to."""
+"""``segcli data check``: every problem in a folder dataset, before training (registered in ``segcli.cli.app``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from pathlib import Path
 import typer
 
 from segcli.data import layouts
-
-data_app = typer.Typer(help="Dataset tools: check a folder dataset before training.", no_args_is_help=True,
-                       add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 #: Groups of identical findings shown in the table before "... and N more" (--json has every finding).
 SHOWN_GROUPS = 50
@@ -90,7 +87,6 @@ def render_report(report, console) -> None:
                   f"NOT OK: {len(report.problems)} problem(s); fix them before training.", highlight=False)
 
 
-@data_app.command("check", help=CHECK_HELP)
 def check(
     data: Path = typer.Argument(..., help="Dataset folder, in one of the layouts below."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of pairs drawn for val when there is "

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import typer
 
-weights_app = typer.Typer(help="Pretrained weights: fetch from the Hugging Face Hub, import a downloaded folder, "
-                               "list the cache.", no_args_is_help=True, add_completion=False,
-                          pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def human_size(n: int) -> str:
@@ -26,7 +23,6 @@ def human_size(n: int) -> str:
     return str(n)
 
 
-@weights_app.command("fetch")
 def fetch(
     presets: list[str] = typer.Argument(..., help="Preset names with weights (see `segcli weights list`)."),
     force: bool = typer.Option(False, "--force", help="Convert again even when the entry is cached and intact."),
@@ -63,7 +59,6 @@ def fetch(
                     for r in results])
 
 
-@weights_app.command("list")
 def list_weights(
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip re-hashing the cached weights (faster)."),
@@ -94,7 +89,6 @@ def list_weights(
             out.print(f"{r['name']}: {r['problem']}", highlight=False)
 
 
-@weights_app.command("import")
 def import_weights(
     folder: Path = typer.Argument(..., help="A Hugging Face checkpoint folder (config.json + model.safetensors) "
                                             "or a keras-hub preset folder (config.json + model.weights.h5)."),
@@ -118,7 +112,6 @@ def import_weights(
         out.print(f"note: {note}", highlight=False)
 
 
-@weights_app.command("path")
 def path(
     name: str = typer.Argument(None, help="An entry or preset name: print its folder instead of the cache root."),
 ) -> None:

@@ -20,6 +20,8 @@ _HOMES = {
 
 def __getattr__(name):
     if name in _HOMES:
+        from segcli.models import load  # noqa: F401  (registers the factory that from_preset builds through)
+
         return getattr(importlib.import_module(_HOMES[name]), name)
     if name == "segmentation":
         return importlib.import_module("segcli.models.segmentation")

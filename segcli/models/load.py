@@ -20,6 +20,7 @@ from pathlib import Path
 from segcli.checkpoints.resolve import ModelRef, resolve
 from segcli.classes import ClassTable
 from segcli.errors import CheckpointError, ModelError, WeightsNotFoundError
+from segcli.models import factory_hook
 from segcli.models.mit.presets import BACKBONE_CLASS as MIT_BACKBONE
 from segcli.models.registry import PRESETS, SEGMENTER_ROW_CLASSES, has_weights
 
@@ -275,6 +276,9 @@ def create_segmenter(source, num_classes=None, load_weights=None, input_shape=No
                      activation="auto"):
     """A SegFormer from a preset or checkpoint (``SegFormer.from_preset``)."""
     return load(source, "segmenter", num_classes, load_weights, input_shape, projection_filters, activation).model
+
+
+factory_hook.register(backbone=create_backbone, segmenter=create_segmenter)
 
 
 def create_model(source, **kwargs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from segcli.models import factory_hook
 from segcli.models.mit.layers import PACKAGE, ImageNormalization, MiTBlock, OverlapPatchEmbedding
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
@@ -36,6 +37,7 @@ class MiTBackbone(keras.Model):
     Example:
 
     >>> import numpy as np
+    >>> from segcli.models import MiTBackbone
     >>> backbone = MiTBackbone.from_preset("mit_test")
     >>> backbone(np.ones((1, 64, 96, 3))).shape
     TensorShape([1, 2, 3, 64])
@@ -128,6 +130,4 @@ class MiTBackbone(keras.Model):
         ``load_weights=None`` loads weights when the preset has them; ``input_shape``
         overrides the preset's ``(None, None, 3)``.
         """
-        from segcli.models.load import create_backbone
-
-        return create_backbone(preset, load_weights=load_weights, input_shape=input_shape, **kwargs)
+        return factory_hook.build("backbone", preset, load_weights=load_weights, input_shape=input_shape, **kwargs)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from segcli.errors import ModelError
+from segcli.models import factory_hook
 from segcli.models.mit.backbone import PYRAMID_LEVELS
 from segcli.models.mit.layers import PACKAGE
 from segcli.models.segformer.head import SegFormerHead
@@ -113,7 +114,5 @@ class SegFormer(keras.Model):
         ``num_classes`` defaults to the checkpoint's classes. ``load_weights=None``
         loads the preset's weights when it has them; ``input_shape`` is honoured.
         """
-        from segcli.models.load import create_segmenter
-
-        return create_segmenter(preset, num_classes=num_classes, load_weights=load_weights,
-                                input_shape=input_shape, **kwargs)
+        return factory_hook.build("segmenter", preset, num_classes=num_classes, load_weights=load_weights,
+                                  input_shape=input_shape, **kwargs)

@@ -1,0 +1,61 @@
+"""The CPU segcli runs on: model name, usable cores and the vector/matrix extensions that decide precision.
+
+Read from /proc/cpuinfo (Linux); elsewhere the ISA list is empty and bf16 is not offered.
+
+>>> info = cpu_info()
+>>> info["logical_cores"] >= 1 and isinstance(info["isa"], list)
+True
+>>> isinstance(has_bf16(), bool)
+True
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+#: CPU flags worth showing for oneDNN: the widest vector and matrix units it can use.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def _cpuinfo_fields() -> dict:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key and key not in fields:
+            fields[key] = value.strip()
+    return fields
+
+
+def cpu_info() -> dict:
+    """CPU model name, logical cores usable by this process and the ISA flags oneDNN cares about."""
+    fields = _cpuinfo_fields()
+    flags = set(fields.get("flags", "").split())
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return {
+        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
+        "logical_cores": cores,
+        "isa": [f for f in ISA_FLAGS if f in flags],
+    }
+
+
+def has_bf16(isa=None) -> bool:
+    """True when the CPU computes bfloat16 natively (AMX or AVX-512 BF16), where bf16 inference can pay off."""
+    isa = cpu_info()["isa"] if isa is None else isa
+    return any(flag in isa for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def has_amx(isa=None) -> bool:
+    """True when the CPU has AMX tiles (bf16 and int8 matrix units)."""
+    isa = cpu_info()["isa"] if isa is None else isa
+    return "amx_bf16" in isa or "amx_tile" in isa
