@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from segcli.cli.output import err, out, print_json
-from segcli.cli.predict_cmd import MODEL_HELP, progress_bar
+from segcli.cli.output import err, info, out, print_json
+from segcli.cli.predict_cmd import MODEL_HELP, TTA_HELP, parse_tta_option, progress_bar
 
-JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "data", "split", "mode", "images",
-             "pixels", "seconds", "img_per_s", "per_class", "confusion")
+JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "data", "split", "mode", "tta",
+             "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
 
 
 def _pct(value) -> str:
@@ -21,8 +21,9 @@ def _pct(value) -> str:
 def render(result: dict) -> None:
     from rich.table import Table
 
+    tta = f", TTA {result['tta']}" if result.get("tta") else ""
     table = Table(title=f"segcli eval: {result['model']} on {result['data']} ({result['split']}, "
-                        f"{result['images']} images, {result['mode']} mode)")
+                        f"{result['images']} images, {result['mode']} mode{tta})")
     for column in ("class", "IoU %", "Dice %", "precision %", "recall %"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in result["per_class"]:
@@ -36,6 +37,25 @@ def render(result: dict) -> None:
               f"absent from both labels and predictions, left out of the means)", highlight=False)
 
 
+def check_report_path(path: Path) -> None:
+    """Fail before the run, with one line, when the report could not be written."""
+    import os
+    import tempfile
+
+    from segcli.errors import DataError
+
+    if path.is_dir():
+        raise DataError(f"--report {path}: is a folder; give a file name such as {path / 'report.html'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".segcli-write-test.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable "
+                        f"path.") from None
+
+
 def eval_command(
     data: Path = typer.Argument(..., help="Dataset folder (the layouts `segcli train` reads)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
@@ -47,21 +67,53 @@ def eval_command(
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images (whole) or tiles (slide) per network call."),
     max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side."),
     min_miou: Optional[float] = typer.Option(None, "--min-miou", help="Exit 1 when mIoU (0..1) is below this."),
+    tta: Optional[str] = typer.Option(None, "--tta", help=TTA_HELP),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report: metrics, "
+                                          "per-class chart, confusion heatmap, the worst images."),
+    worst: int = typer.Option(12, "--worst", help="Images with the lowest per-image mIoU to show in the report "
+                              "(and list in --json)."),
+    label_map: Optional[Path] = typer.Option(None, "--label-map", help="JSON object mapping raw mask values to "
+                                             "class ids (e.g. Cityscapes labelIds to train ids); unmapped values "
+                                             "become 255."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="a,b,c: score only these classes, in this order "
+                                          "(a model trained with the same --classes); others become 255."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
 ) -> None:
-    """Score a model on a labelled dataset (255 = ignore)."""
-    from segcli.inference.evaluate import evaluate
+    """Score a model on a labelled dataset (255 = ignore).
+
+    Examples:
+
+    \b
+      segcli eval data/ --model runs/exp1 --report report.html
+      segcli eval cityscapes/ --model runs/city --label-map labelids_to_trainids.json --tta flip
+    """
     from segcli.errors import UsageError
+    from segcli.inference.evaluate import evaluate
 
     if min_miou is not None and not 0.0 <= min_miou <= 1.0:
         raise UsageError(f"--min-miou {min_miou}: give a fraction between 0 and 1 (0.5 means 50% mIoU).")
+    if worst < 0:
+        raise UsageError(f"--worst {worst}: give 0 or more images.")
+    if report is not None:
+        from segcli.inference.report import require_matplotlib
+
+        require_matplotlib()
+        check_report_path(report)
+    spec = parse_tta_option(tta)
     with progress_bar("eval") as (on_start, on_progress):
         result = evaluate(data, model, split=split, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
-                          max_side=max_side, on_start=on_start, on_progress=on_progress)
+                          max_side=max_side, tta=spec, worst=worst, label_map=label_map, keep_classes=classes,
+                          on_start=on_start, on_progress=on_progress)
+    if report is not None:
+        from segcli.inference.report import write_report
+
+        write_report(report, result, result["worst_images"], result["classes"])
     if json_out:
         print_json({key: result[key] for key in JSON_KEYS})
     else:
         render(result)
+    if report is not None:
+        info(f"report: {report}")
     if min_miou is not None and (result["miou"] is None or result["miou"] < min_miou):
         err.print(f"mIoU {_pct(result['miou'])}% is below --min-miou {min_miou} ({100 * min_miou:.2f}%).",
                   style="red", highlight=False)

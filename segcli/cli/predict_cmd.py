@@ -1,4 +1,4 @@
-"""``segcli predict INPUT... --out DIR``: index masks and overlays for images, folders and globs."""
+"""``segcli predict INPUT... --out DIR``: index masks and overlays for images, folders, globs and videos."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import typer
 
 from segcli.cli.output import err, info, out, print_json, warn
 
+TTA_HELP = ("Test-time augmentation, averaging the views' probabilities: flip, scales=0.75,1.0,1.25, or both "
+            "(flip,scales=0.75,1.0). Whole mode only.")
 MODEL_HELP = ("Run directory (best.keras + classes.json), .keras file, fine-tuned preset with cached weights, or "
               "exported .onnx/.tflite. Default: $SEGCLI_MODEL, else segformer_b0_ade20k_512.")
 
@@ -42,6 +44,22 @@ def progress_bar(label: str):
             bar.stop()
 
 
+def parse_tta_option(text):
+    """``--tta`` as a TTASpec (None when not given)."""
+    from segcli.inference.tta import parse_tta
+
+    return parse_tta(text, name="--tta") if text else None
+
+
+def check_video_flags(every: int, smooth: float) -> None:
+    from segcli.errors import UsageError
+
+    if every < 1:
+        raise UsageError(f"--every {every}: must be at least 1 (1 = every frame).")
+    if not 0.0 <= smooth < 1.0:
+        raise UsageError(f"--smooth {smooth}: must be within 0 (off) and 1 (exclusive); 0.5 to 0.8 suits most clips.")
+
+
 def render_summary(summary: dict) -> None:
     from rich.table import Table
 
@@ -56,6 +74,14 @@ def render_summary(summary: dict) -> None:
         rows.insert(3, ("shard", summary["shard"]))
     rows += [("img/s", summary["img_per_s"] if summary["img_per_s"] is not None else "-"),
              ("total time (s)", summary["total_seconds"])]
+    if summary.get("tta"):
+        rows.insert(2, ("test-time augmentation", summary["tta"]))
+    for video in summary.get("videos", []):
+        frames = video["frames"]
+        rows.append((f"video {video['input']}", f"{frames['written'] + frames['skipped']} frames ({frames['written']} "
+                     f"written, {frames['skipped']} done before) -> {video['outputs']['masks']}"
+                     + (f", {video['outputs']['overlay']}" if video["outputs"]["overlay"] else "")
+                     + (" (truncated)" if video["truncated"] else "")))
     for key, value in rows:
         table.add_row(key, str(value))
     out.print(table)
@@ -64,8 +90,9 @@ def render_summary(summary: dict) -> None:
 
 
 def predict(
-    inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively) "
-                                       "or glob patterns (quote them, e.g. 'shots/**/*.jpg')."),
+    inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively), "
+                                       "glob patterns (quote them, e.g. 'shots/**/*.jpg') or video files (.mp4 .avi "
+                                       ".mov .mkv .webm .m4v)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; the input tree is mirrored under it."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     mode: str = typer.Option("whole", "--mode", help="whole: resize to the model size; slide: tiles, for large images."),
@@ -83,15 +110,29 @@ def predict(
                                         "inputs, chosen by a stable hash of each relative path."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Threads for reading and for writing (default "
                                           "min(4, CPUs))."),
+    tta: Optional[str] = typer.Option(None, "--tta", help=TTA_HELP),
+    every: int = typer.Option(1, "--every", help="Videos: predict every N-th frame (the overlay video keeps the "
+                              "clip's duration)."),
+    smooth: float = typer.Option(0.0, "--smooth", help="Videos: average logits over time against flicker, "
+                                 "ema = A * ema + (1 - A) * logits; A in 0..1 (0 = off, 0.5-0.8 typical)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
-    """Predict class-index masks (and overlays) for images, folders and globs."""
+    """Predict class-index masks (and overlays) for images, folders, globs and videos.
+
+    Examples:
+
+    \b
+      segcli predict photos/ --out masks --model runs/exp1 --tta flip
+      segcli predict clip.mp4 --out out --model runs/exp1 --every 2 --smooth 0.6
+    """
     from segcli.inference.predict import PredictOptions, parse_shard, run_predict
 
+    check_video_flags(every, smooth)
     options = PredictOptions(out=out_dir, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
                              max_side=max_side, alpha=alpha, overlay=overlay, color_mask=color_mask,
                              save_probs=save_probs, overwrite=overwrite, strict=strict,
-                             shard=parse_shard(shard) if shard else None, workers=workers)
+                             shard=parse_shard(shard) if shard else None, workers=workers, tta=parse_tta_option(tta),
+                             every=every, smooth=smooth)
     with progress_bar("predict") as (on_start, on_progress):
         summary = run_predict(inputs, model, options, on_progress=on_progress, on_warning=warn, on_start=on_start)
     if json_out:

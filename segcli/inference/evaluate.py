@@ -1,26 +1,108 @@
 """``segcli eval``: run a model over a dataset folder (the layouts ``train`` reads) and score it.
 
 Inference is :class:`segcli.inference.predictor.Segmenter`, the same path as
-predict (whole or slide mode). Pixels labelled 255 are ignored; metrics come
+predict (whole or slide mode, optionally with test-time augmentation,
+:mod:`segcli.inference.tta`). Pixels labelled 255 are ignored; metrics come
 from one accumulated confusion matrix (:mod:`segcli.inference.metrics`).
 
 Split: ``"auto"`` (default) scores the dataset's own val folder when it has
-one, and every pair otherwise; ``"val"``, ``"train"`` and ``"all"`` choose
-explicitly (a val split drawn by ``discover`` is seeded and reproducible).
+one, and every pair otherwise (a folder with a single pair included);
+``"val"``, ``"train"`` and ``"all"`` choose explicitly (a val split drawn by
+``discover`` is seeded and reproducible).
+
+Each image also gets its own mIoU (the mean IoU of the classes present in its
+labels or its prediction); with ``worst=k`` the k lowest are kept, with small
+copies of the image, labels and prediction, for :mod:`segcli.inference.report`.
+Only those k are held in memory.
 """
 
 from __future__ import annotations
 
-import os
+import heapq
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
 
 import numpy as np
 
 from segcli.errors import DataError, UsageError
+from segcli.inference.readahead import read_ahead
 
 SPLIT_CHOICES = ("auto", "val", "train", "all")
+#: Longest side of the copies kept for the report's worst images.
+THUMB_SIDE = 384
+
+
+@dataclass
+class WorstImage:
+    """One image of the report's worst list: RGB ``image``, ``label`` and ``pred`` (class indices, 255 ignore)."""
+
+    name: str  # the image path relative to the dataset folder
+    miou: float
+    image: np.ndarray
+    label: np.ndarray
+    pred: np.ndarray
+
+    def as_json(self) -> dict:
+        return {"image": self.name, "miou": round(self.miou, 6)}
+
+
+def image_miou(confusion: np.ndarray) -> float | None:
+    """Mean IoU over the classes present in one image's labels or prediction; None without labelled pixels.
+
+    A class predicted but not labelled counts with IoU 0, as in the dataset mIoU.
+
+    >>> image_miou(np.array([[3, 1], [0, 0]])), image_miou(np.zeros((2, 2), int))
+    (0.375, None)
+    """
+    cm = np.asarray(confusion, np.float64)
+    tp = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - tp
+    present = union > 0
+    if not cm.sum() or not present.any():
+        return None
+    return float((tp[present] / union[present]).mean())
+
+
+class WorstK:
+    """The ``k`` lowest-mIoU images seen so far (ties: the earlier image is kept)."""
+
+    def __init__(self, k: int):
+        self.k = int(k)
+        self._heap: list = []  # (-miou, -order, WorstImage): the root is the best of the kept ones
+        self._seen = 0
+
+    def wants(self, miou: float | None) -> bool:
+        """Whether an image of this mIoU would be kept (so the caller makes its copies only then)."""
+        if miou is None or self.k <= 0:
+            return False
+        return len(self._heap) < self.k or miou < -self._heap[0][0]
+
+    def add(self, record: WorstImage) -> None:
+        self._seen += 1
+        entry = (-record.miou, -self._seen, record)
+        if len(self._heap) < self.k:
+            heapq.heappush(self._heap, entry)
+        elif record.miou < -self._heap[0][0]:
+            heapq.heapreplace(self._heap, entry)
+
+    def records(self) -> list[WorstImage]:
+        """Worst first."""
+        return [entry[2] for entry in sorted(self._heap, key=lambda e: (-e[0], -e[1]))]
+
+
+def thumbnail(image: np.ndarray, label: np.ndarray, pred: np.ndarray, side: int = THUMB_SIDE):
+    """Copies with the longest side at most ``side`` (masks by nearest neighbour)."""
+    import cv2
+
+    h, w = label.shape
+    scale = min(1.0, side / max(h, w))
+    if scale >= 1.0:
+        return image.copy(), label.copy(), pred.copy()
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(label, size, interpolation=cv2.INTER_NEAREST),
+            cv2.resize(pred, size, interpolation=cv2.INTER_NEAREST))
 
 
 def _pairs(ds, split: str) -> tuple[list, str]:
@@ -34,39 +116,66 @@ def _pairs(ds, split: str) -> tuple[list, str]:
     return pairs, split
 
 
-def _class_names(ds, source, num_classes: int) -> list[str]:
-    """Names for the report: the dataset's class file when it matches the model, else the model's."""
+def _as_dicts(classes) -> list[dict]:
+    return classes.as_dicts() if hasattr(classes, "as_dicts") else [dict(c) for c in classes]
+
+
+def _classes(ds, source, num_classes: int) -> list[dict]:
+    """Classes for the report: the dataset's class file when it matches the model, else the model's."""
+    if getattr(ds, "kept", None) is not None and ds.num_classes != num_classes:
+        raise DataError(f"{ds.root}: keeping {ds.num_classes} classes ({', '.join(ds.class_names)}) but the model "
+                        f"predicts {num_classes}; keep the classes the model was trained on.")
     if ds.class_source in ("classes.json", "classes.txt"):
         if ds.num_classes != num_classes:
             raise DataError(f"{ds.root / ds.class_source}: lists {ds.num_classes} classes but the model predicts "
                             f"{num_classes}; evaluate with the model trained on this class list.")
-        return ds.class_names
-    return source.class_names
+        return _as_dicts(ds.classes)
+    return _as_dicts(source.classes)
+
+
+def _open(source):
+    from segcli.inference.runners import OpenedModel, open_model
+
+    return source if isinstance(source, OpenedModel) else open_model(source)
 
 
 def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int = 8, tile=None,
-             stride=None, max_side: int = 2048, workers: int | None = None, on_start=None, on_progress=None) -> dict:
-    """Metrics of ``source`` (anything ``model_source.resolve`` takes) on dataset folder ``data``.
+             stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
+             label_map=None, keep_classes=None, on_start=None, on_progress=None) -> dict:
+    """Metrics of ``source`` (a model spec, or an opened model) on dataset folder ``data``.
 
+    ``tta`` is a :class:`segcli.inference.tta.TTASpec` (or None); ``label_map``
+    and ``keep_classes`` go to :func:`segcli.data.folder_dataset.discover`.
     Returns :func:`segcli.inference.metrics.summarize`'s dict plus ``model``,
-    ``data``, ``split``, ``mode``, ``images``, ``seconds`` and ``img_per_s``.
+    ``data``, ``split``, ``mode``, ``tta``, ``images``, ``seconds``,
+    ``img_per_s``, ``classes`` (``[{"name", "color"}]``), ``worst`` (the
+    ``worst`` lowest per-image mIoU, ``[{"image", "miou"}]``) and
+    ``worst_images`` (the same as :class:`WorstImage` records, not JSON).
     """
     from segcli.data.folder_dataset import discover
-    from segcli.data.image_io import read_image
     from segcli.inference.predictor import Segmenter
-    from segcli.inference.metrics import confusion_matrix, summarize
-    from segcli.checkpoints.resolve import ModelSource, resolve
+    from segcli.inference.tta import with_tta
 
-    ds = discover(data)
+    ds = discover(data, label_map=label_map, keep_classes=keep_classes)
     pairs, split = _pairs(ds, split)
-    if not isinstance(source, ModelSource):
-        source = resolve(source)
+    source = _open(source)
     seg = Segmenter(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,
                     stride=stride, max_side=max_side)
-    num_classes = seg.num_classes
-    names = _class_names(ds, source, num_classes)
+    engine = with_tta(seg, tta)
+    classes = _classes(ds, source, seg.num_classes)
     if on_start:
         on_start(len(pairs))
+    started = time.perf_counter()
+    confusion, worst_k = _score(ds, pairs, engine, seg.num_classes, batch_size, workers, worst, on_progress)
+    seconds = time.perf_counter() - started
+    return _result(confusion, classes, worst_k, source=source, ds=ds, split=split, mode=mode, tta=tta,
+                   images=len(pairs), seconds=seconds)
+
+
+def _score(ds, pairs, engine, num_classes, batch_size, workers, worst, on_progress):
+    """The accumulated confusion matrix and the worst-k images."""
+    from segcli.data.image_io import read_image
+    from segcli.inference.metrics import confusion_matrix
 
     def load(pair):
         image = read_image(pair.image)
@@ -74,37 +183,52 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
         if label.shape != image.shape[:2]:
             raise DataError(f"{pair.mask}: mask is {label.shape[1]}x{label.shape[0]} but {pair.image} is "
                             f"{image.shape[1]}x{image.shape[0]}; they must match.")
-        return seg.prepare(image), label
+        return image, engine.prepare(image), label
+
+    def score(batch):
+        nonlocal confusion
+        for (pair, image, _, label), prediction in zip(batch, engine.run([b[2] for b in batch])):
+            try:
+                cm = confusion_matrix(label, prediction.mask, num_classes)
+            except DataError as exc:
+                raise DataError(f"{pair.mask}: {exc}") from None
+            confusion += cm
+            miou = image_miou(cm)
+            if worst_k.wants(miou):
+                worst_k.add(WorstImage(_rel(pair.image, ds.root), miou, *thumbnail(image, label, prediction.mask)))
+            if on_progress:
+                on_progress(1)
 
     confusion = np.zeros((num_classes, num_classes), np.int64)
-    started = time.perf_counter()
-    window = batch_size * 2 + 4
-    with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix="segcli-eval") as pool:
-        queue, pending = iter(pairs), deque()
+    worst_k = WorstK(worst)
+    batch = []
+    with closing(read_ahead(pairs, load, window=batch_size * 2 + 4, workers=workers, name="segcli-eval")) as loaded:
+        for got in loaded:
+            if got.error is not None:
+                raise got.error
+            batch.append((got.item, *got.value))
+            if len(batch) == batch_size:
+                score(batch)
+                batch = []
+    if batch:
+        score(batch)
+    return confusion, worst_k
 
-        def fill():
-            while len(pending) < window:
-                pair = next(queue, None)
-                if pair is None:
-                    return
-                pending.append((pair, pool.submit(load, pair)))
 
-        fill()
-        while pending:
-            batch = []
-            while pending and len(batch) < batch_size:
-                pair, future = pending.popleft()
-                batch.append((pair, *future.result()))
-            fill()
-            for (pair, _, label), prediction in zip(batch, seg.run([b[1] for b in batch])):
-                try:
-                    confusion += confusion_matrix(label, prediction.mask, num_classes)
-                except DataError as exc:
-                    raise DataError(f"{pair.mask}: {exc}") from None
-                if on_progress:
-                    on_progress(1)
-    seconds = time.perf_counter() - started
-    result = summarize(confusion, names)
-    result.update(model=source.name, data=str(ds.root), split=split, mode=mode, images=len(pairs),
-                  seconds=round(seconds, 3), img_per_s=round(len(pairs) / seconds, 3) if seconds > 0 else None)
+def _rel(path, root) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _result(confusion, classes, worst_k, source, ds, split, mode, tta, images, seconds) -> dict:
+    from segcli.inference.metrics import summarize
+
+    result = summarize(confusion, [c["name"] for c in classes])
+    records = worst_k.records()
+    result.update(model=source.name, data=str(ds.root), split=split, mode=mode, tta=str(tta) if tta else None,
+                  images=images, seconds=round(seconds, 3),
+                  img_per_s=round(images / seconds, 3) if seconds > 0 else None, classes=classes,
+                  worst=[r.as_json() for r in records], worst_images=records)
     return result

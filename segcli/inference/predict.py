@@ -1,52 +1,46 @@
-"""``segcli predict``: masks and overlays for files, folders and globs, resumable and shardable.
+"""``segcli predict``: masks and overlays for images, folders, globs and videos; resumable and shardable.
 
-For every input image, under ``out`` and mirroring the input tree:
+For every input image, under ``out`` and mirroring the input tree
+(:mod:`segcli.inference.inputs` finds them and names the outputs):
 
 - ``<stem>.png``: class-index mask at the original size (uint8; uint16 above 256 classes);
 - ``<stem>_overlay.jpg``: the image blended with the class colours (``alpha``);
 - ``<stem>_color.png`` (``color_mask``) and ``<stem>_probs.npy`` (``save_probs``, float16 H x W x C);
 - ``summary.json`` (``summary.shard-K-of-N.json`` for a shard).
 
+Video files get a mask per frame and an overlay video (:mod:`segcli.inference.video`).
+``tta`` averages flipped and rescaled views (:mod:`segcli.inference.tta`).
+
 Every file is written to a temporary name and renamed. An input whose outputs
 all exist is skipped (unless ``overwrite``), so a killed run finishes by running
 it again. Files under ``out`` are never read as inputs. Decoding and writing run
 in thread pools around the batched network calls.
 
->>> shard_of("a/b.jpg", 4) == shard_of("a/b.jpg", 4), parse_shard("2/4")
-(True, (2, 4))
+>>> options = PredictOptions(out=Path("masks"))
+>>> sorted(outputs_of(InputItem(Path("in/a.jpg"), "a.jpg", "a"), options))
+['mask', 'overlay']
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import os
-import tempfile
 import time
 from collections import deque
+from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name
 from segcli.errors import DataError, UsageError
+from segcli.inference.inputs import (  # noqa: F401  (discover, parse_shard, shard_of: predict's public names)
+    InputItem, check_writable, discover, parse_shard, select_images, shard_of)
+from segcli.inference.readahead import default_workers, read_ahead
 
 MASK_SUFFIX = ".png"
 OVERLAY_SUFFIX = "_overlay.jpg"
 COLOR_SUFFIX = "_color.png"
 PROBS_SUFFIX = "_probs.npy"
-GLOB_CHARS = "*?["
-
-
-@dataclass
-class InputItem:
-    """One input image: where it is, and the output path stem relative to ``--out``."""
-
-    path: Path
-    rel: str  # relative input path (POSIX), the key for sharding and reports
-    stem: str = ""  # relative output stem (POSIX), e.g. "sub/a" -> sub/a.png, sub/a_overlay.jpg
 
 
 @dataclass
@@ -66,6 +60,9 @@ class PredictOptions:
     shard: tuple | None = None
     workers: int | None = None
     jpeg_quality: int = 90
+    tta: object = None  # a segcli.inference.tta.TTASpec, or None
+    every: int = 1  # videos: predict every N-th frame
+    smooth: float = 0.0  # videos: weight of the past in the moving average of logits (0 = off)
 
 
 @dataclass
@@ -75,101 +72,6 @@ class _Run:
     images: list = field(default_factory=list)
     failures: list = field(default_factory=list)
     stop: bool = False
-
-
-# --- inputs -------------------------------------------------------------------------------------------------------
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` -> (K, N) with 0 <= K < N."""
-    try:
-        k, n = (int(part) for part in str(text).split("/"))
-        if n < 1 or not 0 <= k < n:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"--shard {text}: use K/N with 0 <= K < N, for example --shard 0/4 ... --shard 3/4.") from None
-    return k, n
-
-
-def shard_of(rel: str, n: int) -> int:
-    """Stable shard of a relative path: the same on every machine and Python run."""
-    digest = hashlib.sha1(rel.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % n
-
-
-def _inside(path: Path, folder: Path | None) -> bool:
-    if folder is None:
-        return False
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
-def _walk(root: Path, exclude: Path | None):
-    """Image files under ``root`` (sorted, hidden entries and ``exclude`` left out), with paths relative to root."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside((here / d).resolve(), exclude))
-        for name in sorted(filenames):
-            if not name.startswith(".") and is_image_name(name):
-                yield here / name, (here / name).relative_to(root).as_posix()
-
-
-def _glob_base(pattern: str) -> Path:
-    parts = []
-    for part in Path(pattern).parts:
-        if any(c in part for c in GLOB_CHARS):
-            break
-        parts.append(part)
-    return Path(*parts) if parts else Path(".")
-
-
-def discover(inputs, exclude: Path | None = None) -> list[InputItem]:
-    """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``."""
-    exclude = Path(exclude).resolve() if exclude is not None else None
-    found: list[tuple[Path, str]] = []
-    for spec in inputs:
-        spec = str(spec)
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            found.extend(sorted(_walk(path, exclude), key=lambda pair: pair[1]))
-        elif path.is_file():
-            found.append((path, path.name))
-        elif any(c in spec for c in GLOB_CHARS):
-            base = _glob_base(spec)
-            for match in sorted(glob.glob(spec, recursive=True)):
-                match = Path(match)
-                if match.is_dir():
-                    found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude)),
-                                        key=lambda pair: pair[1]))
-                elif match.is_file():
-                    found.append((match, match.relative_to(base).as_posix()))
-        else:
-            raise DataError(f"{spec}: no such file or folder.")
-    items, seen = [], set()
-    for path, rel in found:
-        real = path.resolve()
-        if real in seen or _inside(real, exclude):
-            continue
-        seen.add(real)
-        items.append(InputItem(path, rel))
-    _assign_stems(items)
-    return items
-
-
-def _assign_stems(items: list[InputItem]) -> None:
-    """Output stems: the relative path without extension, or with it where two inputs would collide."""
-    by_stem: dict[str, list[InputItem]] = {}
-    for item in items:
-        by_stem.setdefault(str(PurePosixPath(item.rel).with_suffix("")), []).append(item)
-    used: dict[str, InputItem] = {}
-    for stem, group in by_stem.items():
-        for item in group:
-            item.stem = stem if len(group) == 1 else item.rel
-            if item.stem in used:
-                raise DataError(f"{used[item.stem].path} and {item.path} would both write {item.stem}{MASK_SUFFIX}; "
-                                f"predict them in separate runs or rename one.")
-            used[item.stem] = item
 
 
 def outputs_of(item: InputItem, options: PredictOptions) -> dict[str, Path]:
@@ -184,28 +86,9 @@ def outputs_of(item: InputItem, options: PredictOptions) -> dict[str, Path]:
     return paths
 
 
-def check_writable(out: Path) -> None:
-    """Create ``out`` and prove a file can be written there, or fail with one line."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".segcli-write-test.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise DataError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder.") from None
-
-
 def select_inputs(inputs, options: PredictOptions) -> list[InputItem]:
-    """Discovered inputs of this shard; a clear error when there are none."""
-    items = discover(inputs, exclude=options.out)
-    if not items:
-        shown = ", ".join(str(i) for i in inputs)
-        raise DataError(f"No images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under --out "
-                        f"are never inputs).")
-    if options.shard:
-        k, n = options.shard
-        items = [item for item in items if shard_of(item.rel, n) == k]
-    return items
+    """Discovered image inputs of this shard; a clear error when there are none."""
+    return select_images(inputs, options.out, options.shard)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -257,45 +140,101 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
                 on_start=None) -> dict:
     """Predict every input into ``options.out``; return the summary (also written as JSON).
 
-    ``source`` is a :class:`segcli.checkpoints.resolve.ModelSource` or anything
-    :func:`segcli.checkpoints.resolve.resolve` takes. ``on_start(total)``,
-    ``on_progress(n)`` and ``on_warning(line)`` report to the caller.
+    ``inputs`` are image files, folders, globs and video files
+    (:mod:`segcli.inference.video`). ``source`` is a
+    :class:`segcli.inference.runners.OpenedModel` or anything
+    :func:`segcli.inference.runners.open_model` takes. ``on_start(total)``,
+    ``on_progress(n)`` and ``on_warning(line)`` report to the caller (a video
+    frame counts as one image).
     """
-    from segcli.inference.predictor import Segmenter
-    from segcli.checkpoints.resolve import ModelSource, resolve
     from segcli.inference.overlay import palette_lut
+    from segcli.inference.runners import OpenedModel, open_model
+    from segcli.inference.video import check_video_options, frame_estimate, predict_videos, split_inputs
 
     started = time.perf_counter()
     options.out = Path(options.out)
     if not 0.0 <= options.alpha <= 1.0:
         raise UsageError(f"--alpha {options.alpha}: must be within 0..1.")
+    check_video_options(options.every, options.smooth)
     check_writable(options.out)
-    items = select_inputs(inputs, options)
-    if not isinstance(source, ModelSource):
-        source = resolve(source)
-    seg = Segmenter(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
-                    tile=options.tile, stride=options.stride, max_side=options.max_side)
-    names = source.class_names
-    lut = palette_lut([c["color"] for c in source.classes])
+    videos, image_inputs = split_inputs(inputs)
+    items = select_inputs(image_inputs, options) if image_inputs or not videos else []
+    if options.shard:
+        videos = [v for v in videos if shard_of(v.rel, options.shard[1]) == options.shard[0]]
+    if not isinstance(source, OpenedModel):
+        source = open_model(source)
+    seg = _engine(source, options)
+    names, lut = source.class_names, palette_lut(source.classes.colors)
     warn = on_warning or (lambda line: None)
     progress = on_progress or (lambda n: None)
     if on_start:
-        on_start(len(items))
+        on_start(len(items) + sum(frame_estimate(v.path, options.every) for v in videos))
 
+    state = _Run()
+    loop_start = time.perf_counter()
+    written, skipped = _predict_images(items, seg, options, lut, names, state, warn, progress)
+    video_summaries = predict_videos(videos, seg, lut, names, options, progress, warn, lambda: state.stop,
+                                     lambda v, exc: _fail(state, options, warn, v.rel, v.path, exc))
+    loop_seconds = time.perf_counter() - loop_start
+    frames = sum(v["frames"]["written"] for v in video_summaries)
+    written += sum(1 for v in video_summaries if v["frames"]["written"])
+    skipped += sum(1 for v in video_summaries if not v["frames"]["written"])
+    inputs_total = len(items) + len(videos)
+    summary = {
+        "model": source.name, "mode": options.mode, "tta": str(options.tta) if options.tta else None,
+        "out": str(options.out), "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
+        "count": {"inputs": inputs_total, "written": written, "skipped": skipped, "failed": len(state.failures),
+                  "not_processed": inputs_total - written - skipped - len(state.failures)},
+        "stopped_early": state.stop,
+        "img_per_s": (round((written - len(video_summaries) + frames) / loop_seconds, 3)
+                      if written and loop_seconds > 0 else None),
+        "total_seconds": round(time.perf_counter() - started, 3),
+        "failures": state.failures,
+        "images": sorted(state.images, key=lambda r: r["input"]),
+    }
+    if videos:
+        summary["videos"] = video_summaries
+    summary["summary_file"] = str(_write_summary(summary, options))
+    return summary
+
+
+def _engine(source, options: PredictOptions):
+    """The Segmenter for ``source``, wrapped for test-time augmentation when ``options.tta`` asks for it."""
+    from segcli.inference.predictor import Segmenter
+    from segcli.inference.tta import with_tta
+
+    seg = Segmenter(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
+                    tile=options.tile, stride=options.stride, max_side=options.max_side)
+    return with_tta(seg, options.tta)
+
+
+def _fail(state: _Run, options: PredictOptions, warn, rel: str, path, exc) -> None:
+    message = str(exc) if isinstance(exc, DataError) else f"{path}: {type(exc).__name__}: {exc}"
+    state.failures.append({"input": rel, "path": str(path), "error": message})
+    warn(f"skipped {message}")
+    if options.strict:
+        state.stop = True
+
+
+def _predict_images(items, seg, options, lut, names, state, warn, progress) -> tuple[int, int]:
+    """(written, skipped) for the image inputs; failures go to ``state``."""
     todo, finished = [], []
     for item in items:
         paths = outputs_of(item, options)
         done = not options.overwrite and all(p.is_file() for p in paths.values())
         (finished if done else todo).append((item, paths))
-    state = _Run()
-    workers = options.workers or min(4, os.cpu_count() or 1)
-
-    def fail(item, exc):
-        message = str(exc) if isinstance(exc, DataError) else f"{item.path}: {type(exc).__name__}: {exc}"
-        state.failures.append({"input": item.rel, "path": str(item.path), "error": message})
-        warn(f"skipped {message}")
-        if options.strict:
-            state.stop = True
+    workers = options.workers or default_workers()
+    skipped = 0
+    # Finished by an earlier run: report them from their masks, recompute nothing.
+    for got in read_ahead(finished, lambda entry: _read_back(*entry, options, names), workers=workers):
+        if got.error is None:
+            state.images.append(got.value)
+            skipped += 1
+            progress(1)
+        elif isinstance(got.error, DataError):  # replaced by something unreadable since: predict it again
+            todo.append(got.item)
+        else:
+            raise got.error
 
     def load(item):
         from segcli.data.image_io import read_image
@@ -303,34 +242,12 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
         image = read_image(item.path)
         return image, seg.prepare(image)
 
-    loop_start = time.perf_counter()
-    skipped = 0
-    with ThreadPoolExecutor(workers, thread_name_prefix="segcli-read") as readers, \
-            ThreadPoolExecutor(workers, thread_name_prefix="segcli-write") as writers:
-        # Finished by an earlier run: report them from their masks, recompute nothing.
-        for (item, paths), future in [(e, readers.submit(_read_back, *e, options, names)) for e in finished]:
-            try:
-                state.images.append(future.result())
-                skipped += 1
-                progress(1)
-            except DataError:  # replaced by something unreadable since: predict it again
-                todo.append((item, paths))
-        written = _pipeline(todo, seg, options, readers, writers, load, lut, names, state, fail, progress)
-    loop_seconds = time.perf_counter() - loop_start
+    def fail(item, exc):
+        _fail(state, options, warn, item.rel, item.path, exc)
 
-    summary = {
-        "model": source.name, "mode": options.mode, "out": str(options.out),
-        "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
-        "count": {"inputs": len(items), "written": written, "skipped": skipped, "failed": len(state.failures),
-                  "not_processed": len(items) - written - skipped - len(state.failures)},
-        "stopped_early": state.stop,
-        "img_per_s": round(written / loop_seconds, 3) if written and loop_seconds > 0 else None,
-        "total_seconds": round(time.perf_counter() - started, 3),
-        "failures": state.failures,
-        "images": sorted(state.images, key=lambda r: r["input"]),
-    }
-    summary["summary_file"] = str(_write_summary(summary, options))
-    return summary
+    with ThreadPoolExecutor(workers, thread_name_prefix="segcli-write") as writers:
+        written = _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progress)
+    return written, skipped
 
 
 def _write_summary(summary: dict, options: PredictOptions) -> Path:
@@ -345,20 +262,11 @@ def _write_summary(summary: dict, options: PredictOptions) -> Path:
     return path
 
 
-def _pipeline(todo, seg, options, readers, writers, load, lut, names, state, fail, progress) -> int:
+def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progress) -> int:
     """Read ahead in threads, run the network in batches, write in threads; returns images written."""
     window = options.batch_size * 2 + (options.workers or 4)
-    queue = iter(todo)
-    reading: deque[tuple] = deque()
     writing: deque[tuple] = deque()
     written = 0
-
-    def fill():
-        while len(reading) < window and not state.stop:
-            nxt = next(queue, None)
-            if nxt is None:
-                return
-            reading.append((nxt, readers.submit(load, nxt[0])))
 
     def drain(limit):
         nonlocal written
@@ -372,28 +280,30 @@ def _pipeline(todo, seg, options, readers, writers, load, lut, names, state, fai
                                                                              f"({exc})."))
             progress(1)
 
-    fill()
-    while reading and not state.stop:
-        batch = []
-        while reading and len(batch) < options.batch_size and not state.stop:
-            entry, future = reading.popleft()
-            try:
-                image, prepared = future.result()
-                batch.append((entry, image, prepared))
-            except Exception as exc:  # noqa: BLE001 - any unreadable input is reported and skipped
-                fail(entry[0], exc)
-                progress(1)
-            fill()
-        if not batch:
-            continue
-        predictions = seg.run([b[2] for b in batch], probs=options.save_probs)
+    def flush(batch):
+        predictions = seg.run([prepared for _, _, prepared in batch], probs=options.save_probs)
         for (entry, image, _), prediction in zip(batch, predictions):
             item, paths = entry
             future: Future = writers.submit(_write_outputs, item, image, prediction, paths, options, lut, names)
             writing.append((entry, future))
         drain(window)
-        fill()
-    for _, future in reading:
-        future.cancel()
+
+    batch = []
+    with closing(read_ahead(todo, lambda entry: load(entry[0]), window=window, workers=options.workers)) as loaded:
+        for got in loaded:
+            if got.error is not None:  # any unreadable input is reported and skipped
+                fail(got.item[0], got.error)
+                progress(1)
+                if state.stop:
+                    break
+                continue
+            batch.append((got.item, *got.value))
+            if len(batch) == options.batch_size:
+                flush(batch)
+                batch = []
+                if state.stop:  # an unwritable output under strict
+                    break
+    if batch and not state.stop:
+        flush(batch)
     drain(0)
     return written

@@ -243,6 +243,11 @@ class Segmenter:
         """Masks (and float16 probabilities with ``probs=True``) for a list of RGB uint8 images."""
         return self.run([self.prepare(im) for im in images], probs=probs)
 
+    @property
+    def is_logits(self) -> bool:
+        """True when the network gives logits (SegFormers, runners); False when it gives probabilities."""
+        return self._is_logits
+
     def logits(self, prepared: list[Prepared]) -> list[np.ndarray]:
         """Whole mode: the network's float32 logits (h, w, C) per prepared image, in input order.
 

@@ -1,22 +1,25 @@
-"""`segcli eval`: the table, the JSON keys, and --min-miou as a CI gate."""
+"""`segcli eval`: the table, the JSON keys, --min-miou as a CI gate, one pair, --label-map, --classes, --tta,
+--report."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from segcli.cli.app import app
-from tests.inference.predict_fixtures import CLASS_NAMES, make_model
+from tests.inference.predict_fixtures import CLASS_NAMES, make_model, model_argmax
 from tests.inference.test_eval_engine import make_dataset
+from tests.inference.test_metrics import reference
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_cli")
     model, run, _ = make_model(root / "models")
-    return {"run": run, "data": make_dataset(root / "data", model)}
+    return {"model": model, "run": run, "data": make_dataset(root / "data", model)}
 
 
 def invoke(*args):
@@ -53,3 +56,85 @@ def test_one_line_errors(world, tmp_path):
     assert result.exit_code == 2 and result.stderr.strip().startswith(f"error: {tmp_path / 'nope'}: no such folder")
     result = invoke(world["data"], "--model", world["run"], "--split", "test")
     assert result.exit_code == 2 and result.stderr.strip() == "error: --split test: use one of auto, val, train, all."
+
+
+def scored(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_single_pair_is_scored(world, tmp_path):
+    from segcli.data.image_io import read_image, read_mask
+
+    one = tmp_path / "one"
+    for kind in ("images", "masks"):
+        (one / kind).mkdir(parents=True)
+        (one / kind / "s3.png").write_bytes((world["data"] / "val" / kind / "s3.png").read_bytes())
+    data = scored(invoke(one, "--model", world["run"], "--json"))
+    assert data["images"] == 1 and data["split"] == "all"
+    gt = read_mask(one / "masks" / "s3.png")
+    ref = reference([gt], [model_argmax(world["model"], read_image(one / "images" / "s3.png"))], 4)
+    assert data["miou"] == pytest.approx(ref["miou"], abs=1e-3) and data["pixels"] == int((gt != 255).sum())
+
+
+def test_label_map_maps_raw_values(world, tmp_path):
+    from segcli.data.image_io import encode_png, read_mask, write_atomic
+
+    raw = tmp_path / "raw"
+    for split in ("train", "val"):
+        for mask_path in sorted((world["data"] / split / "masks").glob("*.png")):
+            label = read_mask(mask_path)
+            stored = np.where(label == 255, 3, label.astype(np.int64) * 10 + 7).astype(np.uint8)  # 3: unmapped
+            write_atomic(raw / split / "masks" / mask_path.name, encode_png(stored))
+            write_atomic(raw / split / "images" / mask_path.name,
+                         (world["data"] / split / "images" / mask_path.name).read_bytes())
+    (raw / "classes.json").write_text(json.dumps(CLASS_NAMES))
+    (tmp_path / "map.json").write_text(json.dumps({"7": 0, "17": 1, "27": 2, "37": 3}))
+    mapped = scored(invoke(raw, "--model", world["run"], "--label-map", tmp_path / "map.json", "--json"))
+    plain = scored(invoke(world["data"], "--model", world["run"], "--json"))
+    assert mapped["confusion"] == plain["confusion"] and mapped["miou"] == plain["miou"]
+    (tmp_path / "bad.json").write_text('{"7": 300}')
+    result = invoke(raw, "--model", world["run"], "--label-map", tmp_path / "bad.json")
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {tmp_path / 'bad.json'}: value 300 of key '7' is not a class id; use a whole number 0-254, or 255 "
+        f"for ignore.")
+
+
+def test_classes_scores_a_subset_model(world, tmp_path):
+    from segcli.data.image_io import read_image, read_mask
+
+    model, run, _ = make_model(tmp_path / "two", num_classes=2)
+    data = scored(invoke(world["data"], "--model", run, "--classes", "road,tree", "--json"))
+    assert [c["name"] for c in data["per_class"]] == ["road", "tree"]
+    gts, preds = [], []
+    for image_path in sorted((world["data"] / "val" / "images").glob("*.png")):
+        label = read_mask(world["data"] / "val" / "masks" / image_path.name)
+        gts.append(np.select([label == 1, label == 2], [0, 1], 255))  # road -> 0, tree -> 1, the rest ignored
+        preds.append(model_argmax(model, read_image(image_path)))
+    ref = reference(gts, preds, 2)
+    assert data["miou"] == pytest.approx(ref["miou"], abs=1e-3)
+    assert data["pixels"] == sum(int((g != 255).sum()) for g in gts)
+    result = invoke(world["data"], "--model", world["run"], "--classes", "road,tree")
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {world['data']}: keeping 2 classes (road, tree) but the model predicts 4; keep the classes the "
+        f"model was trained on.")
+    result = invoke(world["data"], "--model", run, "--classes", "road,cow")
+    assert result.exit_code == 2 and "class 'cow' is not one of the 4 classes of classes.json" in result.stderr
+
+
+def test_tta_report_and_worst_options(world, tmp_path):
+    data = scored(invoke(world["data"], "--model", world["run"], "--tta", "flip", "--worst", "2", "--json",
+                         "--report", tmp_path / "sub" / "r.html"))
+    assert data["tta"] == "flip" and len(data["worst"]) == 2
+    assert (tmp_path / "sub" / "r.html").read_text().count("data:image/png;base64,") == 2 + 3 * 2
+    checks = [(("--report", tmp_path), f"error: --report {tmp_path}: is a folder; give a file name such as "
+                                        f"{tmp_path / 'report.html'}."),
+              (("--worst", "-1"), "error: --worst -1: give 0 or more images."),
+              (("--tta", "flip", "--mode", "slide"), "error: test-time augmentation (flip) runs in whole mode; slide "
+                                                     "mode already averages overlapping tiles, so use one or the "
+                                                     "other."),
+              (("--tta", "big"), "error: --tta 'big': use flip, scales=S1,S2,... or both, for example "
+                                 "flip,scales=0.75,1.0,1.25.")]
+    for args, line in checks:
+        result = invoke(world["data"], "--model", world["run"], *args)
+        assert result.exit_code == 2 and result.stderr.strip() == line, result.stderr

@@ -1,0 +1,147 @@
+"""What predict reads: image files, folders (recursive) and globs, each with its output stem; shards.
+
+>>> shard_of("a/b.jpg", 4) == shard_of("a/b.jpg", 4), parse_shard("2/4")
+(True, (2, 4))
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name
+from segcli.errors import DataError, UsageError
+
+MASK_SUFFIX = ".png"
+GLOB_CHARS = "*?["
+
+
+@dataclass
+class InputItem:
+    """One input image: where it is, and the output path stem relative to ``--out``."""
+
+    path: Path
+    rel: str  # relative input path (POSIX), the key for sharding and reports
+    stem: str = ""  # relative output stem (POSIX), e.g. "sub/a" -> sub/a.png, sub/a_overlay.jpg
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 0 <= K < N."""
+    try:
+        k, n = (int(part) for part in str(text).split("/"))
+        if n < 1 or not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--shard {text}: use K/N with 0 <= K < N, for example --shard 0/4 ... --shard 3/4.") from None
+    return k, n
+
+
+def shard_of(rel: str, n: int) -> int:
+    """Stable shard of a relative path: the same on every machine and Python run."""
+    digest = hashlib.sha1(rel.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _walk(root: Path, exclude: Path | None):
+    """Image files under ``root`` (sorted, hidden entries and ``exclude`` left out), with paths relative to root."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside((here / d).resolve(), exclude))
+        for name in sorted(filenames):
+            if not name.startswith(".") and is_image_name(name):
+                yield here / name, (here / name).relative_to(root).as_posix()
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = []
+    for part in Path(pattern).parts:
+        if any(c in part for c in GLOB_CHARS):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def discover(inputs, exclude: Path | None = None) -> list[InputItem]:
+    """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``."""
+    exclude = Path(exclude).resolve() if exclude is not None else None
+    found: list[tuple[Path, str]] = []
+    for spec in inputs:
+        spec = str(spec)
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found.extend(sorted(_walk(path, exclude), key=lambda pair: pair[1]))
+        elif path.is_file():
+            found.append((path, path.name))
+        elif any(c in spec for c in GLOB_CHARS):
+            base = _glob_base(spec)
+            for match in sorted(glob.glob(spec, recursive=True)):
+                match = Path(match)
+                if match.is_dir():
+                    found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude)),
+                                        key=lambda pair: pair[1]))
+                elif match.is_file():
+                    found.append((match, match.relative_to(base).as_posix()))
+        else:
+            raise DataError(f"{spec}: no such file or folder.")
+    items, seen = [], set()
+    for path, rel in found:
+        real = path.resolve()
+        if real in seen or _inside(real, exclude):
+            continue
+        seen.add(real)
+        items.append(InputItem(path, rel))
+    _assign_stems(items)
+    return items
+
+
+def _assign_stems(items: list[InputItem]) -> None:
+    """Output stems: the relative path without extension, or with it where two inputs would collide."""
+    by_stem: dict[str, list[InputItem]] = {}
+    for item in items:
+        by_stem.setdefault(str(PurePosixPath(item.rel).with_suffix("")), []).append(item)
+    used: dict[str, InputItem] = {}
+    for stem, group in by_stem.items():
+        for item in group:
+            item.stem = stem if len(group) == 1 else item.rel
+            if item.stem in used:
+                raise DataError(f"{used[item.stem].path} and {item.path} would both write {item.stem}{MASK_SUFFIX}; "
+                                f"predict them in separate runs or rename one.")
+            used[item.stem] = item
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and prove a file can be written there, or fail with one line."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".segcli-write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder.") from None
+
+
+def select_images(inputs, out, shard=None) -> list[InputItem]:
+    """Discovered inputs (never under ``out``) of ``shard`` (K, N); a clear error when there are none."""
+    items = discover(inputs, exclude=out)
+    if not items:
+        shown = ", ".join(str(i) for i in inputs)
+        raise DataError(f"No images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under --out "
+                        f"are never inputs).")
+    if shard:
+        k, n = shard
+        items = [item for item in items if shard_of(item.rel, n) == k]
+    return items
