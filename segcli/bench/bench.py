@@ -285,11 +285,12 @@ def time_predict(model, name: str, config: BenchConfig, rows: list) -> dict:
     """
     import tempfile
 
-    from segcli.checkpoints.resolve import ModelSource, complete_classes
+    from segcli.classes import ClassTable
     from segcli.inference.predict import PredictOptions, run_predict
+    from segcli.inference.runners import OpenedModel
 
     size, batch = tuple(config.sizes[0]), max(config.batch_sizes)
-    source = ModelSource(model, complete_classes([], int(model.num_classes)), name, size)
+    source = OpenedModel(model, ClassTable.from_names([]).complete(int(model.num_classes)), name, size)
     with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
         options = PredictOptions(out=Path(tmp) / "out", batch_size=batch)
         run_predict([str(config.input_dir)], source, options)  # warm-up: traces the network

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from segcli.cli import options as shared
+
 from segcli.cli.output import err, info, out, print_json
 
 
@@ -53,9 +55,23 @@ def bench(
     input_dir: Path = typer.Option(None, "--input", help="Also time the whole predict path (decode, infer, "
                                    "write) on the images in this folder."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout: one object per row."),
+    model: str = typer.Option(None, "--model", "-m", help="Time this model instead of presets: run dir, .keras, "
+                              "model name, .onnx, .tflite or OpenVINO .xml/folder."),
+    formats: str = typer.Option(None, "--formats", help="With --model: export it to each of these and compare, "
+                                "e.g. keras,onnx,tflite,openvino."),
+    data: Path = typer.Option(None, "--data", help="With --model: images to check mask agreement on, and mIoU "
+                              "when labelled (eval's layouts)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or int8: OpenVINO's precision for "
+                                  "--model (with --formats, int8 calibrates on --data)."),
+    backend: str = shared.BACKEND,
 ) -> None:
-    """Time the forward pass of SegFormer presets: latency p50/p90/p99, img/s, GFLOP/s, % of peak, peak RSS."""
+    """Time the forward pass of SegFormer presets: latency p50/p90/p99, img/s, GFLOP/s, % of peak, peak RSS.
+    With --model, time that model (and its exports with --formats) on real images."""
     from segcli.bench import bench as engine
+
+    if model is not None:
+        _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json)
+        return
 
     config = engine.BenchConfig(
         presets=engine.parse_presets(preset) if preset else list(engine.DEFAULT_PRESETS),
@@ -95,3 +111,35 @@ def bench(
                   f"{e2e['img_per_s']:.2f} img/s, {e2e['ms_per_image']:.1f} ms/image "
                   f"(forward alone at batch {e2e['batch_size']}: {e2e['forward_ms_per_image']:.1f} ms/image)",
                   highlight=False)
+
+
+def _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json) -> None:
+    from segcli.bench import flops as flops_mod
+    from segcli.bench.formats import bench_model, parse_formats
+    from segcli.bench.sysinfo import environment
+    from segcli.data.image_size import parse_image_size
+
+    size = parse_image_size(image_size[0], name="--image-size") if image_size else (512, 512)
+    batch = int(batch_size[0]) if batch_size else 1
+    env = environment()
+    peak = flops_mod.saved_peak(env)
+    rows = bench_model(model, parse_formats(formats) if formats else None, data, size, batch, warmup, iters,
+                       precision.lower(), peak["gflops_per_s"] if peak else None,
+                       on_row=lambda name: info(f"{name} ..."), backend=backend)
+    env_text = _env_line(env, peak)
+    if as_json:
+        info(env_text)
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"segcli bench {model} ({size[0]}x{size[1]}, batch {batch}, logits from uint8)")
+    for column in ("format", "runtime", "ms/img", "img/s", "GFLOP/img", "% peak", "agreement", "mIoU"):
+        table.add_column(column, justify="left" if column in ("format", "runtime") else "right")
+    for r in rows:
+        table.add_row(r["format"], r["runtime"], f"{r['ms_per_image']:.1f}", f"{r['img_per_s']:.2f}",
+                      f"{r['gflops_per_image']:.2f}" if r["gflops_per_image"] else "-",
+                      f"{100 * r['fraction_of_peak']:.1f}" if r["fraction_of_peak"] else "-",
+                      f"{r['mask_agreement']:.4%}", f"{r['miou']:.4f}" if r["miou"] is not None else "-")
+    out.print(env_text, highlight=False)
+    out.print(table)

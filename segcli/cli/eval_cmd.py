@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from segcli.cli.output import err, info, out, print_json
-from segcli.cli.predict_cmd import MODEL_HELP, TTA_HELP, parse_tta_option, progress_bar
+from segcli.cli import options as shared
+from segcli.cli.predict_cmd import TTA_HELP, parse_tta_option, progress_bar
 
 JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "data", "split", "mode", "tta",
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
@@ -58,7 +59,9 @@ def check_report_path(path: Path) -> None:
 
 def eval_command(
     data: Path = typer.Argument(..., help="Dataset folder (the layouts `segcli train` reads)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    model: Optional[str] = shared.MODEL,
+    backend: str = shared.BACKEND,
+    precision: str = shared.PRECISION,
     split: str = typer.Option("auto", "--split", help="auto (the val folder if any, else all pairs), val, train "
                               "or all."),
     mode: str = typer.Option("whole", "--mode", help="whole or slide, as in predict."),
@@ -79,14 +82,7 @@ def eval_command(
                                           "(a model trained with the same --classes); others become 255."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
 ) -> None:
-    """Score a model on a labelled dataset (255 = ignore).
-
-    Examples:
-
-    \b
-      segcli eval data/ --model runs/exp1 --report report.html
-      segcli eval cityscapes/ --model runs/city --label-map labelids_to_trainids.json --tta flip
-    """
+    """Score a model on a labelled dataset (255 = ignore)."""
     from segcli.errors import UsageError
     from segcli.inference.evaluate import evaluate
 
@@ -103,7 +99,7 @@ def eval_command(
     with progress_bar("eval") as (on_start, on_progress):
         result = evaluate(data, model, split=split, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
                           max_side=max_side, tta=spec, worst=worst, label_map=label_map, keep_classes=classes,
-                          on_start=on_start, on_progress=on_progress)
+                          backend=backend, precision=precision, on_start=on_start, on_progress=on_progress)
     if report is not None:
         from segcli.inference.report import write_report
 

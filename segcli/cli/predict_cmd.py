@@ -8,12 +8,11 @@ from typing import List, Optional
 
 import typer
 
+from segcli.cli import options as shared
 from segcli.cli.output import err, info, out, print_json, warn
 
 TTA_HELP = ("Test-time augmentation, averaging the views' probabilities: flip, scales=0.75,1.0,1.25, or both "
             "(flip,scales=0.75,1.0). Whole mode only.")
-MODEL_HELP = ("Run directory (best.keras + classes.json), .keras file, fine-tuned preset with cached weights, or "
-              "exported .onnx/.tflite. Default: $SEGCLI_MODEL, else segformer_b0_ade20k_512.")
 
 
 @contextmanager
@@ -94,7 +93,9 @@ def predict(
                                        "glob patterns (quote them, e.g. 'shots/**/*.jpg') or video files (.mp4 .avi "
                                        ".mov .mkv .webm .m4v)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; the input tree is mirrored under it."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    model: Optional[str] = shared.MODEL,
+    backend: str = shared.BACKEND,
+    precision: str = shared.PRECISION,
     mode: str = typer.Option("whole", "--mode", help="whole: resize to the model size; slide: tiles, for large images."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Slide tile size (multiple of 32; default model size or 512)."),
     stride: Optional[int] = typer.Option(None, "--stride", help="Slide step in pixels (default 2/3 of the tile)."),
@@ -117,14 +118,7 @@ def predict(
                                  "ema = A * ema + (1 - A) * logits; A in 0..1 (0 = off, 0.5-0.8 typical)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
-    """Predict class-index masks (and overlays) for images, folders, globs and videos.
-
-    Examples:
-
-    \b
-      segcli predict photos/ --out masks --model runs/exp1 --tta flip
-      segcli predict clip.mp4 --out out --model runs/exp1 --every 2 --smooth 0.6
-    """
+    """Predict class-index masks (and overlays) for images, folders, globs and videos."""
     from segcli.inference.predict import PredictOptions, parse_shard, run_predict
 
     check_video_flags(every, smooth)
@@ -132,7 +126,7 @@ def predict(
                              max_side=max_side, alpha=alpha, overlay=overlay, color_mask=color_mask,
                              save_probs=save_probs, overwrite=overwrite, strict=strict,
                              shard=parse_shard(shard) if shard else None, workers=workers, tta=parse_tta_option(tta),
-                             every=every, smooth=smooth)
+                             every=every, smooth=smooth, backend=backend, precision=precision)
     with progress_bar("predict") as (on_start, on_progress):
         summary = run_predict(inputs, model, options, on_progress=on_progress, on_warning=warn, on_start=on_start)
     if json_out:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.errors import MissingDependencyError
+from segcli.errors import CheckpointError, MissingDependencyError
+from segcli.export.formats import ExportFormat, Runner, read_json, sidecar_path
 
 OPSET = 17
 METADATA_KEY = "segcli"
@@ -58,7 +59,7 @@ def _without(optimizer_name: str):
             table[optimizer_name] = saved
 
 
-def write(graph, path: Path, metadata: dict | None = None, opset: int = OPSET) -> None:
+def convert(graph, path: Path, metadata: dict | None = None, opset: int = OPSET) -> None:
     require()
     import onnx
     import tensorflow as tf
@@ -68,9 +69,7 @@ def write(graph, path: Path, metadata: dict | None = None, opset: int = OPSET) -
     def logits_fn(images):
         return {"logits": graph.quarter_logits(images)}
 
-    with _without("reshape_optimizer"):
-        proto, _ = tf2onnx.convert.from_function(logits_fn, input_signature=logits_fn.input_signature, opset=opset,
-                                                 custom_op_handlers={"Erfc": (_erfc, [])})
+    proto = _convert_function(logits_fn, opset)
     for dim, label in zip(proto.graph.input[0].type.tensor_type.shape.dim, ("batch", "height", "width")):
         dim.dim_param = label
     out_dims = proto.graph.output[0].type.tensor_type.shape.dim
@@ -82,8 +81,77 @@ def write(graph, path: Path, metadata: dict | None = None, opset: int = OPSET) -
     onnx.save(proto, str(path))
 
 
+def _convert_function(fn, opset: int):
+    """tf2onnx on ``fn``'s frozen graph with only ``images`` as input.
+
+    ``tf2onnx.convert.from_function`` would also make every tensor the function captures (the folded
+    head's constants) a graph input; freezing first turns them into initializers.
+    """
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = fn.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    inputs, outputs = [concrete.inputs[0].name], [concrete.outputs[0].name]
+    with _without("reshape_optimizer"):
+        proto, _ = tf2onnx.convert.from_graph_def(frozen, input_names=inputs, output_names=outputs, opset=opset,
+                                                  custom_op_handlers={"Erfc": (_erfc, [])})
+    renames = {inputs[0]: "images", outputs[0]: "logits"}
+    for node in proto.graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.name = renames.get(value.name, value.name)
+    return proto
+
+
 def read_metadata(proto) -> dict:
     for entry in proto.metadata_props:
         if entry.key == METADATA_KEY:
             return json.loads(entry.value)
     return {}
+
+
+class OnnxRunner(Runner):
+    """An exported ``.onnx`` file in ONNX Runtime (CPU)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError(f"{path}: running .onnx models needs onnxruntime: {INSTALL}.") from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]}).") from None
+        self.input_name = self.session.get_inputs()[0].name
+        meta_text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        meta = json.loads(meta_text) if meta_text else read_json(sidecar_path(path))
+        last = self.session.get_outputs()[0].shape[-1]
+        self._init_meta(meta, last if isinstance(last, int) else None)
+        self.runtime = f"onnxruntime {ort.__version__}"
+
+    def predict_logits(self, images) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: self._check(images)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+class OnnxFormat(ExportFormat):
+    name, suffix, order = "onnx", ".onnx", 20
+
+    def require(self) -> None:
+        require()
+
+    def write(self, graph, path, options, metadata) -> None:
+        convert(graph, path, metadata)
+
+    def open_runner(self, path, threads=None, **kwargs):
+        return OnnxRunner(Path(path), threads)
+
+
+FORMAT = OnnxFormat()

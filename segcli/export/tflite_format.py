@@ -2,12 +2,20 @@
 
 The graph takes uint8 RGB ``[N, H, W, 3]`` with dynamic N, H and W
 (``Interpreter.resize_tensor_input`` before ``allocate_tensors``) and returns
-float32 logits at 1/4 of the input size.
+float32 logits at 1/4 of the input size. segcli's metadata (classes, input
+size, parity) is written beside the file as ``<file>.json``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+
+import numpy as np
+
+from segcli.errors import CheckpointError, UsageError
+from segcli.export.formats import ExportError, ExportFormat, Runner, read_json, sidecar_path
 
 QUANTIZE = ("float16", "int8")
 
@@ -31,10 +39,6 @@ def convert(graph, quantize: str | None = None) -> bytes:
     return converter.convert()
 
 
-def write(graph, path: Path, quantize: str | None = None) -> None:
-    Path(path).write_bytes(convert(graph, quantize))
-
-
 def interpreter_class():
     """(Interpreter class, its name): ai_edge_litert's when installed, else TensorFlow's tf.lite."""
     try:
@@ -50,3 +54,65 @@ def interpreter_class():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return tf.lite.Interpreter, f"tf.lite.Interpreter (TensorFlow {tf.__version__})"
+
+
+class TFLiteRunner(Runner):
+    """An exported ``.tflite`` file in the TFLite interpreter (ai_edge_litert if installed, else tf.lite)."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import warnings
+
+        cls, self.runtime = interpreter_class()
+        try:
+            with warnings.catch_warnings():  # tf.lite.Interpreter warns that it moved to ai_edge_litert
+                warnings.simplefilter("ignore")
+                self.interpreter = cls(model_path=str(path), num_threads=threads)
+        except (ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: the TFLite interpreter cannot load it ({str(exc).strip().splitlines()[0]}).") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._shape = None
+        last = int(self.output["shape_signature"][-1]) if len(self.output["shape_signature"]) else -1
+        self._init_meta(read_json(sidecar_path(path)), last if last > 0 else None)
+
+    def predict_logits(self, images) -> np.ndarray:
+        images = self._check(images)
+        if self._shape != images.shape:
+            self.interpreter.resize_tensor_input(self.input["index"], list(images.shape), strict=False)
+            self.interpreter.allocate_tensors()
+            self._shape = images.shape
+        self.interpreter.set_tensor(self.input["index"], images)
+        self.interpreter.invoke()
+        return np.array(self.interpreter.get_tensor(self.output["index"]), dtype=np.float32)
+
+
+class TFLiteFormat(ExportFormat):
+    name, suffix, order = "tflite", ".tflite", 30
+
+    def check(self, options) -> None:
+        if options.quantize is not None and options.quantize not in QUANTIZE:
+            raise UsageError(f"quantize {options.quantize}: use float16 or int8 (dynamic range).")
+        super().check(type(options)(logits=options.logits, precision=options.precision))
+
+    def write(self, graph, path, options, metadata) -> None:
+        try:
+            data = convert(graph, options.quantize)
+        except Exception as exc:  # the converter raises ConverterError and others
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"TFLite conversion failed ({first}).") from None
+        Path(path).write_bytes(data)
+        sidecar_path(path).write_text(json.dumps(metadata, indent=2) + "\n")
+
+    def open_runner(self, path, threads=None, **kwargs):
+        return TFLiteRunner(Path(path), threads)
+
+    def finish(self, tmp, out, metadata) -> None:
+        sidecar_path(tmp).write_text(json.dumps(metadata, indent=2) + "\n")
+        os.replace(sidecar_path(tmp), sidecar_path(out))
+        super().finish(tmp, out, metadata)
+
+    def leftovers(self, tmp):
+        return [sidecar_path(tmp)]
+
+
+FORMAT = TFLiteFormat()

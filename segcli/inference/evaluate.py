@@ -133,15 +133,16 @@ def _classes(ds, source, num_classes: int) -> list[dict]:
     return _as_dicts(source.classes)
 
 
-def _open(source):
+def _open(source, backend="auto", precision="fp32"):
     from segcli.inference.runners import OpenedModel, open_model
 
-    return source if isinstance(source, OpenedModel) else open_model(source)
+    return source if isinstance(source, OpenedModel) else open_model(source, backend, precision)
 
 
 def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int = 8, tile=None,
              stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
-             label_map=None, keep_classes=None, on_start=None, on_progress=None) -> dict:
+             label_map=None, keep_classes=None, backend: str = "auto", precision: str = "fp32", on_start=None,
+             on_progress=None) -> dict:
     """Metrics of ``source`` (a model spec, or an opened model) on dataset folder ``data``.
 
     ``tta`` is a :class:`segcli.inference.tta.TTASpec` (or None); ``label_map``
@@ -158,7 +159,7 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
 
     ds = discover(data, label_map=label_map, keep_classes=keep_classes)
     pairs, split = _pairs(ds, split)
-    source = _open(source)
+    source = _open(source, backend, precision)
     seg = Segmenter(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,
                     stride=stride, max_side=max_side)
     engine = with_tta(seg, tta)

@@ -63,6 +63,8 @@ class PredictOptions:
     tta: object = None  # a segcli.inference.tta.TTASpec, or None
     every: int = 1  # videos: predict every N-th frame
     smooth: float = 0.0  # videos: weight of the past in the moving average of logits (0 = off)
+    backend: str = "auto"  # segcli.inference.runners.BACKENDS
+    precision: str = "fp32"
 
 
 @dataclass
@@ -162,7 +164,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     if options.shard:
         videos = [v for v in videos if shard_of(v.rel, options.shard[1]) == options.shard[0]]
     if not isinstance(source, OpenedModel):
-        source = open_model(source)
+        source = open_model(source, options.backend, options.precision)
     seg = _engine(source, options)
     names, lut = source.class_names, palette_lut(source.classes.colors)
     warn = on_warning or (lambda line: None)

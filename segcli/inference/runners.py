@@ -12,6 +12,13 @@ A runner (the protocol :class:`~segcli.inference.predictor.Segmenter` drives bes
 Keras models) has ``predict_logits(uint8 (B, H, W, 3)) -> float32 (B, h, w, C)``,
 ``num_classes``, ``input_size`` ((H, W) or None) and ``classes``.
 
+``backend`` chooses the engine for a Keras checkpoint: ``tensorflow``, ``openvino``
+(converted once and cached under ``$SEGCLI_HOME/openvino``), or ``auto``
+(:func:`auto_backend`). Exported files run in their own runtime. ``precision``
+is ``fp32`` or, on OpenVINO with a CPU that has AMX or AVX-512 BF16, ``bf16``;
+``int8`` runs an int8 IR made by ``segcli export --precision int8``, which checks
+the accuracy budget first.
+
 >>> opened = open_model("segformer_test_untrained_is_refused") # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
 segcli.errors.CheckpointError: Unknown model 'segformer_test_untrained_is_refused': ...
@@ -25,6 +32,11 @@ from segcli.checkpoints.resolve import DEFAULT_MODEL, ModelRef, resolve, spec_fr
 from segcli.classes import ClassTable
 from segcli.errors import UsageError, WeightsNotFoundError
 
+BACKENDS = ("auto", "tensorflow", "openvino", "onnxruntime")
+PRECISIONS = ("fp32", "bf16", "int8")
+#: The runtime that runs each exported format.
+FORMAT_BACKENDS = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite", "savedmodel": "tensorflow"}
+
 
 @dataclass
 class OpenedModel:
@@ -35,6 +47,8 @@ class OpenedModel:
     name: str = ""
     input_size: tuple | None = None
     ref: ModelRef | None = None
+    backend: str = "tensorflow"
+    precision: str = "fp32"
 
     @property
     def class_names(self) -> list[str]:
@@ -45,11 +59,13 @@ class OpenedModel:
         return len(self.classes)
 
 
-def open_model(spec=None) -> OpenedModel:
-    """Open the model that ``spec`` (else ``$SEGCLI_MODEL``, else the default preset) names."""
+def open_model(spec=None, backend: str = "auto", precision: str = "fp32") -> OpenedModel:
+    """Open the model that ``spec`` (else ``$SEGCLI_MODEL``, else the default preset) names, on ``backend``."""
+    _check_choice(backend, BACKENDS, "backend")
+    _check_choice(precision, PRECISIONS, "precision")
     ref = resolve(spec_from_env(spec))
     if ref.kind == "exported":
-        return _open_exported(ref)
+        return _open_exported(ref, backend, precision)
     if ref.kind == "preset":
         _refuse_untrained(ref)
     from segcli.models.load import load
@@ -65,7 +81,38 @@ def open_model(spec=None) -> OpenedModel:
     if not hasattr(model, "num_classes"):  # a plain Keras segmentation model
         model.num_classes = int(model.output_shape[-1])
     classes = (loaded.classes or ClassTable.from_names([])).complete(int(model.num_classes))
-    return OpenedModel(model, classes, ref.spec, loaded.input_size, ref)
+    engine = auto_backend() if backend == "auto" else backend
+    if engine == "onnxruntime":
+        raise UsageError(f"backend onnxruntime runs exported .onnx files; export {ref.spec} first "
+                         f"(`segcli export --format onnx`) or use backend tensorflow or openvino.", value="backend")
+    if precision == "int8":
+        raise UsageError("precision int8 runs an int8 OpenVINO IR, which `segcli export --format openvino "
+                         "--precision int8 --calib DIR --data DIR` makes after checking its mIoU budget; pass that "
+                         "IR as the model.", value="precision")
+    if engine == "openvino" and hasattr(model, "head"):
+        from segcli.export.openvino_format import cached_runner
+
+        model = cached_runner(model, loaded.input_size, precision)
+    elif precision != "fp32" or engine == "openvino":
+        raise UsageError(f"precision {precision} on backend {engine}: TensorFlow runs fp32 here (its bf16 was "
+                         f"measured no faster on CPU); use backend openvino.", value="precision")
+    return OpenedModel(model, classes, ref.spec, loaded.input_size, ref, engine, precision)
+
+
+def auto_backend() -> str:
+    """OpenVINO on a machine without a GPU when it is installed, else TensorFlow."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return "tensorflow"
+    import tensorflow as tf
+
+    return "tensorflow" if tf.config.list_logical_devices("GPU") else "openvino"
+
+
+def _check_choice(value: str, choices: tuple, name: str) -> None:
+    if value not in choices:
+        raise UsageError(f"{name} {value!r}: use one of {', '.join(choices)}.", value=name)
 
 
 def _refuse_untrained(ref: ModelRef) -> None:
@@ -76,10 +123,19 @@ def _refuse_untrained(ref: ModelRef) -> None:
                          f"(see `segcli presets`).")
 
 
-def _open_exported(ref: ModelRef) -> OpenedModel:
-    from segcli.export.runtimes import open_runtime
+def _open_exported(ref: ModelRef, backend: str, precision: str) -> OpenedModel:
+    from segcli.export.formats import format_for_path
 
-    runner = open_runtime(ref.path)
+    fmt = format_for_path(ref.path)
+    engine = FORMAT_BACKENDS.get(fmt.name, fmt.name)
+    if backend not in ("auto", engine):
+        raise UsageError(f"backend {backend}: {ref.path} is a {fmt.name} export, which runs in {engine}.",
+                         value="backend")
+    if precision != "fp32" and fmt.name != "openvino":
+        raise UsageError(f"precision {precision}: {ref.path} is a {fmt.name} export; only OpenVINO IRs run at "
+                         f"bf16 or int8 (`segcli export --format openvino --precision ...`).", value="precision")
+    runner = fmt.open_runner(ref.path, None, precision=None if precision == "fp32" else precision)
     given = ClassTable.from_dicts(runner.classes, source=str(ref.path)) if runner.classes else \
         ClassTable.from_names([])
-    return OpenedModel(runner, given.complete(int(runner.num_classes)), ref.spec, runner.input_size, ref)
+    return OpenedModel(runner, given.complete(int(runner.num_classes)), ref.spec, runner.input_size, ref, engine,
+                       getattr(runner, "precision", "fp32"))

@@ -105,17 +105,21 @@ def test_one_line_errors(world, tmp_path):
                                  "2")) == "error: --alpha 2.0: must be within 0..1."
 
 
-def test_exported_model_without_runtimes_module_is_one_line(world, tmp_path):
+def test_a_corrupt_exported_model_is_one_line(world, tmp_path):
     fake = tmp_path / "m.tflite"
     fake.write_bytes(b"0")
-    try:
-        import segcli.export.runtimes  # noqa: F401
-    except ModuleNotFoundError:
-        assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", fake)) == (
-            f"error: {fake}: running exported .tflite models needs segcli.export.runtimes, which this segcli does "
-            f"not include; pass --model RUN_DIR|FILE.keras instead.")
-    else:
-        pytest.skip("segcli.export.runtimes exists; its own tests cover exported files")
+    line = one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", fake))
+    assert line.startswith(f"error: {fake}: the TFLite interpreter cannot load it")
+
+
+def test_backend_and_precision_that_do_not_fit_are_one_line(world, tmp_path):
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"],
+                                 "--backend", "onnxruntime")).startswith("error: --backend: backend onnxruntime runs "
+                                                                        "exported .onnx files")
+    assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"],
+                                 "--backend", "tensorflow", "--precision", "bf16")) == (
+        "error: --precision: precision bf16 on backend tensorflow: TensorFlow runs fp32 here (its bf16 was measured "
+        "no faster on CPU); use backend openvino.")
 
 
 def test_kill_9_then_rerun_finishes_without_recomputing(world, tmp_path):

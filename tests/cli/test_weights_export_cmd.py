@@ -57,7 +57,7 @@ def tiny_keras(tmp_path_factory):
     return train_tiny(tmp_path_factory.mktemp("tiny") / "tiny.keras")
 
 
-@pytest.mark.parametrize("fmt, name", [("onnx", "m.onnx"), ("tflite", "m.tflite")])
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.onnx"), ("tflite", "m.tflite"), ("openvino", "ov")])
 def test_export_then_predict_runs_the_exported_file(tiny_keras, tmp_path, fmt, name):
     import keras
 
@@ -83,4 +83,12 @@ def test_export_then_predict_runs_the_exported_file(tiny_keras, tmp_path, fmt, n
 def test_export_with_an_unknown_format_is_one_line(tiny_keras, tmp_path):
     result = run("export", "--model", tiny_keras, "--format", "caffe", "--out", tmp_path / "x")
     assert result.exit_code == 2
-    assert "caffe" in result.output and "Traceback" not in result.output
+    assert result.output.strip() == "error: --format caffe: use one of savedmodel, onnx, tflite, openvino."
+
+
+def test_export_int8_without_calibration_names_the_flag(tiny_keras, tmp_path):
+    result = run("export", "--model", tiny_keras, "--format", "openvino", "--precision", "int8", "--out",
+                 tmp_path / "ov")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("error: --precision int8 needs calibration images")
+    assert not (tmp_path / "ov").exists()

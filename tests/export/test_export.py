@@ -66,7 +66,7 @@ def test_onnx_has_dynamic_batch_and_size_and_runs_in_onnxruntime(trained, tmp_pa
     import keras
 
     from segcli.export.api import export_model
-    from segcli.export.runtimes import open_runtime
+    from segcli.export.formats import open_runner as open_runtime
 
     report = export_model(trained, "onnx", tmp_path / "m.onnx", sample_size=(64, 64))
     assert report.passed and report.max_abs_diff <= 1e-4 and report.runtime.startswith("onnxruntime")
@@ -74,7 +74,7 @@ def test_onnx_has_dynamic_batch_and_size_and_runs_in_onnxruntime(trained, tmp_pa
     assert [d for d in runner.session.get_inputs()[0].shape] == ["batch", "height", "width", 3]
     assert runner.num_classes == 3 and runner.input_size is None and len(runner.classes) == 3
     model = keras.saving.load_model(str(trained))
-    quarter = keras.Model(model.input, model.get_layer("classifier").output)
+    quarter = model.quarter_logits  # the Keras model's own (unfolded) head
     for shape in [(1, 96, 128, 3), (3, 64, 64, 3)]:
         images = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
         got = runner.predict_logits(images)
@@ -85,7 +85,7 @@ def test_onnx_has_dynamic_batch_and_size_and_runs_in_onnxruntime(trained, tmp_pa
 @pytest.mark.parametrize("quantize", [None, "int8", pytest.param("float16", marks=pytest.mark.slow)])
 def test_tflite_float32_and_quantized_pass_their_checks(trained, tmp_path, quantize):
     from segcli.export.api import export_model
-    from segcli.export.runtimes import open_runtime
+    from segcli.export.formats import open_runner as open_runtime
 
     out = tmp_path / "m.tflite"
     report = export_model(trained, "tflite", out, quantize=quantize, sample_size=(64, 64))
@@ -122,17 +122,22 @@ def test_failed_parity_leaves_nothing_behind(trained, tmp_path, monkeypatch):
 def test_bad_arguments_get_one_line(trained, tmp_path):
     from segcli.export.api import export_model
 
-    with pytest.raises(UsageError, match=r"^--format keras: use one of savedmodel, onnx, tflite\.$"):
+    with pytest.raises(UsageError, match=r"^format keras: use one of savedmodel, onnx, tflite, openvino\.$"):
         export_model(trained, "keras", tmp_path / "x")
-    with pytest.raises(UsageError, match=r"^--out .*model\.bin: a onnx export must end with \.onnx\.$"):
+    with pytest.raises(UsageError, match=r"^out .*model\.bin: a onnx export must end with \.onnx\.$"):
         export_model(trained, "onnx", tmp_path / "model.bin")
-    with pytest.raises(UsageError, match=r"^--quantize int8: only TFLite exports can be quantized\.$"):
+    with pytest.raises(UsageError, match=r"^quantize int8: only tflite exports take it\.$"):
         export_model(trained, "onnx", tmp_path / "m.onnx", quantize="int8")
-    with pytest.raises(UsageError, match=r"^--logits applies to SavedModel"):
+    with pytest.raises(UsageError, match=r"^logits=True applies to savedmodel"):
         export_model(trained, "tflite", tmp_path / "m.tflite", logits=True)
+    with pytest.raises(UsageError, match=r"^precision int8: onnx exports are fp32; use openvino\.$"):
+        export_model(trained, "onnx", tmp_path / "m.onnx", precision="int8", calib=tmp_path)
+    with pytest.raises(UsageError, match=r"^precision int8 needs calibration images"):
+        export_model(trained, "openvino", tmp_path / "ov", precision="int8")
     (tmp_path / "taken.onnx").write_text("x")
-    with pytest.raises(UsageError, match=r"taken\.onnx already exists; pass --overwrite to replace it\.$"):
+    with pytest.raises(UsageError, match=r"taken\.onnx already exists; pass overwrite=True to replace it\.$"):
         export_model(trained, "onnx", tmp_path / "taken.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.onnx"]
 
 
 def test_missing_onnx_dependency_names_the_extra(trained, tmp_path, monkeypatch):

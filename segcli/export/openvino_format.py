@@ -1,0 +1,207 @@
+"""OpenVINO export and runtime: an IR folder (``model.xml`` + ``model.bin`` + ``segcli.json``).
+
+The IR is segcli's own graph (:class:`~segcli.models.segformer.graph.SegFormerGraph`, folded
+head included), converted by ``openvino.convert_model`` straight from a ``tf.function`` with
+uint8 ``images [N, H, W, 3]`` (dynamic N, H, W) in and float32 ``logits`` at 1/4 of the input
+size out. segcli's metadata travels inside ``model.xml`` (``rt_info`` key ``segcli``) and, with the
+parity report, in ``segcli.json``.
+
+Precision (the ``precision`` export option, and the runner's):
+
+- ``fp32``: float32 compute (``INFERENCE_PRECISION_HINT`` f32), parity max |Δ| <= 1e-4;
+- ``bf16``: the same fp32 IR run with the bf16 hint, on CPUs that OpenVINO says have BF16
+  (AMX or AVX-512 BF16); refused elsewhere. Parity: mask agreement >= 99 %;
+- ``int8``: NNCF post-training quantization on calibration images, ``ModelType.TRANSFORMER`` (LayerNorm,
+  GELU and Softmax stay in float). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
+
+:func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
+under ``segcli_home()/openvino/<model hash>-<h>x<w>-<precision>/``, so a second run starts fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from segcli.errors import CheckpointError, MissingDependencyError, UsageError
+from segcli.export.formats import METADATA_FILE, PRECISIONS, ExportFormat, Runner, read_json
+
+XML, BIN = "model.xml", "model.bin"
+RT_KEY = "segcli"
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 IRs carry their quantization; the rest runs f32
+INSTALL = "pip install 'openvino>=2026.4,<2027'"
+#: Calibration images NNCF uses at most (its default subset size).
+CALIBRATION_LIMIT = 300
+
+
+def _ov():
+    try:
+        import openvino
+    except ImportError:
+        raise MissingDependencyError(f"OpenVINO is not installed: {INSTALL}.") from None
+    return openvino
+
+
+def cpu_capabilities() -> list:
+    """OpenVINO's CPU plugin capabilities, e.g. ``['BF16', 'FP32', 'INT8', ...]``."""
+    return list(_ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if this CPU can run it; UsageError naming the value otherwise."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision {precision}: use one of {', '.join(PRECISIONS)}.")
+    if precision == "bf16" and "BF16" not in cpu_capabilities():
+        raise UsageError("precision bf16: this CPU has neither AMX nor AVX-512 BF16 (OpenVINO reports "
+                         f"{', '.join(cpu_capabilities())}); use fp32 or int8.")
+    return precision
+
+
+def convert(graph, precision: str = "fp32", calibration=None, metadata: dict | None = None):
+    """An ``openvino.Model`` of ``graph``'s quarter-resolution logits (int8: quantized with ``calibration``)."""
+    ov = _ov()
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def logits_fn(images):
+        return {"logits": graph.quarter_logits(images)}
+
+    model = ov.convert_model(logits_fn)
+    if precision == "int8":
+        model = quantize(model, calibration)
+    if metadata:
+        model.set_rt_info(json.dumps(metadata), [RT_KEY])
+    return model
+
+
+def quantize(model, calibration):
+    """NNCF post-training int8 quantization of ``model`` on RGB uint8 ``calibration`` images (N, H, W, 3)."""
+    if calibration is None or len(calibration) == 0:
+        raise UsageError("precision int8 needs calibration images (a folder of images like the ones to segment).")
+    try:
+        import nncf
+    except ImportError:
+        raise MissingDependencyError("int8 quantization needs NNCF: pip install nncf.") from None
+    import contextlib
+    import logging
+    import sys
+
+    nncf.set_log_level(logging.ERROR)
+    images = [np.asarray(image[None], np.uint8) for image in calibration[:CALIBRATION_LIMIT]]
+    with contextlib.redirect_stdout(sys.stderr):  # its progress bars would spoil JSON on stdout
+        return nncf.quantize(model, nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
+                             subset_size=len(images))
+
+
+def _xml(path) -> Path:
+    path = Path(path)
+    return path / XML if path.is_dir() else path
+
+
+class OpenVinoRunner(Runner):
+    """An OpenVINO IR on the CPU plugin, at ``precision`` (default: the precision it was exported for)."""
+
+    def __init__(self, path, threads: int | None = None, precision: str | None = None, cache_dir=None,
+                 model=None):
+        ov = _ov()
+        xml = _xml(path)
+        core = ov.Core()
+        if model is None:
+            if not xml.is_file():
+                raise CheckpointError(f"{path}: no {XML} there; export with format openvino first.")
+            try:
+                model = core.read_model(str(xml))
+            except RuntimeError as exc:
+                raise CheckpointError(f"{xml}: OpenVINO cannot read it ({str(exc).splitlines()[0]}).") from None
+        meta = json.loads(model.get_rt_info([RT_KEY]).astype(str)) if model.has_rt_info([RT_KEY]) else {}
+        meta = {**meta, **read_json(xml.parent / METADATA_FILE)}
+        last = model.outputs[0].get_partial_shape()[-1]
+        self._init_meta(meta, last.get_length() if last.is_static else None)
+        exported = meta.get("precision") or "fp32"
+        if precision == "int8" and exported != "int8":
+            raise UsageError(f"precision int8: {xml} is a {exported} IR; export it with precision int8 and "
+                             f"calibration images.")
+        self.precision = check_precision(precision if precision and exported != "int8" else exported)
+        config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if cache_dir:
+            config["CACHE_DIR"] = str(cache_dir)
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, {self.precision})"
+
+    def predict_logits(self, images) -> np.ndarray:
+        self.request.infer({0: self._check(images)}, share_inputs=True)
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
+class OpenVinoFormat(ExportFormat):
+    name, folder_file, order = "openvino", XML, 40
+
+    def require(self) -> None:
+        _ov()
+
+    def check(self, options) -> None:
+        if options.logits or options.quantize:
+            super().check(type(options)(logits=options.logits, quantize=options.quantize))
+        check_precision(options.precision)
+        if options.precision == "int8" and (options.calibration is None or not len(options.calibration)):
+            raise UsageError("precision int8 needs calibration images (a folder of images like the ones to "
+                             "segment).")
+
+    def matches(self, path: Path) -> bool:
+        return path.suffix.lower() == ".xml" or (path / XML).is_file()
+
+    def write(self, graph, path, options, metadata) -> None:
+        ov = _ov()
+        model = convert(graph, options.precision, options.calibration, metadata)
+        Path(path).mkdir(parents=True, exist_ok=True)
+        ov.save_model(model, str(Path(path) / XML), compress_to_fp16=False)
+
+    def open_runner(self, path, threads=None, precision=None, **kwargs):
+        return OpenVinoRunner(path, threads, precision)
+
+
+FORMAT = OpenVinoFormat()
+
+
+def model_hash(model) -> str:
+    """A short hash of a Keras model's weights and class count: the cache key of its conversions."""
+    digest = hashlib.sha256(str(getattr(model, "num_classes", "")).encode())
+    for weight in model.weights:
+        value = np.ascontiguousarray(np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight))
+        digest.update(weight.path.encode() if hasattr(weight, "path") else b"")
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_runner(model, input_size=None, precision: str = "fp32", threads: int | None = None,
+                  calibration=None):
+    """An :class:`OpenVinoRunner` of Keras SegFormer ``model``, converted once and cached.
+
+    The IR goes to ``segcli_home()/openvino/<hash>-<h>x<w>-<precision>/model.xml`` (``any`` without an
+    input size; the IR itself takes any size) and OpenVINO's compiled blobs to ``blobs/`` beside it.
+    ``int8`` needs ``calibration`` images the first time.
+    """
+    from segcli.checkpoints.cache import segcli_home
+    from segcli.files import write_atomic
+    from segcli.models.segformer.graph import SegFormerGraph
+
+    check_precision(precision)
+    size = "x".join(str(int(s)) for s in input_size) if input_size else "any"
+    folder = segcli_home() / "openvino" / f"{model_hash(model)}-{size}-{precision}"
+    if not (folder / XML).is_file():
+        ov = _ov()
+        metadata = {"num_classes": int(model.num_classes), "input_size": list(input_size) if input_size else None,
+                    "logits_stride": 4, "precision": precision}
+        ir = convert(SegFormerGraph(model), precision, calibration, metadata)
+        tmp = folder.with_name(f".{folder.name}.tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        ov.save_model(ir, str(tmp / XML), compress_to_fp16=False)
+        write_atomic(tmp / METADATA_FILE, (json.dumps(metadata, indent=2) + "\n").encode())
+        tmp.replace(folder) if not folder.exists() else None
+    return OpenVinoRunner(folder, threads, precision, cache_dir=folder / "blobs")

@@ -1,0 +1,128 @@
+"""OpenVINO for real on a tiny trained SegFormer: export (fp32, bf16, int8), its runner, the cached converter."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from segcli.errors import UsageError
+from tests.export.export_fixtures import colour_blocks, train_tiny
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("trained") / "tiny.keras")
+
+
+@pytest.fixture(scope="module")
+def keras_model(trained):
+    import keras
+
+    return keras.saving.load_model(str(trained))
+
+
+def write_images(folder, images, masks=None):
+    """Images as PNGs in ``folder``/images (and masks in ``folder``/masks when given): eval's layout."""
+    (folder / "images").mkdir(parents=True)
+    for i, image in enumerate(images):
+        cv2.imwrite(str(folder / "images" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if masks is not None:
+        (folder / "masks").mkdir()
+        for i, mask in enumerate(masks):
+            cv2.imwrite(str(folder / "masks" / f"{i}.png"), mask.astype(np.uint8))
+    return folder
+
+
+def test_fp32_ir_matches_the_keras_model_at_any_size(trained, keras_model, tmp_path):
+    from segcli.export.api import export_model
+    from segcli.export.formats import open_runner
+
+    report = export_model(trained, "openvino", tmp_path / "ov", sample_size=(64, 64))
+    assert report.passed and report.max_abs_diff <= 1e-4 and report.runtime.startswith("openvino 2026")
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["model.bin", "model.xml", "segcli.json"]
+    assert json.loads((tmp_path / "ov" / "segcli.json").read_text())["parity"]["max_abs_diff"] == report.max_abs_diff
+    for path in (tmp_path / "ov", tmp_path / "ov" / "model.xml"):
+        runner = open_runner(path)
+        assert runner.num_classes == 3 and len(runner.classes) == 3 and runner.logits_stride == 4
+        for shape in [(1, 96, 128, 3), (3, 64, 64, 3)]:
+            images = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
+            got = runner.predict_logits(images)
+            expected = np.asarray(keras_model.quarter_logits(images.astype("float32")))
+            assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
+
+
+def test_bf16_runs_with_the_hint_or_is_refused_with_one_line(trained, tmp_path):
+    from segcli.export import openvino_format
+    from segcli.export.api import export_model
+
+    if "BF16" not in openvino_format.cpu_capabilities():
+        with pytest.raises(UsageError, match=r"^precision bf16: this CPU has neither AMX nor AVX-512 BF16"):
+            export_model(trained, "openvino", tmp_path / "ov", precision="bf16")
+        assert not (tmp_path / "ov").exists()
+        return
+    report = export_model(trained, "openvino", tmp_path / "ov", precision="bf16", sample_size=(64, 64))
+    assert report.runtime.endswith("(CPU, bf16)") and report.mask_agreement >= 0.99
+    assert report.max_abs_diff > 0  # bf16 compute really ran: float32 would agree to ~1e-7
+
+
+@pytest.mark.slow
+def test_int8_on_a_trained_model_keeps_its_miou_within_budget(trained, keras_model, tmp_path):
+    from segcli.cli.export_cmd import _score
+    from segcli.export.api import export_model
+    from segcli.export.formats import open_runner
+
+    images, masks = colour_blocks(12, seed=21)
+    calib = write_images(tmp_path / "calib", images)
+    val_images, val_masks = colour_blocks(6, seed=22)
+    data = write_images(tmp_path / "val", val_images, val_masks)
+    report = export_model(trained, "openvino", tmp_path / "ov8", precision="int8", calib=calib / "images",
+                          max_miou_drop=0.01, score=_score(data), sample_size=(64, 64))
+    assert report.passed and report.precision == "int8" and report.miou_reference > 0.8
+    assert report.miou_reference - report.miou <= 0.01
+    xml = (tmp_path / "ov8" / "model.xml").read_text()
+    assert "FakeQuantize" in xml or "FakeConvert" in xml  # really quantized
+    runner = open_runner(tmp_path / "ov8")
+    assert runner.precision == "int8"
+    logits = runner.predict_logits(val_images)
+    import tensorflow as tf
+
+    predicted = tf.image.resize(logits, (64, 64)).numpy().argmax(-1)
+    expected = np.asarray(keras_model(val_images.astype("float32"))).argmax(-1)
+    assert (predicted == expected).mean() >= 0.99
+
+
+@pytest.mark.slow
+def test_an_impossible_budget_fails_and_writes_nothing(trained, tmp_path):
+    from segcli.export.api import ExportError, export_model
+
+    images, masks = colour_blocks(8, seed=31)
+    calib = write_images(tmp_path / "calib", images)
+    data = write_images(tmp_path / "val", images[:4], masks[:4])
+    from segcli.cli.export_cmd import _score
+
+    with pytest.raises(ExportError, match=r"below the float32 model's .*more than the budget of -1; nothing was "
+                                          r"written\.$"):
+        export_model(trained, "openvino", tmp_path / "ov8", precision="int8", calib=calib, max_miou_drop=-1.0,
+                     score=_score(data), sample_size=(64, 64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "val"]
+
+
+def test_cached_runner_converts_once_and_reuses_the_ir(keras_model, segcli_home):
+    from segcli.export.openvino_format import cached_runner
+
+    images, _ = colour_blocks(2, seed=3)
+    first = cached_runner(keras_model, (64, 64), "fp32")
+    folders = list((segcli_home / "openvino").iterdir())
+    assert len(folders) == 1 and folders[0].name.endswith("-64x64-fp32")
+    mtime = (folders[0] / "model.xml").stat().st_mtime_ns
+    second = cached_runner(keras_model, (64, 64), "fp32")
+    assert (folders[0] / "model.xml").stat().st_mtime_ns == mtime
+    assert any((folders[0] / "blobs").iterdir())  # OpenVINO's compiled-model cache
+    expected = np.asarray(keras_model.quarter_logits(images.astype("float32")))
+    for runner in (first, second):
+        assert np.abs(runner.predict_logits(images) - expected).max() <= 1e-4

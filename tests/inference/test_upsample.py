@@ -1,0 +1,74 @@
+"""`bilinear_argmax` against the reference it replaces: `tf.image.resize` (bilinear, half-pixel) then argmax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segcli.inference.upsample import bilinear_argmax
+
+CASES = [  # (batch, h, w, classes), (H, W): odd scales up and down, one-row logits, non-square
+    ((2, 9, 13, 20), (37, 50)),
+    ((1, 16, 16, 150), (64, 64)),
+    ((1, 7, 5, 30), (100, 3)),
+    ((1, 20, 30, 40), (11, 17)),
+    ((1, 1, 1, 10), (5, 6)),
+    ((2, 16, 24, 12), (16, 24)),
+    ((1, 33, 47, 150), (131, 189)),
+    ((1, 12, 12, 3), (45, 45)),
+]
+
+
+def reference(logits, size):
+    import tensorflow as tf
+
+    up = tf.image.resize(logits, size, method="bilinear").numpy()
+    return up, up.argmax(-1)
+
+
+@pytest.mark.parametrize("shape, size", CASES)
+def test_equals_resize_then_argmax_on_random_logits(shape, size):
+    logits = np.random.default_rng(sum(shape) + sum(size)).normal(size=shape).astype(np.float32)
+    got = bilinear_argmax(logits, size).numpy()
+    up, expected = reference(logits, size)
+    assert got.shape == (shape[0], *size) and got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_tie_free_logits_agree_everywhere_and_ties_only_differ_at_ties():
+    # Quantised logits make many exact ties; away from them (a clear top-2 margin) masks must be equal.
+    rng = np.random.default_rng(3)
+    logits = np.round(rng.normal(size=(2, 11, 9, 60)) * 2).astype(np.float32) / 2
+    size = (53, 29)
+    got = bilinear_argmax(logits, size).numpy()
+    up, expected = reference(logits, size)
+    top2 = np.sort(up, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-5
+    assert clear.mean() > 0.5
+    np.testing.assert_array_equal(got[clear], expected[clear])
+    tied_winner = np.take_along_axis(up, got[..., None], -1)[..., 0]
+    np.testing.assert_allclose(tied_winner, up.max(-1), atol=1e-5)  # where it differs, it picked a tied maximum
+
+
+def test_decisive_logits_a_row_band_equals_those_rows_of_the_whole():
+    rng = np.random.default_rng(5)
+    logits = (np.repeat(np.repeat(rng.normal(size=(1, 4, 5, 150)) * 5, 8, 1), 8, 2)
+              + rng.normal(size=(1, 32, 40, 150)) * 0.2).astype(np.float32)
+    whole = bilinear_argmax(logits, (100, 131)).numpy()
+    np.testing.assert_array_equal(whole, reference(logits, (100, 131))[1])
+    np.testing.assert_array_equal(bilinear_argmax(logits, (100, 131), rows=(37, 71)).numpy(), whole[:, 37:71])
+
+
+def test_one_class_logits_are_thresholded_at_zero():
+    logits = np.random.default_rng(1).normal(size=(1, 6, 7, 1)).astype(np.float32)
+    up, _ = reference(logits, (25, 19))
+    np.testing.assert_array_equal(bilinear_argmax(logits, (25, 19)).numpy(), (up[..., 0] > 0).astype(np.int32))
+
+
+def test_runs_traced_with_unknown_batch_height_and_width():
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: bilinear_argmax(x, (30, 45)),
+                     input_signature=[tf.TensorSpec((None, None, None, 40), tf.float32)])
+    logits = np.random.default_rng(2).normal(size=(3, 8, 11, 40)).astype(np.float32)
+    np.testing.assert_array_equal(fn(logits).numpy(), reference(logits, (30, 45))[1])
