@@ -36,6 +36,8 @@ RECIPES = {
     "B": {"lr": 2e-3, "head_lr_mult": 1.0, "warmup": 0.20, "scale": (0.5, 2.0), "class_weights": "auto"},
     "C": {"lr": 3e-3, "head_lr_mult": 1.0, "warmup": 0.20, "scale": (0.5, 2.0), "class_weights": "auto"},
     "D": {"lr": 2e-3, "head_lr_mult": 1.0, "warmup": 0.20, "scale": (0.25, 2.5), "class_weights": "auto"},
+    "E": {"lr": 3e-3, "head_lr_mult": 1.0, "warmup": 0.20, "scale": (0.75, 1.5), "class_weights": "auto"},
+    "F": {"lr": 4e-3, "head_lr_mult": 1.0, "warmup": 0.20, "scale": (0.75, 1.5), "class_weights": "auto"},
     "default": {},
 }
 
@@ -60,6 +62,9 @@ class LogReporter:
     def start_epoch(self, *args, **kwargs):
         pass
 
+    def phase(self, *args, **kwargs):
+        pass
+
     def step(self, *args, **kwargs):
         pass
 
@@ -68,21 +73,28 @@ class LogReporter:
               f"{row['images_per_sec']:.1f} img/s", file=sys.stderr, flush=True)
 
 
+def _resolved(out):
+    saved = json.loads((Path(out) / "config.json").read_text())["settings"]
+    keys = ("epochs", "lr", "head_lr_mult", "warmup_steps", "scale_min", "scale_max", "class_weights", "precision")
+    return {k: saved.get(k) for k in keys} | {"recipe": saved["resolved"].get("recipe"),
+                                               "cache": saved["resolved"].get("cache")}
+
+
 def run(name, data, out, steps, every, seed):
     from segcli.train.loop import TrainSettings, train
 
     recipe = RECIPES[name]
     epochs = math.ceil(steps / every)
-    kw = dict(data=str(data), preset="segformer_b0", out=str(out), epochs=epochs, batch_size=8,
-              image_size=(128, 128), seed=seed, pretrained=False, steps_per_epoch=every)
-    if recipe:
-        kw.update(lr=recipe["lr"], head_lr_mult=recipe["head_lr_mult"], warmup_steps=int(recipe["warmup"] * steps),
+    kw = dict(data=str(data), preset="segformer_b0", out=str(out), batch_size=8, image_size=(128, 128), seed=seed,
+              pretrained=False, steps_per_epoch=every)
+    if recipe:  # "default" leaves the epochs to the recipe too: 2,250 steps at least, so 15 x 150 here
+        kw.update(epochs=epochs, lr=recipe["lr"], head_lr_mult=recipe["head_lr_mult"], warmup_steps=int(recipe["warmup"] * steps),
                   scale_min=recipe["scale"][0], scale_max=recipe["scale"][1], class_weights=recipe["class_weights"])
     start = time.perf_counter()
     result = train(TrainSettings(**kw), reporter=LogReporter(name), overwrite=True)
     miou = [r["val_miou"] for r in result.history]
     first = next((i + 1 for i, m in enumerate(miou) if m is not None and m >= 0.8), None)
-    return {"recipe": name, "settings": recipe, "steps": epochs * every, "validate_every": every,
+    return {"recipe": name, "settings": recipe or _resolved(out), "steps": len(miou) * every, "validate_every": every,
             "val_miou": miou, "first_step_at_0.8": first * every if first else None, "best_miou": result.best_miou,
             "img_per_s": [round(r["images_per_sec"], 2) for r in result.history],
             "wall_s": round(time.perf_counter() - start, 1), "cpu": cpu_line(), "load_after": os.getloadavg()[0]}

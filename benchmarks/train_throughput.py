@@ -9,7 +9,7 @@ the first epoch includes tracing.
 - segcli: the real CLI, ``segcli train DATA --preset segformer_bX --scratch --image-size S --epochs 2 ...``.
   Its ``metrics.csv`` column ``images_per_sec`` is ``steps * batch / seconds`` where the seconds cover the
   epoch's train steps only (input pipeline + forward/backward/update); the per-epoch validation runs after
-  the clock stops (see ``segcli/engine/train.py``). segcli's input pipeline also does a random rescale
+  the clock stops (see ``segcli/train/loop.py``). segcli's input pipeline also does a random rescale
   (0.5-2x) and mmseg's photometric distortion, which keras-hub's side below does not do.
 - keras-hub: ``MiTBackbone`` + ``SegFormerBackbone`` + ``SegFormerImageSegmenter`` (its output is
   full-resolution logits, so ``from_logits=True``), compiled with AdamW(6e-5, weight_decay 0.01) and
@@ -160,6 +160,21 @@ def bench_segcli(data: Path, arch: str, size: int, batch: int, run_dir: Path) ->
     last = rows[-1]
     return {"img_per_s": float(last["images_per_sec"]), "seconds": float(last["seconds"]),
             "first_epoch_s": float(rows[0]["seconds"]), "loss": float(last["train_loss"])}
+
+
+BEGIN, END = "<!-- train_throughput.py: begin -->", "<!-- train_throughput.py: end -->"
+
+
+def write_section(path: Path, report: str) -> None:
+    """Replace this script's section of ``path`` (between BEGIN and END), keeping the other benchmarks' sections."""
+    text = path.read_text() if path.exists() else ""
+    block = f"{BEGIN}\n{report.rstrip()}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = block + "\n" + text
+    path.write_text(text)
 
 
 # --- keras-hub side (runs in a worker subprocess: this file with --worker) ------------------------------------------
@@ -362,7 +377,7 @@ def main(argv=None) -> None:
     report = format_report(rows, args, machine, (load_start, load_1min()), command.strip())
     print(report, end="")
     if args.write:
-        RESULTS_FILE.write_text(report)
+        write_section(RESULTS_FILE, report)
         log(f"wrote {RESULTS_FILE}")
 
 

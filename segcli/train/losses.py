@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from segcli.train.settings import SettingError
+
 IGNORE_INDEX = 255
 
 
@@ -46,3 +48,22 @@ def segmentation_loss(labels, logits, class_weights=None, dice_weight=0.0):
     if dice_weight:
         loss = loss + dice_weight * dice_loss(labels, logits)
     return loss
+
+
+def class_weights(spec: str, report, num_classes: int):
+    from segcli.data.check import median_frequency_weights
+
+    spec = (spec or "none").strip().lower()
+    if spec == "none":
+        return None
+    if spec == "auto":
+        return [round(w, 6) for w in median_frequency_weights(report)]
+    try:
+        weights = [float(v) for v in spec.split(",")]
+    except ValueError:
+        raise SettingError(f"`class_weights` {spec!r}: use none, auto, or {num_classes} comma-separated "
+                           f"numbers.") from None
+    if len(weights) != num_classes or min(weights) < 0:
+        raise SettingError(f"`class_weights`: {len(weights)} values for {num_classes} classes; give one "
+                           f"non-negative number per class.")
+    return weights

@@ -34,3 +34,13 @@ class WarmupPoly(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"base_lr": self.base_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
                 "power": self.power, "warmup_ratio": self.warmup_ratio, "min_lr": self.min_lr}
+
+
+def make_optimizer(base_lr, variables, s, total_steps: int):
+    """AdamW on ``variables`` with the warmup + poly schedule of ``s`` (TrainSettings); no decay on 1-D variables."""
+    schedule = WarmupPoly(base_lr, total_steps, s.warmup_steps or 0, s.poly_power, s.warmup_ratio)
+    opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=s.weight_decay, beta_1=s.beta_1,
+                                 beta_2=s.beta_2, epsilon=1e-8)
+    opt.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) <= 1])
+    opt.build(variables)
+    return opt

@@ -48,6 +48,9 @@ BASE = ["--preset", "segformer_test", "--image-size", "32", "--epochs", "1", "--
     ("easy", ["--image-size", "64x31"], "--image-size 64x31: smaller than 32 pixels; SegFormer downsamples by 32, "
                                         "use at least 32."),
     ("easy", ["--image-size", "big"], "--image-size 'big': give N or HxW in pixels, e.g. 512 or 512x1024."),
+    ("easy", ["--precision", "fp16"], "--precision fp16 needs a GPU (float16 with loss scaling); this machine has "
+                                      "none. Use bf16 on a CPU with AMX or AVX-512 BF16, or fp32."),
+    ("easy", ["--cache", "ram"], "--cache 'ram': use memory, disk or none."),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_writes_nothing(tmp_path, monkeypatch, make, extra, message):
     data = tmp_path / "data"
@@ -95,7 +98,8 @@ def test_a_few_epochs_at_64px_learn_the_easy_task_and_write_a_complete_run(tmp_p
     out = tmp_path / "run"
     before = tree(tmp_path)
     result = _train([str(data), "--preset", "segformer_test", "--image-size", "64", "--epochs", "8",
-                     "--batch-size", "4", "--lr", "2e-3", "--val-fraction", "0.2", "--out", str(out), "--json"],
+                     "--batch-size", "4", "--lr", "2e-3", "--head-lr-mult", "10", "--class-weights", "none",
+                     "--val-fraction", "0.2", "--out", str(out), "--json"],
                     tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -127,3 +131,58 @@ def test_a_few_epochs_at_64px_learn_the_easy_task_and_write_a_complete_run(tmp_p
     probs = np.asarray(model(read_image(val_image)[None].astype("float32")))
     assert probs.shape == (1, 64, 64, 3)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
+
+
+def test_from_scratch_recipe_progress_json_log_then_the_paper_recipe_in_bf16(tmp_path, monkeypatch):
+    from segcli.train.settings import PAPER, SCRATCH
+
+    data = make_easy(tmp_path / "data", n=12, size=32)
+    out, log = tmp_path / "run", tmp_path / "log.jsonl"
+    result = _train([str(data), "--preset", "segformer_test", "--image-size", "32", "--epochs", "2", "--batch-size",
+                     "4", "--cache", "disk", "--json-log", str(log), "--out", str(out)], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    opening = next(line for line in result.stderr.splitlines() if line.startswith("Training segformer_test"))
+    assert "random initialisation (no pretrained weights loaded); no pretrained weights loaded: the from-scratch " \
+           f"recipe (lr {SCRATCH.lr:g}, head x{SCRATCH.head_lr_mult:g}" in opening
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert (settings["lr"], settings["head_lr_mult"], settings["class_weights"]) == \
+        (SCRATCH.lr, SCRATCH.head_lr_mult, SCRATCH.class_weights)
+    assert settings["resolved"]["recipe"] == "from-scratch" and settings["resolved"]["cache"] == "disk"
+    steps = settings["resolved"]["steps_per_epoch"]
+    assert steps == 3 and settings["warmup_steps"] == int(SCRATCH.warmup_share * 2 * steps)  # 11 train pairs
+    assert len(list((out / "cache").glob("*.npy"))) == 2 * 12
+    # a log (stderr is not a terminal here) hears about tracing and the first step at once
+    assert "epoch 1/2: tracing the training step (the first step takes longer) ..." in result.stderr
+    assert "epoch 1/2 step 1/3: first step done after" in result.stderr
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    csv_rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["val_miou"] for r in rows] == pytest.approx([float(r["val_miou"]) for r in csv_rows])
+
+    # from that run's weights: the paper's fine-tuning recipe, computed in bfloat16 on this CPU
+    tuned = tmp_path / "tuned"
+    result = _train([str(data), "--preset", str(out), "--image-size", "32", "--epochs", "1", "--batch-size", "4",
+                     "--precision", "bf16", "--out", str(tuned), "--json"], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "pretrained weights loaded: the paper's fine-tuning recipe (lr 6e-05, head x10" in result.stderr
+    settings = json.loads((tuned / "config.json").read_text())["settings"]
+    assert (settings["lr"], settings["head_lr_mult"], settings["epochs"]) == (PAPER.lr, PAPER.head_lr_mult, 1)
+    assert settings["resolved"]["keras_policy"] == "mixed_bfloat16"
+    assert np.isfinite(json.loads(result.stdout)["history"][0]["train_loss"])
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # the run restored it
+
+
+def test_a_nan_loss_stops_with_one_line(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from segcli.train import losses
+
+    real = losses.segmentation_loss
+    monkeypatch.setattr(losses, "segmentation_loss", lambda *a, **k: real(*a, **k) * tf.constant(float("nan")))
+    data = make_easy(tmp_path / "data", n=4, size=32)
+    result = _train([str(data), *BASE, "--lr", "0.001", "--out", str(tmp_path / "run")], tmp_path, monkeypatch)
+    assert result.exit_code == 2
+    assert _one_error_line(result) == "training diverged: the loss is nan at epoch 1, step 1 (fp32, lr 0.001); " \
+                                      "lower --lr."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from segcli.train.schedule import WarmupPoly
+from segcli.train.settings import SCRATCH
 from tests.data.tiny_dataset import make_easy
 
 EPOCHS = 3
@@ -30,7 +32,7 @@ def _rows(out: Path):
 
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_finishes_with_the_same_schedule(tmp_path):
-    data = make_easy(tmp_path / "data", n=48, size=64)
+    data = make_easy(tmp_path / "data", n=300, size=64)  # 135 steps an epoch: seconds, even with a cached set
     out = tmp_path / "run"
     args = [str(data), "--preset", "segformer_test", "--image-size", "64", "--epochs", str(EPOCHS),
             "--batch-size", "2", "--lr", "1e-3", "--out", str(out)]
@@ -40,8 +42,8 @@ def test_kill_9_mid_epoch_then_resume_finishes_with_the_same_schedule(tmp_path):
         deadline = time.time() + 300
         while not _rows(out) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert len(_rows(out)) == 1, proc.poll()
-        time.sleep(1.0)  # well into epoch 2 (22 steps)
+        assert len(_rows(out)) == 1, (proc.poll(), proc.poll() is not None and proc.stderr.read()[-2000:])
+        time.sleep(1.0)  # well into epoch 2
         assert proc.poll() is None, "the run ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -57,10 +59,11 @@ def test_kill_9_mid_epoch_then_resume_finishes_with_the_same_schedule(tmp_path):
     rows = _rows(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
     # the learning rate continues the one schedule: warmup + poly over all steps of all epochs
-    steps = 22  # 44 train pairs / batch 2
-    schedule = WarmupPoly(1e-3, EPOCHS * steps, warmup_steps=EPOCHS * steps // 10)
+    steps = json.loads((out / "config.json").read_text())["settings"]["resolved"]["steps_per_epoch"]
+    assert steps == 135  # 270 train pairs / batch 2; segformer_test has no pretrained weights: from-scratch recipe
+    schedule = WarmupPoly(1e-3, EPOCHS * steps, warmup_steps=int(SCRATCH.warmup_share * EPOCHS * steps))
     for r in rows:
         assert float(r["lr_backbone"]) == pytest.approx(float(schedule(int(r["epoch"]) * steps)), abs=1e-9)
-        assert float(r["lr_head"]) == pytest.approx(10 * float(r["lr_backbone"]), abs=1e-8)
+        assert float(r["lr_head"]) == pytest.approx(SCRATCH.head_lr_mult * float(r["lr_backbone"]), abs=1e-8)
     assert not [p.name for p in out.iterdir() if p.name.endswith((".tmp", ".tmp.keras"))]
     assert (out / "best.keras").is_file()

@@ -1,12 +1,15 @@
-"""The run directory of ``segcli train``: what is in it and how it is written.
+"""The run directory of ``segcli train``: what is in it, how it is written, and who writes it.
 
-Files (all written to a temporary name, then renamed):
+Files (all written to a temporary name, then renamed, so a run killed at any moment leaves whole files):
 
 * ``config.json``: every resolved setting; ``classes.json``: names and colours;
 * ``splits/train.txt``, ``splits/val.txt``: ``image<TAB>mask`` per line, relative to the dataset;
 * ``best.keras``: the model with the best val mIoU (softmax output, loads with ``keras.saving.load_model``);
 * ``last.ckpt.npz``: model weights, both optimizers' state, the epoch and the metrics history;
-* ``metrics.csv``: one row per finished epoch; ``logs/``: TensorBoard.
+* ``metrics.csv``: one row per finished epoch; ``logs/``: TensorBoard; ``cache/``: decoded pairs (``cache="disk"``).
+
+:class:`RunWriter` is the chief's writer: it writes the start files once and, after each epoch, best.keras
+(when improved), the checkpoint, metrics.csv and the TensorBoard scalars.
 
 >>> import tempfile
 >>> run = Path(tempfile.mkdtemp())
@@ -27,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.image_io import write_atomic
-from segcli.errors import CheckpointError, UsageError
+from segcli.errors import CheckpointError
+from segcli.train.settings import SettingError
 
 CONFIG = "config.json"
 CLASSES = "classes.json"
@@ -36,7 +40,9 @@ BEST = "best.keras"
 LAST = "last.ckpt.npz"
 METRICS = "metrics.csv"
 LOGS = "logs"
-RUN_FILES = (CONFIG, CLASSES, SPLITS_DIR, BEST, LAST, METRICS, LOGS)
+CACHE_DIR = "cache"
+RUN_FILES = (CONFIG, CLASSES, SPLITS_DIR, BEST, LAST, METRICS, LOGS, CACHE_DIR)
+TENSORBOARD_KEYS = ("train_loss", "val_miou", "val_pixel_accuracy", "lr_backbone", "lr_head", "images_per_sec")
 METRIC_COLUMNS = ("epoch", "train_loss", "val_miou", "val_pixel_accuracy", "val_mean_accuracy", "lr_backbone",
                   "lr_head", "images_per_sec", "seconds", "best")
 
@@ -55,18 +61,19 @@ def read_json(path):
 def prepare(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse a non-empty ``out`` unless resuming or overwriting; ``overwrite`` removes only run files."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder for the run.")
+        raise SettingError(f"`out` {out} is a file; give a folder for the run.")
     if resume and overwrite:
-        raise UsageError("--resume and --overwrite contradict each other; pick one.")
+        raise SettingError("`resume` and `overwrite` contradict each other; pick one.")
     exists = out.is_dir() and any(out.iterdir())
     if resume:
         if not (out / CONFIG).is_file():
-            raise UsageError(f"--resume: {out} holds no run ({CONFIG} missing); drop --resume to start a new run.")
+            raise SettingError(f"`resume`: {out} holds no run ({CONFIG} missing); drop `resume` to start a new run.")
         for stale in list(out.glob(".*.tmp")) + list(out.glob(".*.tmp.keras")):  # left by a killed run
             stale.unlink(missing_ok=True)
         return
     if exists and not overwrite:
-        raise UsageError(f"--out {out} is not empty; pass --resume to continue that run or --overwrite to replace it.")
+        raise SettingError(f"`out` {out} is not empty; pass `resume` to continue that run or `overwrite` to replace "
+                           f"it.")
     if exists:
         for name in RUN_FILES:
             path = out / name
@@ -134,3 +141,63 @@ def load_checkpoint(path: Path):
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({exc}); remove it to restart the run.") from None
     return weights, opts, state
+
+
+def save_best(clone, out: Path) -> None:
+    """Save ``clone`` (the float32 softmax copy of the model) as ``best.keras``, atomically."""
+    tmp = out / f".best.{os.getpid()}.tmp.keras"
+    try:
+        clone.save(str(tmp))
+        os.replace(tmp, out / BEST)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def classes_json(classes) -> dict:
+    """``{"classes": [...]}``: a ClassTable's own JSON, or a list of ``{"name", "color"}`` dicts."""
+    return classes.to_json() if hasattr(classes, "to_json") else {"classes": list(classes)}
+
+
+def _scalar(tag: str, value: float) -> None:
+    """A TensorBoard scalar through TF's core summary op (the tensorboard package is not needed)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata.SerializeToString())
+
+
+class RunWriter:
+    """Writes the run directory; only the chief has one (other workers pass ``chief=False`` and write nothing)."""
+
+    def __init__(self, out: Path, chief: bool):
+        self.out = Path(out)
+        self.chief = chief
+        self._writer = None
+
+    def start(self, settings: dict, ds) -> None:
+        """config.json, classes.json, splits/ and the TensorBoard writer."""
+        if not self.chief:
+            return
+        import tensorflow as tf
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / CONFIG, {"format": "segcli-run-v1", "settings": settings})
+        write_json(self.out / CLASSES, classes_json(ds.classes))
+        write_splits(self.out, ds)
+        self._writer = tf.summary.create_file_writer(str(self.out / LOGS))
+
+    def end_of_epoch(self, best_clone, weights, optimizer_states, state: dict, row: dict) -> None:
+        """best.keras (when ``best_clone`` is given), then the checkpoint, metrics.csv and TensorBoard."""
+        if not self.chief:
+            return
+        if best_clone is not None:
+            save_best(best_clone, self.out)
+        save_checkpoint(self.out / LAST, weights, optimizer_states, state)
+        write_metrics(self.out, state["history"])
+        with self._writer.as_default(step=row["epoch"]):
+            for key in TENSORBOARD_KEYS:
+                if row.get(key) is not None:
+                    _scalar(key, row[key])
+        self._writer.flush()

@@ -1,0 +1,161 @@
+"""Why Keras' ``mixed_bfloat16`` gives little on this CPU: op-level and train-step timings, fp32 vs bf16.
+
+Prints Markdown tables (stdout) for:
+
+1. single ops at fp32 vs bf16 through TensorFlow (oneDNN): matmul, conv, layer norm, GELU, softmax, elementwise add;
+2. the SegFormer train step (forward + backward + two AdamW updates, segcli's own step) at ``--size`` px,
+   batch ``--batch``, under three settings: fp32; Keras ``mixed_bfloat16`` (what ``--precision bf16`` uses);
+   fp32 with TF's graph rewrite ``auto_mixed_precision_onednn_bfloat16``;
+3. what the traced bf16 step holds: ops by dtype and the number of Cast ops.
+
+Each timing is the median of ``--repeats`` runs after a warm-up; the settings alternate, so a change in machine
+load hits them alike. The CPU model and ISA flags are printed with the results.
+
+    python benchmarks/train_precision.py --preset segformer_b0 --size 256 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def cpu_line() -> str:
+    from segcli.train.precision import cpu_flags
+
+    model = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile") if f in cpu_flags()]
+    return f"{model}, {os.cpu_count()} logical CPUs, flags: {' '.join(isa)}"
+
+
+def median_ms(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def op_table(repeats: int) -> list:
+    import tensorflow as tf
+
+    x = tf.random.normal([8 * 64 * 64, 256])
+    w = tf.random.normal([256, 1024])
+    img = tf.random.normal([8, 64, 64, 64])
+    k = tf.random.normal([3, 3, 64, 64])
+    ln = tf.keras.layers.LayerNormalization if hasattr(tf, "keras") else None
+    ops = {
+        "matmul (32768x256 @ 256x1024)": lambda t: tf.matmul(t(x), t(w)),
+        "conv 3x3 (8x64x64x64)": lambda t: tf.nn.conv2d(t(img), t(k), 1, "SAME"),
+        "GELU (32768x256)": lambda t: tf.nn.gelu(t(x)),
+        "softmax (32768x256)": lambda t: tf.nn.softmax(t(x)),
+        "layer norm (32768x256)": lambda t: tf.nn.batch_normalization(
+            t(x), *tf.nn.moments(t(x), axes=[-1], keepdims=True), None, None, 1e-6),
+        "add (32768x256)": lambda t: t(x) + t(x),
+    }
+    del ln
+    rows = []
+    for name, op in ops.items():
+        result = {}
+        for dtype in (tf.float32, tf.bfloat16):
+            cast = (lambda v, d=dtype: tf.cast(v, d))
+            inputs_cast = {id(v): cast(v) for v in (x, w, img, k)}
+            fn = tf.function(lambda: op(lambda v: inputs_cast[id(v)]))
+            result[dtype.name] = median_ms(lambda: fn().numpy(), repeats)
+        rows.append((name, result["float32"], result["bfloat16"], result["float32"] / result["bfloat16"]))
+    return rows
+
+
+def make_step(preset: str, size: int, batch: int, policy: str):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from segcli.models.load import load
+    from segcli.train.losses import segmentation_loss
+    from segcli.train.schedule import make_optimizer
+    from segcli.train.settings import TrainSettings
+
+    keras.mixed_precision.set_global_policy(policy)
+    model = load(preset, num_classes=5, load_weights=False, activation=None).model
+    keras.mixed_precision.set_global_policy("float32")
+    s = TrainSettings(data="", preset=preset, out="", warmup_steps=0)
+    opt = make_optimizer(1e-4, model.trainable_variables, s, total_steps=1000)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
+    labels = tf.constant(rng.integers(0, 5, (batch, size, size)).astype("uint8"))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = segmentation_loss(labels, model(images, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def graph_census(step) -> dict:
+    graph = step.get_concrete_function().graph
+    by_dtype, casts = {}, 0
+    for op in graph.get_operations():
+        if op.type == "Cast":
+            casts += 1
+        for out in op.outputs[:1]:
+            by_dtype[out.dtype.name] = by_dtype.get(out.dtype.name, 0) + 1
+    return {"casts": casts, **{k: v for k, v in sorted(by_dtype.items()) if k in ("float32", "bfloat16")}}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="segformer_b0")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    import tensorflow as tf
+
+    print(f"CPU: {cpu_line()}; TensorFlow {tf.__version__}, oneDNN opts "
+          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')}; load average {os.getloadavg()[0]:.2f}\n")
+    print("| op | fp32 ms | bf16 ms | fp32 / bf16 |\n|---|---:|---:|---:|")
+    for name, f32, b16, ratio in op_table(args.repeats):
+        print(f"| {name} | {f32:.1f} | {b16:.1f} | {ratio:.2f}x |")
+
+    steps = {"fp32": make_step(args.preset, args.size, args.batch, "float32"),
+             "mixed_bfloat16 (Keras policy)": make_step(args.preset, args.size, args.batch, "mixed_bfloat16")}
+    for step in steps.values():
+        step()  # trace
+    times = {name: [] for name in steps}
+    for _ in range(args.repeats):  # alternate, so load changes hit every setting alike
+        for name, step in steps.items():
+            times[name].append(median_ms(lambda: step().numpy(), 1, warmup=0))
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    rewritten = make_step(args.preset, args.size, args.batch, "float32")
+    rewritten()
+    times["fp32 + grappler auto_mixed_precision_onednn_bfloat16"] = [
+        median_ms(lambda: rewritten().numpy(), args.repeats, warmup=1)]
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": False})
+    base = statistics.median(times["fp32"])
+    print(f"\n{args.preset} train step, {args.size}x{args.size}, batch {args.batch} (median of {args.repeats}):\n")
+    print("| setting | ms / step | img/s | speed vs fp32 |\n|---|---:|---:|---:|")
+    for name, values in times.items():
+        ms = statistics.median(values)
+        print(f"| {name} | {ms:.0f} | {args.batch / ms * 1e3:.2f} | {base / ms:.2f}x |")
+    census = graph_census(steps["mixed_bfloat16 (Keras policy)"])
+    print(f"\nmixed_bfloat16 step graph: {census}; load average after {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Training precision: fp32, bf16 (CPUs with AMX or AVX-512 BF16, or a GPU) and fp16 (GPU only, loss scaling).
+
+``bf16`` and ``fp16`` are Keras mixed policies: variables stay float32, layers compute in the low type, the
+loss is computed in float32 (segcli's losses cast logits up). ``fp16``'s narrow range needs loss scaling:
+:class:`DynamicLossScale` multiplies the loss, divides the gradients back, skips a step whose gradients are
+not finite and halves the scale, and doubles it after 2,000 finite steps (the usual dynamic scheme).
+
+>>> has_bf16_cpu({"avx512_bf16"}), has_bf16_cpu({"avx2", "avx512f"})
+(True, False)
+>>> check_precision("fp16", gpus=0, cpu_flags=set())
+Traceback (most recent call last):
+...
+segcli.train.settings.SettingError: precision fp16 needs a GPU (float16 with loss scaling); this machine has none. Use bf16 on a CPU with AMX or AVX-512 BF16, or fp32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segcli.train.settings import SettingError
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(path="/proc/cpuinfo") -> set:
+    """The ISA flags of the first CPU in /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def has_bf16_cpu(flags) -> bool:
+    return any(f in flags for f in BF16_FLAGS)
+
+
+def check_precision(name: str, gpus: int, cpu_flags: set) -> str:
+    """The Keras policy for ``name``, or SettingError when this machine cannot compute in it."""
+    if name == "fp16" and not gpus:
+        raise SettingError("`precision` fp16 needs a GPU (float16 with loss scaling); this machine has none. "
+                           "Use bf16 on a CPU with AMX or AVX-512 BF16, or fp32.")
+    if name == "bf16" and not gpus and not has_bf16_cpu(cpu_flags):
+        raise SettingError("`precision` bf16 needs a CPU with AMX or AVX-512 BF16 (/proc/cpuinfo flags amx_bf16 "
+                           "or avx512_bf16) or a GPU; this CPU has neither, and emulated bf16 is slower than fp32. "
+                           "Use fp32.")
+    return POLICIES[name]
+
+
+class DynamicLossScale:
+    """Loss scaling for float16 (see the module docstring); create it under the strategy's scope."""
+
+    def __init__(self, initial=2.0 ** 15, growth_interval=2000):
+        import tensorflow as tf
+
+        self.scale = tf.Variable(initial, trainable=False, dtype=tf.float32,
+                                 synchronization=tf.VariableSynchronization.ON_READ,
+                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64,
+                                      synchronization=tf.VariableSynchronization.ON_READ,
+                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.growth_interval = growth_interval
+
+    def unscale(self, grads):
+        """(gradients divided by the scale, whether all are finite), and the scale updated for the next step."""
+        import tensorflow as tf
+
+        grads = [g / self.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_interval)
+        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale), self.scale / 2.0))
+        self.good_steps.assign(tf.where(finite, tf.where(grow, tf.zeros_like(self.good_steps), self.good_steps + 1),
+                                        tf.zeros_like(self.good_steps)))
+        return [tf.where(finite, g, tf.zeros_like(g)) for g in grads], finite
