@@ -1,41 +1,52 @@
-"""segcli against the SegFormer implementations a user would otherwise pick, in one process, on the same inputs.
+"""segcli against the SegFormer paths a user would otherwise pick, end to end, like with like.
 
-Contenders (SegFormer B0 and B2 at 512x512, 150 classes, batch 1 and 8, full-resolution output for everyone):
+Every contender does the same work on the same files: N 512x512 JPEGs in (written once, deterministically, from
+``samples/photos``: crops, flips and resizes), one 512x512 PNG class-index mask out per image. In between:
+decode, resize to 512 when needed, forward pass, bilinear upsampling of the logits to 512x512, argmax, PNG write.
+The same weights for all: a transformers ``SegformerForSemanticSegmentation`` (B0 or B2, 150 classes, random
+init, non-trivial BatchNorm statistics) is saved, and segcli imports that folder
+(``segcli.weights.importer.import_checkpoint``) under a name, in a private ``SEGCLI_HOME``.
 
-- segcli, Keras model under ``tf.function`` (its output: softmax at input size);
-- segcli fused route (:mod:`segcli.inference.fused`): full-resolution logits, and the full-resolution mask
-  (what ``segcli predict`` needs);
-- keras-hub ``SegFormerImageSegmenter`` under ``tf.function``, built from ``MiTBackbone``/``SegFormerBackbone``
-  with random weights (no preset download);
-- transformers ``SegformerForSemanticSegmentation`` on PyTorch, eager and ``torch.compile``, with bilinear
-  upsampling of its quarter-resolution logits;
-- the same transformers model exported with ``torch.onnx.export`` and run in ONNX Runtime.
+Contenders, each in its own fresh process, each at its best batch size among ``--batch-sizes``:
 
-Every contender gets the same float32 NHWC batch of RGB values in [0, 255] (the sample photos, resized) and
-does its own ImageNet normalisation inside the timed call. The transformers model is random-initialised and
-saved as a Hugging Face folder, and segcli loads *that* folder, so segcli, transformers and ONNX Runtime share
-weights and their masks can be compared with the float32 Keras model's (keras-hub has its own random weights).
+- ``segcli predict`` (``run_predict``, masks only) with the default backend, and explicitly TensorFlow (folded
+  head), TensorFlow with the plain Keras head (``SEGCLI_FUSED_HEAD=0``: the reference masks), OpenVINO fp32 and
+  bf16 (segcli's cached IR), and segcli's int8 IR (``export_model(..., "openvino", precision="int8",
+  calib=...)``);
+- peers, as straightforward scripts (cv2 decode, one runtime call per batch, cv2 PNG write). Their graph is the
+  transformers model wrapped with ImageNet normalisation, ``F.interpolate`` to 512 and ``argmax``, so upsampling
+  and argmax run inside each runtime (their best case):
+  ONNX Runtime on ``torch.onnx.export`` of that wrapper (optimum is not installed here); OpenVINO fp32, bf16 and
+  int8 on ``ov.convert_model`` of the same torch module (int8: ``nncf.quantize``, ``ModelType.TRANSFORMER``, on
+  calibration images from ``samples/train/images``); torch eager; ``torch.compile`` (dropped when it does not
+  compile within ``--compile-timeout``); keras-hub ``SegFormerImageSegmenter`` (its own random weights: no mask
+  agreement).
 
-Also measured: the fp32 matmul peak (2048^2, TF and torch), and segcli's end-to-end predict (read, infer,
-upsample, argmax, write mask + overlay) on the sample photos through ``segcli.inference.predict.run_predict``.
+Timing: per contender one untimed warm-up pass over the first batch, then ``--passes`` timed passes over all N
+images; ms/img is the median pass. With every pass the child records the CPU time that *other* processes used
+(``/proc/stat`` busy time minus this process's), and ``uptime``'s 1-minute load at its start and end; a contender
+whose foreign load exceeded ``--max-foreign`` cores is run again (up to ``--retries``), keeping the quietest try.
+``segcli`` rows also time the forward pass alone (the runner's ``predict_logits`` on a decoded uint8 batch).
 
-Usage (from the repository root, with the ``bench`` extra installed: ``pip install -e .[bench]``)::
+GFLOP/img counts the work each graph executes: TF's profiler on segcli's folded graph (segcli routes) and on the
+unfolded graph (every peer runs the plain decode head), each including the full-resolution resize.
+``% fp32 peak`` = that GFLOP x img/s over the TF 2048^2 fp32 matmul peak measured at the start.
 
-    python benchmarks/compare_peers.py --quick      # B0, batch 1, few iterations: a couple of minutes
-    python benchmarks/compare_peers.py --bf16 --exports   # B0, batch 1 and 8 (~4 min): writes benchmarks/RESULTS.md
-    python benchmarks/compare_peers.py --models b2 --batch-sizes 1 --bf16 --exports --no-e2e \
-        --out benchmarks/RESULTS_b2.md                    # B2, batch 1 (~4 min)
+Usage (repository root)::
 
-B2 at batch 8 with every contender in one process needs more than 24 GB of RAM (the OOM killer stopped it here).
+    .venv/bin/python benchmarks/compare_peers.py                       # B0, batch 1 and 4: writes RESULTS.md
+    .venv/bin/python benchmarks/compare_peers.py --models b2 --batch-sizes 1 --images 8 \\
+        --only segcli-tf,segcli-ov-fp32,segcli-ov-bf16,ort-hf,ov-hf-fp32,ov-hf-bf16 --out benchmarks/RESULTS_b2.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PHOTOS = ROOT / "samples" / "photos"
+CALIB = ROOT / "samples" / "train" / "images"
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 NUM_CLASSES = 150
@@ -55,53 +67,97 @@ ARCHS = {  # transformers SegformerConfig settings; keras-hub and segcli get the
     "b0": dict(hidden_sizes=[32, 64, 160, 256], depths=[2, 2, 2, 2], decoder_hidden_size=256),
     "b2": dict(hidden_sizes=[64, 128, 320, 512], depths=[3, 4, 6, 3], decoder_hidden_size=768),
 }
+REFERENCE = "segcli-tf-keras"
+#: name -> (label, kind, precision). kind: segcli (run_predict) or a peer script.
+CONTENDERS = {
+    "segcli-default": ("segcli predict, default backend (auto)", "segcli", "fp32"),
+    "segcli-tf": ("segcli predict --backend tensorflow (folded head)", "segcli", "fp32"),
+    "segcli-tf-keras": ("segcli predict --backend tensorflow, SEGCLI_FUSED_HEAD=0 (Keras head; reference)",
+                        "segcli", "fp32"),
+    "segcli-ov-fp32": ("segcli predict --backend openvino --precision fp32", "segcli", "fp32"),
+    "segcli-ov-bf16": ("segcli predict --backend openvino --precision bf16", "segcli", "bf16"),
+    "segcli-ov-int8": ("segcli predict --model int8 IR (segcli export --precision int8)", "segcli", "int8"),
+    "ort-hf": ("ONNX Runtime, transformers model (torch.onnx.export)", "peer", "fp32"),
+    "ov-hf-fp32": ("OpenVINO fp32, transformers model (ov.convert_model)", "peer", "fp32"),
+    "ov-hf-bf16": ("OpenVINO bf16, transformers model (ov.convert_model)", "peer", "bf16"),
+    "ov-hf-int8": ("OpenVINO int8, transformers model (ov.convert_model + NNCF)", "peer", "int8"),
+    "torch-eager": ("PyTorch eager, transformers model", "peer", "fp32"),
+    "torch-compile": ("PyTorch torch.compile, transformers model", "peer", "fp32"),
+    "keras-hub": ("keras-hub SegFormerImageSegmenter (tf.function; own random weights)", "peer", "fp32"),
+}
 
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-# --- inputs ----------------------------------------------------------------------------------------------------------
-def sample_batch(batch: int) -> np.ndarray:
-    """The sample photos resized to SIZE x SIZE, repeated to ``batch``, float32 NHWC in [0, 255]."""
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+# --- CPU accounting: how much did other processes run while we measured? -------------------------------------------
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields[:8]) - idle
+
+
+def _own_jiffies() -> int:
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime of all threads
+
+
+class Meter:
+    """Wall time and the cores other processes kept busy during a ``with`` block."""
+
+    def __enter__(self):
+        self.busy, self.own, self.start = _busy_jiffies(), _own_jiffies(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        hz = os.sysconf("SC_CLK_TCK")
+        foreign = (_busy_jiffies() - self.busy) - (_own_jiffies() - self.own)
+        self.foreign_cores = max(0.0, foreign / hz / self.seconds)
+        self.own_cores = (_own_jiffies() - self.own) / hz / self.seconds
+
+
+# --- inputs (written once per work folder) -------------------------------------------------------------------------
+def write_inputs(folder: Path, count: int) -> None:
     import cv2
 
     from segcli.data.image_io import is_image_name, read_image
 
-    photos = [cv2.resize(read_image(p), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-              for p in sorted(PHOTOS.iterdir()) if is_image_name(p.name)]
-    return np.stack([photos[i % len(photos)] for i in range(batch)]).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [read_image(p) for p in sorted(PHOTOS.iterdir()) if is_image_name(p.name)]
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        k = i // len(photos)  # crops and flips make every file different
+        crop = photo[(k * h) // 16:h - (k % 3) * h // 16, (k % 4) * w // 16:w - (k * w) // 32]
+        if k % 2:
+            crop = crop[:, ::-1]
+        image = cv2.resize(np.ascontiguousarray(crop), (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"img_{i:03d}.jpg"), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-# --- contenders ------------------------------------------------------------------------------------------------------
-class Contender:
-    """A named callable on the shared batch; ``mask(out)`` turns its output into class indices (or None)."""
+def calibration_images(count: int = 64) -> np.ndarray:
+    import cv2
 
-    def __init__(self, name, run, mask=None, shares_weights=True, numerics="fp32", note=""):
-        self.name, self.run, self.mask_of, self.shares_weights = name, run, mask, shares_weights
-        self.numerics, self.note = numerics, note
+    from segcli.data.image_io import is_image_name, read_image
 
-
-def hf_model(arch: str, folder: Path):
-    import torch
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
-    torch.manual_seed(0)
-    config = SegformerConfig(num_labels=NUM_CLASSES, **ARCHS[arch])
-    model = SegformerForSemanticSegmentation(config).eval()
-    with torch.no_grad():  # trained-looking BatchNorm statistics, so folding them is really exercised
-        bn = model.decode_head.batch_norm
-        bn.running_mean.normal_(0, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-    model.save_pretrained(str(folder))
-    return model
+    files = [p for p in sorted(CALIB.iterdir()) if is_image_name(p.name)][:count]
+    return np.stack([cv2.resize(read_image(p), (SIZE, SIZE), interpolation=cv2.INTER_AREA) for p in files])
 
 
+# --- set-up child: weights, import, exports, FLOPs, peak -------------------------------------------------------------
 def torch_wrapper(model):
-    """NHWC [0, 255] in, full-resolution NCHW logits out: normalisation, the model, bilinear upsampling."""
+    """NHWC uint8-valued float [0, 255] in, (B, H, W) int64 class indices out: normalise, model, upsample, argmax."""
     import torch
 
-    class FullResolution(torch.nn.Module):
+    class EndToEnd(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.model = model
@@ -111,372 +167,498 @@ def torch_wrapper(model):
         def forward(self, images):
             x = (images.permute(0, 3, 1, 2) - self.mean) / self.std
             logits = self.model(pixel_values=x).logits
-            return torch.nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            up = torch.nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            return up.argmax(1)
 
-    return FullResolution().eval()
+    return EndToEnd().eval()
 
 
-def torch_contenders(wrapper, with_compile: bool):
+def hf_model(arch: str, folder: Path | None = None):
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    if folder is not None and (folder / "config.json").is_file():
+        return SegformerForSemanticSegmentation.from_pretrained(str(folder)).eval()
+    torch.manual_seed(0)
+    model = SegformerForSemanticSegmentation(SegformerConfig(num_labels=NUM_CLASSES, **ARCHS[arch])).eval()
+    with torch.no_grad():  # trained-looking BatchNorm statistics, so folding them is really exercised
+        bn = model.decode_head.batch_norm
+        bn.running_mean.normal_(0, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    model.save_pretrained(str(folder))
+    return model
+
+
+def setup(work: Path, arch: str, count: int) -> dict:
+    """Everything the contenders share; idempotent (skips what exists)."""
     import torch
 
-    def eager(x):
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    info_path = work / f"setup_{arch}.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    images = work / "images"
+    if len(list(images.glob("*.jpg"))) != count:
+        write_inputs(images, count)
+    folder = work / f"hf_{arch}"
+    hf = hf_model(arch, folder)
+    name = f"peers_{arch}"
+    from segcli.checkpoints.cache import entry_dir
+
+    if not entry_dir(name).exists():
+        from segcli.weights.importer import import_checkpoint
+
+        import_checkpoint(folder, name)
+    wrapper = torch_wrapper(hf)
+    example = torch.from_numpy(np.zeros((1, SIZE, SIZE, 3), np.float32))
+    onnx_path = work / f"hf_{arch}.onnx"
+    if not onnx_path.is_file():
         with torch.inference_mode():
-            return wrapper(torch.from_numpy(x))
+            torch.onnx.export(wrapper, (example,), str(onnx_path), input_names=["images"], output_names=["masks"],
+                              dynamic_axes={"images": {0: "batch"}, "masks": {0: "batch"}}, opset_version=17,
+                              dynamo=False)
+    import openvino as ov
 
-    out = [Contender("transformers eager (PyTorch)", eager, lambda o: o.argmax(1).numpy())]
-    if with_compile:
-        compiled = torch.compile(wrapper, dynamic=False)
+    ov_path = work / f"hf_{arch}_ov" / "model.xml"
+    if not ov_path.is_file():
+        ov_model = ov.convert_model(wrapper, example_input=example,
+                                    input=[ov.PartialShape([-1, SIZE, SIZE, 3])])
+        ov.save_model(ov_model, str(ov_path), compress_to_fp16=False)
+    calib = calibration_images()
+    int8_path = work / f"hf_{arch}_ov_int8" / "model.xml"
+    if not int8_path.is_file():
+        import nncf
 
-        def run_compiled(x):
-            with torch.inference_mode():
-                return compiled(torch.from_numpy(x))
+        ov_model = ov.Core().read_model(str(ov_path))
+        data = nncf.Dataset([c[None].astype(np.float32) for c in calib])
+        start = time.perf_counter()
+        quantized = nncf.quantize(ov_model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib))
+        ov.save_model(quantized, str(int8_path), compress_to_fp16=False)
+        info["hf_int8_seconds"] = round(time.perf_counter() - start, 1)
+    seg_int8 = work / f"segcli_{arch}_int8"
+    if not (seg_int8 / "model.xml").is_file():
+        # segcli's own int8 conversion (what `segcli export --format openvino --precision int8` writes), without
+        # the export's 99 % parity gate: random weights have near-tied logits, which that gate is not meant for
+        # (the int8 accuracy of a trained model is measured on samples/demo_model, see RESULTS.md).
+        import openvino as ov
 
-        out.append(Contender("transformers torch.compile", run_compiled, lambda o: o.argmax(1).numpy()))
-    return out
+        from segcli.export.formats import METADATA_FILE
+        from segcli.export.openvino_format import XML, convert
+        from segcli.models.load import load
+        from segcli.models.segformer.graph import SegFormerGraph
 
+        start = time.perf_counter()
+        model = load(name).model
+        metadata = {"num_classes": NUM_CLASSES, "input_size": None, "logits_stride": 4, "precision": "int8"}
+        ir = convert(SegFormerGraph(model), "int8", calib, metadata)
+        seg_int8.mkdir(parents=True, exist_ok=True)
+        ov.save_model(ir, str(seg_int8 / XML), compress_to_fp16=False)
+        (seg_int8 / METADATA_FILE).write_text(json.dumps(metadata))
+        info["segcli_int8_seconds"] = round(time.perf_counter() - start, 1)
+    if "gflops_folded" not in info:
+        import tensorflow as tf
 
-def onnx_contender(wrapper, folder: Path):
-    import onnxruntime as ort
-    import torch
+        from segcli.bench.flops import graph_flops
+        from segcli.models.load import load
+        from segcli.models.segformer.graph import SegFormerGraph
 
-    path = folder / "segformer_full_res.onnx"
-    example = torch.from_numpy(sample_batch(1))
-    with torch.inference_mode():
-        torch.onnx.export(wrapper, (example,), str(path), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return Contender("ONNX Runtime (transformers export)", lambda x: session.run(None, {"images": x})[0],
-                     lambda o: o.argmax(1))
-
-
-def keras_hub_contender(arch: str):
-    import keras_hub
-    import tensorflow as tf
-
-    spec = ARCHS[arch]
-    encoder = keras_hub.models.MiTBackbone(
-        layerwise_depths=spec["depths"], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
-        layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
-        layerwise_strides=[4, 2, 2, 2], image_shape=(SIZE, SIZE, 3), hidden_dims=spec["hidden_sizes"])
-    backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
-                                                  projection_filters=spec["decoder_hidden_size"])
-    model = keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=NUM_CLASSES)
-    mean, std = tf.constant(MEAN), tf.constant(STD)
-    fn = tf.function(lambda x: model((x - mean) / std, training=False))
-    return Contender("keras-hub SegFormerImageSegmenter (tf.function)", fn,
-                     lambda o: np.argmax(o.numpy(), -1), shares_weights=False)
-
-
-def segcli_contenders(model, bf16_model=None, xla=False):
-    import tensorflow as tf
-
-    from segcli.inference.fused import FusedSegFormer
-
-    keras_fn = tf.function(lambda x: model(x, training=False))
-    fused = FusedSegFormer(model)
-    logits_fns = {}
-
-    def fused_full_logits(x):
-        fn = logits_fns.get(x.shape)
-        if fn is None:
-            fn = logits_fns[x.shape] = tf.function(
-                lambda im: tf.image.resize(fused.logits_graph(im), im.shape[1:3], method="bilinear"))
-        return fn(x)
-
-    out = [
-        Contender("segcli Keras model (tf.function, softmax at full res)", keras_fn,
-                  lambda o: np.argmax(o.numpy(), -1)),
-        Contender("segcli fused head (full-res logits)", fused_full_logits, lambda o: np.argmax(o.numpy(), -1)),
-        Contender("segcli fused head + fused upsample/argmax (full-res mask)", fused.masks_tensor,
-                  lambda o: o.numpy()),
-    ]
-    if xla:
-        xla_fn = tf.function(lambda x: model(x, training=False), jit_compile=True)
-        out.append(Contender("segcli Keras model, XLA (tf.function jit_compile=True)", xla_fn,
-                             lambda o: np.argmax(o.numpy(), -1)))
-    if bf16_model is not None:
-        fused16 = FusedSegFormer(bf16_model)
-        out.append(Contender("segcli fused, mixed_bfloat16 (full-res mask)", fused16.masks_tensor,
-                             lambda o: o.numpy(), numerics="bf16"))
-    return out
+        model = load(name).model
+        spec = tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32)
+        for key, folded in (("gflops_folded", True), ("gflops_plain", False)):
+            graph = SegFormerGraph(model, folded=folded)
+            concrete = tf.function(graph.full_logits).get_concrete_function(spec)
+            info[key] = graph_flops(concrete.graph) / 1e9
+    info.update(model=name, images=str(images), hf=str(folder), onnx=str(onnx_path), ov=str(ov_path),
+                ov_int8=str(int8_path), segcli_int8=str(seg_int8))
+    info_path.write_text(json.dumps(info, indent=2))
+    return info
 
 
-def exported_contenders(folder: Path, work: Path):
-    """segcli's own exports of the same weights (`segcli export`), run through `segcli predict`'s runners.
+def measure_peak() -> float:
+    from segcli.bench.flops import measure_peak as peak
 
-    The exported graphs return logits at 1/4 resolution (like the ONNX peer before its resize); the bilinear
-    resize to full resolution runs in TF here so every contender ends at full resolution.
-    """
-    import tensorflow as tf
-
-    from segcli.export.api import export_model
-    from segcli.export.runtimes import open_runtime
-
-    out = []
-    for fmt, suffix, label in (("onnx", ".onnx", "segcli export -> ONNX Runtime"),
-                               ("tflite", ".tflite", "segcli export -> TFLite (XNNPACK)")):
-        path = work / f"segcli{suffix}"
-        try:
-            export_model(str(folder), fmt, path, sample_count=1, sample_size=(SIZE, SIZE))
-        except Exception as exc:  # an optional runtime missing: report and go on
-            log(f"    skipped {label}: {exc}")
-            continue
-        runner = open_runtime(path)
-        resize = tf.function(lambda q, size: tf.image.resize(q, size, method="bilinear"), reduce_retracing=True)
-
-        def run(x, runner=runner, resize=resize):
-            quarter = runner.predict_logits(np.clip(np.rint(np.asarray(x)), 0, 255).astype(np.uint8))
-            return resize(quarter, tf.constant(x.shape[1:3]))
-
-        out.append(Contender(f"{label} (+ TF resize)", run, lambda o: np.argmax(o.numpy(), -1)))
-    return out
+    return peak(seconds=4.0)["gflops_per_s"]
 
 
-# --- measurement -----------------------------------------------------------------------------------------------------
-def time_calls(run, x, warmup, iters):
-    for _ in range(warmup):
-        _done(run(x))
+# --- contender children -------------------------------------------------------------------------------------------
+def run_child(args) -> dict:
+    info = json.loads((Path(args.work) / f"setup_{args.arch}.json").read_text())
+    files = sorted(Path(info["images"]).glob("*.jpg"))
+    out = Path(args.work) / "masks" / args.arch / args.child
+    out.mkdir(parents=True, exist_ok=True)
+    label, kind, precision = CONTENDERS[args.child]
+    if kind == "segcli":
+        timed, forward = segcli_child(args, info, files, out)
+    else:
+        timed, forward = peer_child(args, info, files, out)
+    return {**timed, "forward": forward}
+
+
+def _passes(one_pass, files, passes: int) -> dict:
+    times, foreign, load_start = [], [], load1()
+    for _ in range(passes):
+        with Meter() as m:
+            one_pass()
+        times.append(m.seconds)
+        foreign.append(m.foreign_cores)
+    ms = 1000 * statistics.median(times) / len(files)
+    return {"ms_per_img": ms, "img_per_s": 1000 / ms, "pass_seconds": [round(t, 3) for t in times],
+            "foreign_cores": round(max(foreign), 2), "load_start": load_start, "load_end": load1()}
+
+
+def _time_forward(run, batch, iters=4) -> float:
+    run(batch)
     times = []
     for _ in range(iters):
         start = time.perf_counter()
-        _done(run(x))
+        run(batch)
         times.append(time.perf_counter() - start)
-    return times
+    return 1000 * statistics.median(times) / len(batch)
 
 
-def _done(out):
-    return np.asarray(out.numpy() if hasattr(out, "numpy") else out).flat[0]
-
-
-def peaks():
-    import torch
-
-    from segcli.bench.flops import measure_peak
-
-    tf_peak = measure_peak(seconds=4.0)["gflops_per_s"]
-    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
-    torch.matmul(a, b)
-    best = min(_timed(lambda: torch.matmul(a, b)) for _ in range(10))
-    return {"tf": tf_peak, "torch": 2 * 2048 ** 3 / best / 1e9}
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def end_to_end(model, name, batch, fused=True):
-    """ms/img of segcli.inference.predict.run_predict over the sample photos (masks + overlays written).
-
-    ``fused``: predict's default route (the folded head); False sets SEGCLI_FUSED_HEAD=0 (the plain Keras graph).
-    """
-    from segcli.inference import predictor as inference
-    from segcli.checkpoints.resolve import ModelSource, complete_classes
-
-    inference._NETS.clear()  # the route is chosen when a model is first seen
-    previous = os.environ.get("SEGCLI_FUSED_HEAD")
-    os.environ["SEGCLI_FUSED_HEAD"] = "1" if fused else "0"
-    try:
-        return _end_to_end(ModelSource(model, complete_classes([], NUM_CLASSES), name, (SIZE, SIZE)), batch)
-    finally:
-        if previous is None:
-            os.environ.pop("SEGCLI_FUSED_HEAD")
-        else:
-            os.environ["SEGCLI_FUSED_HEAD"] = previous
-        inference._NETS.clear()
-
-
-def _end_to_end(source, batch):
+def segcli_child(args, info, files, out):
+    from segcli.data.image_io import read_image
     from segcli.inference.predict import PredictOptions, run_predict
+    from segcli.inference.runners import open_model
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "in"
-        folder.mkdir()
-        photos = [p for p in sorted(PHOTOS.iterdir()) if p.suffix.lower() in (".jpg", ".png")]
-        for i in range(2 * batch):  # two full batches of real files
-            src = photos[i % len(photos)]
-            (folder / f"{i:03d}{src.suffix}").write_bytes(src.read_bytes())
-        options = PredictOptions(out=Path(tmp) / "out", batch_size=batch)
-        run_predict([str(folder)], source, options)
-        options.overwrite = True
+    name = args.child
+    if name == "segcli-tf-keras":
+        os.environ["SEGCLI_FUSED_HEAD"] = "0"
+    backend = {"segcli-default": "auto", "segcli-ov-int8": "auto"}.get(name, "openvino" if "-ov-" in name
+                                                                      else "tensorflow")
+    precision = CONTENDERS[name][2]
+    spec = info["segcli_int8"] if name == "segcli-ov-int8" else info["model"]
+    opened = open_model(spec, backend=backend, precision="fp32" if name == "segcli-ov-int8" else precision)
+    warm = Path(args.work) / "warm"
+    warm.mkdir(exist_ok=True)
+    for f in files[:args.batch]:
+        link = warm / f.name
+        if not link.exists():
+            link.symlink_to(f)
+    images_dir = str(Path(info["images"]))
+    options = PredictOptions(out=out, batch_size=args.batch, overlay=False, overwrite=True, backend=backend,
+                             precision=precision)
+    run_predict([str(warm)], opened, PredictOptions(out=Path(args.work) / "warm_out" / name, batch_size=args.batch,
+                                                    overlay=False, overwrite=True))
+    timed = _passes(lambda: run_predict([images_dir], opened, options), files, args.passes)
+    timed["engine"] = f"{opened.backend} {opened.precision}"
+    # the forward pass alone, as predict calls it
+    from segcli.inference.predictor import Predictor
+
+    seg = Predictor(opened.model, batch_size=args.batch, input_size=opened.input_size)
+    batch = np.stack([read_image(f) for f in files[:args.batch]])
+    return timed, _time_forward(seg._forward, batch)
+
+
+def peer_child(args, info, files, out):
+    import cv2
+
+    name = args.child
+    run = peer_runner(name, info, args.arch)
+
+    def decode(path):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]
+        if image.shape[:2] != (SIZE, SIZE):
+            image = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+        return image
+
+    def one_pass(chunk_files=files):
+        for s in range(0, len(chunk_files), args.batch):
+            chunk = chunk_files[s:s + args.batch]
+            batch = np.stack([decode(p) for p in chunk]).astype(np.float32)
+            masks = run(batch)
+            for path, mask in zip(chunk, masks):
+                cv2.imwrite(str(out / f"{path.stem}.png"), mask.astype(np.uint8))
+
+    start = time.perf_counter()
+    one_pass(files[:args.batch])  # warm-up (torch.compile / tf.function tracing happen here)
+    log(f"    first batch {time.perf_counter() - start:.1f} s")
+    timed = _passes(one_pass, files, args.passes)
+    batch = np.stack([decode(p) for p in files[:args.batch]]).astype(np.float32)
+    return timed, _time_forward(run, batch)
+
+
+def peer_runner(name, info, arch):
+    """A function float32 NHWC [0, 255] batch -> uint8-able (B, 512, 512) class indices, for one peer."""
+    threads = len(os.sched_getaffinity(0))
+    if name == "ort-hf":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(info["onnx"], options, providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {"images": x})[0]
+    if name.startswith("ov-hf"):
+        import openvino as ov
+
+        precision = name.rsplit("-", 1)[1]
+        core = ov.Core()
+        model = core.read_model(info["ov_int8"] if precision == "int8" else info["ov"])
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16"
+                                                     else "f32", "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+
+        def run(x):
+            request.infer({0: x}, share_inputs=True)
+            return request.get_output_tensor(0).data
+
+        return run
+    if name.startswith("torch"):
+        import torch
+
+        torch.set_num_threads(threads)
+        wrapper = torch_wrapper(hf_model(arch, Path(info["hf"])))
+        fn = torch.compile(wrapper, dynamic=False) if name == "torch-compile" else wrapper
+
+        def run(x):
+            with torch.inference_mode():
+                return fn(torch.from_numpy(x)).numpy()
+
+        return run
+    if name == "keras-hub":
+        import keras_hub
+        import tensorflow as tf
+
+        spec = ARCHS[arch]
+        encoder = keras_hub.models.MiTBackbone(
+            layerwise_depths=spec["depths"], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+            layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
+            layerwise_strides=[4, 2, 2, 2], image_shape=(SIZE, SIZE, 3), hidden_dims=spec["hidden_sizes"])
+        backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
+                                                      projection_filters=spec["decoder_hidden_size"])
+        model = keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=NUM_CLASSES)
+        mean, std = tf.constant(MEAN), tf.constant(STD)
+
+        @tf.function(reduce_retracing=True)
+        def masks(x):
+            out = model((x - mean) / std, training=False)  # already at input size
+            if out.shape[1] != SIZE:
+                out = tf.image.resize(out, (SIZE, SIZE), method="bilinear")
+            return tf.argmax(out, -1, output_type=tf.int32)
+
+        return lambda x: masks(tf.constant(x)).numpy()
+    raise ValueError(name)
+
+
+# --- parent ---------------------------------------------------------------------------------------------------------
+def child_cmd(args, name, arch, batch):
+    return [sys.executable, __file__, "--child", name, "--arch", arch, "--batch", str(batch), "--work",
+            str(args.work), "--passes", str(args.passes)]
+
+
+def run_contender(args, env, name, arch, batch) -> dict | None:
+    best = None
+    for attempt in range(1 + args.retries):
+        timeout = args.compile_timeout if name == "torch-compile" else 1800
         start = time.perf_counter()
-        summary = run_predict([str(folder)], source, options)
-        seconds = time.perf_counter() - start
-    return 1000 * seconds / summary["count"]["written"]
+        try:
+            done = subprocess.run(child_cmd(args, name, arch, batch), capture_output=True, text=True, env=env,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"    {name} batch {batch}: timed out after {timeout} s")
+            return {"error": f"did not finish within {timeout} s"}
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+            log(f"    {name} batch {batch}: failed: {tail}")
+            return {"error": tail[:200]}
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["attempt"], row["child_seconds"] = attempt + 1, round(time.perf_counter() - start, 1)
+        log(f"    {name} b{batch}: {row['ms_per_img']:.1f} ms/img (forward {row['forward']:.1f}), foreign "
+            f"{row['foreign_cores']:.2f} cores, load {row['load_start']:.2f}->{row['load_end']:.2f}")
+        if best is None or row["foreign_cores"] < best["foreign_cores"]:
+            best = row
+        if row["foreign_cores"] <= args.max_foreign:
+            break
+    return best
 
 
-# --- report ----------------------------------------------------------------------------------------------------------
-def run(args):
-    import tensorflow as tf
-    import torch
+def agreement(work: Path, arch: str, name: str, count: int) -> float | None:
+    import cv2
 
-    from segcli.bench import sysinfo
-    from segcli.bench.bench import dtype_policy, peak_rss_mb
-    from segcli.bench.flops import model_flops_per_image
-    from segcli.models.load import load
+    ref_dir, got_dir = work / "masks" / arch / REFERENCE, work / "masks" / arch / name
+    same = total = 0
+    for ref_path in sorted(ref_dir.glob("img_*.png"))[:count]:
+        got_path = got_dir / ref_path.name
+        if not got_path.is_file():
+            return None
+        ref = cv2.imread(str(ref_path), cv2.IMREAD_UNCHANGED)
+        got = cv2.imread(str(got_path), cv2.IMREAD_UNCHANGED)
+        same += int((ref == got).sum())
+        total += ref.size
+    return same / total if total else None
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    env = sysinfo.environment()
-    load_before = os.getloadavg()
-    log(f"{env['cpu']}, {env['logical_cores']} cores, TF {env['tensorflow']}, torch {torch.__version__}")
-    peak = peaks()
-    log(f"fp32 matmul peak: TF {peak['tf']:.1f}, torch {peak['torch']:.1f} GFLOP/s")
 
-    results, agreements, e2e = [], {}, {}
+def main_parent(args):
+    from segcli.hardware import cpu_info
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SEGCLI_HOME": str(work / "home")}
+    os.environ["SEGCLI_HOME"] = env["SEGCLI_HOME"]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_start = os.getloadavg()
+    cpu = cpu_info()
+    log(f"{cpu['cpu']}, {cpu['logical_cores']} cores, ISA {', '.join(cpu['isa'])}; load {load_start}")
+    subprocess.run([sys.executable, __file__, "--peak", "--work", str(work)], check=True, env=env)
+    peak = json.loads((work / "peak.json").read_text())["gflops_per_s"]
+    log(f"fp32 matmul peak {peak:.1f} GFLOP/s")
+    results = {}
     for arch in args.models:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / f"hf_{arch}"
-            log(f"[{arch}] building transformers, segcli (same weights) and keras-hub models")
-            hf = hf_model(arch, folder)
-            segcli = load(str(folder), num_classes=NUM_CLASSES, input_shape=(None, None, 3)).model
-            bf16 = None
-            if args.bf16:
-                with dtype_policy(True):
-                    bf16 = load(str(folder), num_classes=NUM_CLASSES, input_shape=(None, None, 3)).model
-            gflops = model_flops_per_image(segcli, SIZE, SIZE) / 1e9
-            wrapper = torch_wrapper(hf)
-            contenders = segcli_contenders(segcli, bf16, xla=args.xla)
-            if "keras-hub" not in args.skip:
-                contenders.append(keras_hub_contender(arch))
-            if "torch" not in args.skip:
-                contenders += torch_contenders(wrapper, "compile" not in args.skip)
-            if "onnx" not in args.skip:
-                contenders.append(onnx_contender(wrapper, Path(tmp)))
-            if args.exports:
-                contenders += exported_contenders(folder, Path(tmp))
-
-            photos = sample_batch(len([p for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".png")]))
-            masks = {c.name: np.concatenate([np.asarray(c.mask_of(c.run(photos[i:i + 1])))
-                                             for i in range(len(photos))])
-                     for c in contenders if c.shares_weights}
-            reference = masks[contenders[0].name]  # the float32 Keras model
-            for name, mask in masks.items():
-                agreements[(arch, name)] = float((mask == reference).mean())
-
+        log(f"[{arch}] set-up (weights, import, exports, FLOPs)")
+        subprocess.run([sys.executable, __file__, "--setup", "--arch", arch, "--work", str(work), "--images",
+                        str(args.images)], check=True, env=env)
+        info = json.loads((work / f"setup_{arch}.json").read_text())
+        names = [n for n in CONTENDERS if (not args.only or n in args.only) and n not in args.skip]
+        if REFERENCE not in names:
+            names.insert(0, REFERENCE)
+        for name in names:
+            rows = {}
             for batch in args.batch_sizes:
-                x = sample_batch(batch)
-                iters = args.iters if batch == 1 else max(2, args.iters // 2)
-                for c in contenders:
-                    log(f"[{arch}] batch {batch}: {c.name}")
-                    start = time.perf_counter()
-                    _done(c.run(x))  # first call: tracing / compiling
-                    first = time.perf_counter() - start
-                    times = time_calls(c.run, x, args.warmup, iters)
-                    ms = 1000 * statistics.median(times) / batch
-                    results.append({"arch": arch, "batch": batch, "name": c.name, "ms_per_img": ms,
-                                    "best_ms_per_img": 1000 * min(times) / batch, "img_per_s": 1000 / ms,
-                                    "first_call_s": first, "gflops": gflops, "numerics": c.numerics})
-                    log(f"    {ms:.1f} ms/img (best {1000 * min(times) / batch:.1f}), first call {first:.1f} s")
-                if not args.no_e2e and arch == "b0":
-                    for fused in (False, True):
-                        label = "segcli predict end to end (" + ("default: folded head" if fused
-                                                                 else "SEGCLI_FUSED_HEAD=0: Keras graph") + ")"
-                        log(f"[{arch}] batch {batch}: {label}")
-                        e2e[(arch, batch, label)] = end_to_end(segcli, f"segformer_{arch}", batch, fused)
-                        log(f"    {e2e[(arch, batch, label)]:.1f} ms/img")
-            del contenders, hf, segcli, bf16, wrapper
-    report = render(args, env, peak, results, agreements, e2e, load_before, os.getloadavg(), peak_rss_mb())
+                log(f"[{arch}] {name}, batch {batch}")
+                rows[batch] = run_contender(args, env, name, arch, batch)
+                if name == "torch-compile" and "error" in (rows[batch] or {}):
+                    break
+            ok = {b: r for b, r in rows.items() if r and "error" not in r}
+            if ok:
+                best_batch = min(ok, key=lambda b: ok[b]["ms_per_img"])
+                # the kept masks are the last run's; agreement does not depend on the batch
+                results[(arch, name)] = {**ok[best_batch], "batch": best_batch,
+                                         "by_batch": {b: round(r["ms_per_img"], 1) for b, r in ok.items()},
+                                         "agreement": None}
+            else:
+                results[(arch, name)] = {"error": next(iter(rows.values()))["error"]}
+        for name in names:
+            row = results[(arch, name)]
+            if "error" not in row and name != "keras-hub":
+                row["agreement"] = agreement(work, arch, name, args.images)
+        results[(arch, "_info")] = info
+    load_end = os.getloadavg()
+    report = render(args, cpu, peak, results, started, load_start, load_end)
+    print(report)
     if args.out:
         Path(args.out).write_text(report)
         log(f"wrote {args.out}")
-    print(report)
+    (work / f"results_{'_'.join(args.models)}.json").write_text(
+        json.dumps({f"{a}/{n}": r for (a, n), r in results.items()}, indent=1, default=str))
 
 
-def render(args, env, peak, results, agreements, e2e, load_before, load_after, rss) -> str:
-    import keras
-    import onnxruntime
-    import tensorflow as tf
-    import torch
-    import transformers
-
+def render(args, cpu, peak, results, started, load_start, load_end) -> str:
+    versions = subprocess.run([sys.executable, "-c", (
+        "import tensorflow as tf, keras, torch, transformers, onnxruntime, openvino, nncf, keras_hub;"
+        "print(f'TensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__}, "
+        "transformers {transformers.__version__}, ONNX Runtime {onnxruntime.__version__}, "
+        "OpenVINO {openvino.get_version().split(\"-\")[0]}, NNCF {nncf.__version__}, keras-hub {keras_hub.__version__}')")],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout.strip()
     lines = [
-        "# segcli vs peer SegFormer implementations (CPU)",
+        "# segcli vs peer SegFormer paths, end to end (CPU)",
         "",
-        f"Written by `benchmarks/compare_peers.py{' --quick' if args.quick else ''}` on "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. All contenders ran in one process on the same "
-        f"inputs (the sample photos resized to {SIZE}x{SIZE}, float32 NHWC in [0, 255]); every output is at full "
-        f"resolution ({NUM_CLASSES} classes). Times are the median of the timed calls after warm-up.",
+        f"Written by `benchmarks/compare_peers.py {' '.join(args.argv)}`".rstrip() + f" on {started}. "
+        f"Every contender read the same {args.images} JPEGs ({SIZE}x{SIZE}, made from samples/photos) and wrote a "
+        f"{SIZE}x{SIZE} PNG class-index mask per image (decode, forward, bilinear upsample, argmax, PNG write), "
+        f"{NUM_CLASSES} classes, the same transformers weights (random init) for all but keras-hub. Each contender "
+        f"ran in its own process at each batch size in {args.batch_sizes}; the table shows its best batch. "
+        f"ms/img is the median of {args.passes} timed passes over all images after a warm-up batch.",
         "",
-        f"- Machine: {env['cpu']}, {env['logical_cores']} logical cores, ISA {', '.join(env['isa']) or '-'}. "
-        f"Shared with other engineers' jobs: load average {load_before[0]:.1f} at the start, "
-        f"{load_after[0]:.1f} at the end, so absolute numbers are noisy; ratios within a row group are fairer.",
-        f"- TensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__}, "
-        f"transformers {transformers.__version__}, ONNX Runtime {onnxruntime.__version__}.",
-        f"- fp32 matmul peak (2048^2): TF {peak['tf']:.1f} GFLOP/s, torch {peak['torch']:.1f} GFLOP/s. "
-        f"Peak RSS of the whole session: {rss:.0f} MiB.",
-        "- GFLOP/img is TF's profiler count on segcli's Keras model (convolutions, matmuls including attention, "
-        "resizes, element-wise ops); '% peak' is that work times img/s over the TF matmul peak, so the fused "
-        "routes, which do less work for the same output, can exceed what the executed FLOPs alone would give.",
+        f"- Machine: {cpu['cpu']}, {cpu['logical_cores']} cores, ISA {', '.join(cpu['isa'])} "
+        f"(AMX: {'yes' if any('amx' in f for f in cpu['isa']) else 'no'}). "
+        f"Load average (1/5/15 min) at the start {'/'.join(f'{v:.2f}' for v in load_start)}, at the end "
+        f"{'/'.join(f'{v:.2f}' for v in load_end)}.",
+        f"- {versions}.",
+        f"- fp32 matmul peak (TF, 2048^2): {peak:.1f} GFLOP/s.",
+        "- 'foreign' is the CPU (in cores) that other processes used during the contender's timed passes (worst "
+        f"pass); a contender above {args.max_foreign} cores was re-run (up to {args.retries} times) and the quietest "
+        "try kept. 'load' is `uptime`'s 1-minute load at the start of the timed passes (it includes this "
+        "benchmark's own previous contender).",
+        "- GFLOP/img is what the graph executes (TF profiler, full-resolution logits included): segcli routes run "
+        "the folded head, every peer the plain head. '% peak' = GFLOP/img x img/s / fp32 peak; 'fwd' columns time "
+        "the forward pass alone (segcli: the runner predict calls; peers: the same runtime call on a decoded batch).",
         "",
     ]
     for arch in args.models:
-        for batch in args.batch_sizes:
-            rows = [r for r in results if r["arch"] == arch and r["batch"] == batch]
-            if not rows:
+        info = results.get((arch, "_info"))
+        if not info:
+            continue
+        rows = [(n, results[(arch, n)]) for n in CONTENDERS if (arch, n) in results]
+        ok = [(n, r) for n, r in rows if "error" not in r]
+        lines += [f"## SegFormer-{arch.upper()} {SIZE}x{SIZE}, {args.images} JPEGs -> PNG masks "
+                  f"(executed GFLOP/img: segcli folded {info['gflops_folded']:.2f}, plain head "
+                  f"{info['gflops_plain']:.2f})", "",
+                  "| contender | prec. | best batch (ms/img per batch) | e2e ms/img | e2e img/s | x vs fastest peer "
+                  "same prec. | fwd ms/img | fwd % fp32 peak | mask agreement vs segcli fp32 Keras | foreign | load |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        fastest = {}
+        for n, r in ok:
+            prec = CONTENDERS[n][2]
+            if CONTENDERS[n][1] == "peer" and (prec not in fastest or r["ms_per_img"] < fastest[prec][1]["ms_per_img"]):
+                fastest[prec] = (n, r)
+        for n, r in rows:
+            label, kind, prec = CONTENDERS[n]
+            if "error" in r:
+                lines.append(f"| {label} | {prec} | failed: {r['error']} | | | | | | | | |")
                 continue
-            seg_best = min((r for r in rows if r["name"].startswith("segcli") and r["numerics"] == "fp32"),
-                           key=lambda r: r["ms_per_img"])
-            peers = [r for r in rows if not r["name"].startswith("segcli")]
-            lines += [f"## SegFormer-{arch.upper()} {SIZE}x{SIZE}, batch {batch} ({rows[0]['gflops']:.2f} GFLOP/img)",
-                      "",
-                      "| contender | ms/img | img/s | x vs best segcli fp32 | % fp32 peak | mask agreement vs segcli fp32 Keras |",
-                      "|---|---:|---:|---:|---:|---:|"]
-            for r in rows:
-                agree = agreements.get((arch, r["name"]))
-                agree_text = f"{100 * agree:.3f}%" if agree is not None else "n/a (own random weights)"
-                fraction = r["gflops"] * r["img_per_s"] / peak["tf"]
-                lines.append(f"| {r['name']} | {r['ms_per_img']:.1f} | {r['img_per_s']:.2f} | "
-                             f"{r['ms_per_img'] / seg_best['ms_per_img']:.2f} | {100 * fraction:.0f}% | {agree_text} |")
-            for (a, b, label), ms in e2e.items():
-                if a == arch and b == batch:
-                    lines.append(f"| {label} | {ms:.1f} | {1000 / ms:.2f} | {ms / seg_best['ms_per_img']:.2f} | "
-                                 f"- | (same model) |")
-            if peers:
-                fastest = min(peers, key=lambda r: r["ms_per_img"])
-                lines += ["", f"Fastest peer: {fastest['name']} at {fastest['ms_per_img']:.1f} ms/img. "
-                              f"Best segcli fp32 route: {seg_best['name']} at {seg_best['ms_per_img']:.1f} ms/img, "
-                              f"**{fastest['ms_per_img'] / seg_best['ms_per_img']:.2f}x** the fastest peer's "
-                              f"throughput (target 1.3x)."]
-                for (a, b, label), ms in e2e.items():
-                    if a == arch and b == batch:
-                        lines.append(f"{label}: {fastest['ms_per_img'] / ms:.2f}x the fastest peer's forward.")
-            lines.append("")
+            gflops = info["gflops_folded"] if kind == "segcli" else info["gflops_plain"]
+            ratio = (f"{fastest[prec][1]['ms_per_img'] / r['ms_per_img']:.2f}" if prec in fastest else "-")
+            agree = r.get("agreement")
+            agree_text = "n/a (own weights)" if n == "keras-hub" else (f"{100 * agree:.3f}%" if agree is not None
+                                                                     else "-")
+            by_batch = ", ".join(f"{b}: {ms}" for b, ms in r["by_batch"].items())
+            engine = f" [{r['engine']}]" if r.get("engine") else ""
+            lines.append(f"| {label}{engine} | {prec} | {r['batch']} ({by_batch}) | {r['ms_per_img']:.1f} | "
+                         f"{r['img_per_s']:.2f} | {ratio} | {r['forward']:.1f} | "
+                         f"{100 * gflops * 1000 / r['forward'] / peak:.0f}% | {agree_text} | "
+                         f"{r['foreign_cores']:.2f} | {r['load_start']:.2f} |")
+        lines.append("")
+        for prec in ("fp32", "bf16", "int8"):
+            seg = [(n, r) for n, r in ok if CONTENDERS[n][1] == "segcli" and CONTENDERS[n][2] == prec
+                   and n != REFERENCE]
+            if prec in fastest and seg:
+                n, r = min(seg, key=lambda nr: nr[1]["ms_per_img"])
+                pn, pr = fastest[prec]
+                lines.append(f"- {prec}: fastest peer {CONTENDERS[pn][0]} {pr['ms_per_img']:.1f} ms/img; best segcli "
+                             f"{CONTENDERS[n][0]} {r['ms_per_img']:.1f} ms/img: **{pr['ms_per_img'] / r['ms_per_img']:.2f}x** "
+                             f"(target 1.3x).")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="B0 only, batch 1, 3 timed calls, no torch.compile")
-    parser.add_argument("--models", default="b0", help="comma list of b0, b2 (B2 at batch 8 needs > 24 GB)")
-    parser.add_argument("--batch-sizes", default="1,8")
-    parser.add_argument("--iters", type=int, default=6, help="timed calls at batch 1 (half of that at larger batches)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--skip", default="", help="comma list of: keras-hub, torch, compile, onnx")
-    parser.add_argument("--bf16", action="store_true", help="also time segcli under mixed_bfloat16")
-    parser.add_argument("--exports", action="store_true",
-                        help="also time segcli's own ONNX and TFLite exports (segcli predict --model x.onnx/.tflite)")
-    parser.add_argument("--xla", action="store_true", help="also time segcli's Keras model with jit_compile=True")
-    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end predict timing")
-    parser.add_argument("--out", default=None, help="markdown report path (default: benchmarks/RESULTS.md, "
-                                                    "benchmarks/RESULTS_quick.md with --quick)")
+    parser.add_argument("--models", default="b0", help="comma list of b0, b2")
+    parser.add_argument("--batch-sizes", default="1,4")
+    parser.add_argument("--images", type=int, default=16, help="JPEGs per pass (a multiple of every batch size)")
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma list of contenders (default: all): " + ", ".join(CONTENDERS))
+    parser.add_argument("--skip", default="")
+    parser.add_argument("--max-foreign", type=float, default=0.3, help="re-run above this many foreign cores")
+    parser.add_argument("--retries", type=int, default=2)
+    parser.add_argument("--compile-timeout", type=int, default=300)
+    parser.add_argument("--work", default="/tmp/segcli_peers", help="inputs, exports and masks (reused)")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--arch", default="b0", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.argv = [a for a in argv if not a.startswith("--work")]
+    if args.child:
+        print(json.dumps(run_child(args)))
+        return
+    if args.setup:
+        setup(Path(args.work), args.arch, args.images)
+        return
+    if args.peak:
+        (Path(args.work) / "peak.json").write_text(json.dumps({"gflops_per_s": measure_peak()}))
+        return
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    if args.quick:
-        args.models, args.batch_sizes, args.iters = ["b0"], [1], min(args.iters, 3)
-        args.skip.add("compile")
-    if args.out is None:
-        args.out = str(Path(__file__).with_name("RESULTS_quick.md" if args.quick else "RESULTS.md"))
     bad = [m for m in args.models if m not in ARCHS]
     if bad:
         parser.error(f"--models {','.join(bad)}: use b0 and/or b2")
-    run(args)
+    main_parent(args)
 
 
 if __name__ == "__main__":

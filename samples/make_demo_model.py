@@ -57,9 +57,9 @@ def _val_images() -> list[np.ndarray]:
 
 
 def _masks(model, images) -> np.ndarray:
-    from segcli.inference.predictor import Segmenter
+    from segcli.inference.predictor import Predictor
 
-    return np.stack([p.mask for p in Segmenter(model, batch_size=8).predict(images)])
+    return np.stack([p.mask for p in Predictor(model, batch_size=8).predict(images)])
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ normalises them itself. A row reports:
 - ``peak_rss_mb``: the process's peak resident memory so far
   (``resource.getrusage``), which only grows from row to row.
 
-Segmenter presets without a class count get 150 classes (ADE20K) and the
+Predictor presets without a class count get 150 classes (ADE20K) and the
 paper's decode-head width for their size, so ``segformer_b2`` is timed as the
 published B2.
 

@@ -1,6 +1,6 @@
 """``segcli eval``: run a model over a dataset folder (the layouts ``train`` reads) and score it.
 
-Inference is :class:`segcli.inference.predictor.Segmenter`, the same path as
+Inference is :class:`segcli.inference.predictor.Predictor`, the same path as
 predict (whole or slide mode, optionally with test-time augmentation,
 :mod:`segcli.inference.tta`). Pixels labelled 255 are ignored; metrics come
 from one accumulated confusion matrix (:mod:`segcli.inference.metrics`).
@@ -154,13 +154,13 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     ``worst_images`` (the same as :class:`WorstImage` records, not JSON).
     """
     from segcli.data.folder_dataset import discover
-    from segcli.inference.predictor import Segmenter
+    from segcli.inference.predictor import Predictor
     from segcli.inference.tta import with_tta
 
     ds = discover(data, label_map=label_map, keep_classes=keep_classes)
     pairs, split = _pairs(ds, split)
     source = _open(source, backend, precision)
-    seg = Segmenter(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,
+    seg = Predictor(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,
                     stride=stride, max_side=max_side)
     engine = with_tta(seg, tta)
     classes = _classes(ds, source, seg.num_classes)

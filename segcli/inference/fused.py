@@ -41,7 +41,7 @@ CANDIDATES = 4
 class FusedSegFormer:
     """Inference-only runner of a Keras :class:`~segcli.models.segformer.model.SegFormer` with the head folded.
 
-    Also a runner for :class:`segcli.inference.predictor.Segmenter` (``predict_logits``,
+    Also a runner for :class:`segcli.inference.predictor.Predictor` (``predict_logits``,
     ``input_size``, ``num_classes``).
     """
 
@@ -102,7 +102,7 @@ class FusedSegFormer:
         return self.masks_tensor(images).numpy()
 
     def predict_logits(self, batch) -> np.ndarray:
-        """(B, H/4, W/4, C) float32 logits for a uint8 batch (the Segmenter runner protocol)."""
+        """(B, H/4, W/4, C) float32 logits for a uint8 batch (the Predictor runner protocol)."""
         batch = np.asarray(batch)
         kind = "logits_u8" if batch.dtype == np.uint8 else "logits"
         return self._fn(kind, batch.shape)(batch).numpy()

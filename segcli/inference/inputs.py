@@ -75,7 +75,7 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def discover(inputs, exclude: Path | None = None) -> list[InputItem]:
+def find_inputs(inputs, exclude: Path | None = None) -> list[InputItem]:
     """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``."""
     exclude = Path(exclude).resolve() if exclude is not None else None
     found: list[tuple[Path, str]] = []
@@ -99,7 +99,10 @@ def discover(inputs, exclude: Path | None = None) -> list[InputItem]:
             raise DataError(f"{spec}: no such file or folder.")
     items, seen = [], set()
     for path, rel in found:
-        real = path.resolve()
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: kept, so reading it fails with one warning line
+            real = path.absolute()
         if real in seen or _inside(real, exclude):
             continue
         seen.add(real)
@@ -136,7 +139,7 @@ def check_writable(out: Path) -> None:
 
 def select_images(inputs, out, shard=None) -> list[InputItem]:
     """Discovered inputs (never under ``out``) of ``shard`` (K, N); a clear error when there are none."""
-    items = discover(inputs, exclude=out)
+    items = find_inputs(inputs, exclude=out)
     if not items:
         shown = ", ".join(str(i) for i in inputs)
         raise DataError(f"No images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under --out "

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from segcli.errors import DataError, UsageError
-from segcli.inference.inputs import (  # noqa: F401  (discover, parse_shard, shard_of: predict's public names)
-    InputItem, check_writable, discover, parse_shard, select_images, shard_of)
+from segcli.inference.inputs import (  # noqa: F401  (find_inputs, parse_shard, shard_of: predict's public names)
+    InputItem, check_writable, find_inputs, parse_shard, select_images, shard_of)
 from segcli.inference.readahead import default_workers, read_ahead
 
 MASK_SUFFIX = ".png"
@@ -201,11 +201,11 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
 
 
 def _engine(source, options: PredictOptions):
-    """The Segmenter for ``source``, wrapped for test-time augmentation when ``options.tta`` asks for it."""
-    from segcli.inference.predictor import Segmenter
+    """The Predictor for ``source``, wrapped for test-time augmentation when ``options.tta`` asks for it."""
+    from segcli.inference.predictor import Predictor
     from segcli.inference.tta import with_tta
 
-    seg = Segmenter(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
+    seg = Predictor(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
                     tile=options.tile, stride=options.stride, max_side=options.max_side)
     return with_tta(seg, options.tta)
 

@@ -1,6 +1,6 @@
 """The shared inference core of ``predict``, ``eval`` and ``bench --input``.
 
-A :class:`Segmenter` wraps a Keras SegFormer (or any other Keras segmentation
+A :class:`Predictor` wraps a Keras SegFormer (or any other Keras segmentation
 model, or an exported-model runner) and turns RGB
 ``uint8`` images of any size into class-index masks at the original size.
 
@@ -15,8 +15,10 @@ model, or an exported-model runner) and turns RGB
   with the image height.
 
 In both modes the logits are resized bilinearly (half-pixel centres, like the
-model's own output layer) to the original size and the argmax is taken there;
-large outputs are upsampled in stripes of at most ``STRIPE_ELEMENTS`` floats.
+model's own output layer) to the original size and the argmax is taken there.
+Masks come from :func:`segcli.inference.upsample.bilinear_argmax`, which never
+builds the full-resolution logits; only ``probs=True`` does, in stripes of at
+most ``STRIPE_ELEMENTS`` floats for large outputs.
 
 The network runs in batches of ``batch_size`` inside a ``tf.function``
 (no XLA: ``jit_compile`` was measured 3-5x slower on CPU here). SegFormers run
@@ -25,7 +27,7 @@ their decode head folded (``SEGCLI_FUSED_HEAD=0`` keeps the plain head).
 
 >>> import numpy as np
 >>> from segcli.models.load import create_segmenter
->>> seg = Segmenter(create_segmenter("segformer_test", num_classes=3), batch_size=2)
+>>> seg = Predictor(create_segmenter("segformer_test", num_classes=3), batch_size=2)
 >>> out = seg.predict([np.zeros((40, 70, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8)], probs=True)
 >>> [p.mask.shape for p in out], out[0].mask.dtype.name, out[1].probs.shape
 ([(40, 70), (1, 1)], 'uint8', (1, 1, 3))
@@ -61,7 +63,7 @@ class Prediction:
 
 @dataclass
 class Prepared:
-    """An image made ready for the network by :meth:`Segmenter.prepare` (safe to call in worker threads)."""
+    """An image made ready for the network by :meth:`Predictor.prepare` (safe to call in worker threads)."""
 
     shape: tuple  # original (H, W)
     pixels: np.ndarray  # whole: resized image; slide: padded image
@@ -71,7 +73,7 @@ _NETS: dict[int, dict] = {}  # id(model) -> {"graph": SegFormerGraph or None, "n
 
 
 def _net_cache(model) -> dict:
-    """The inference graph and traced forward functions of ``model``, shared by every Segmenter of it."""
+    """The inference graph and traced forward functions of ``model``, shared by every Predictor of it."""
     import weakref
 
     entry = _NETS.get(id(model))
@@ -126,6 +128,24 @@ def _finishers(binary: bool, is_logits: bool, wide: bool):
     return resize_finish, stripe_finish
 
 
+@lru_cache(maxsize=None)
+def _fused_argmax(wide: bool, num_classes: int):
+    """Masks straight from low-resolution logits, a band of rows at a time (no full-resolution logits)."""
+    import tensorflow as tf
+
+    from segcli.inference.upsample import bilinear_argmax
+
+    scalar = tf.TensorSpec((), tf.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, num_classes), tf.float32), tf.TensorSpec((2,), tf.int32),
+                                  scalar, scalar])
+    def argmax_rows(values, size, start, stop):
+        mask = bilinear_argmax(values[None], (size[0], size[1]), rows=(start, stop))[0]
+        return tf.cast(mask, tf.uint16 if wide else tf.uint8)
+
+    return argmax_rows
+
+
 def _round32(n: float) -> int:
     return max(32, int(round(n / 32.0)) * 32)
 
@@ -144,7 +164,7 @@ def _coords(n_out: int, in_size: int, scale) -> tuple[np.ndarray, np.ndarray, np
     return lo, hi, (pos - floor).astype(np.float32)
 
 
-class Segmenter:
+class Predictor:
     """Class-index masks from a segmentation model, in whole or slide mode.
 
     Args:
@@ -317,6 +337,8 @@ class Segmenter:
 
     def _upsample_whole(self, values: np.ndarray, shape, want_probs) -> Prediction:
         h, w = shape
+        if not want_probs and self._is_logits:
+            return Prediction(self._fused_mask(values, shape))
         if h * w * self.num_classes <= WHOLE_ELEMENTS:
             mask, probs = self._resize_finish(values, np.array([h, w], np.int32), want_probs)
             return Prediction(mask.numpy(), probs.numpy() if want_probs else None)
@@ -326,6 +348,15 @@ class Segmenter:
         mask, probs = self._outputs(shape, want_probs)
         self._emit(values, 0, y, x, 0, h, mask, probs)
         return Prediction(mask, probs)
+
+    def _fused_mask(self, values: np.ndarray, shape) -> np.ndarray:
+        """The mask at ``shape`` from logits, in bands of about STRIPE_ELEMENTS candidate blends."""
+        h, w = shape
+        argmax_rows = _fused_argmax(self.mask_dtype != np.uint8, self.num_classes)
+        step = max(1, STRIPE_ELEMENTS // (w * 16))
+        size = np.array([h, w], np.int32)
+        bands = [argmax_rows(values, size, np.int32(s), np.int32(min(s + step, h))).numpy() for s in range(0, h, step)]
+        return bands[0] if len(bands) == 1 else np.concatenate(bands)
 
     def _emit(self, src, src_row0, y, x, r0, r1, mask, probs):
         """Write output rows [r0, r1) from source rows held in ``src`` (its first row is ``src_row0``)."""

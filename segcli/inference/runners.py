@@ -2,13 +2,13 @@
 
 :func:`open_model` asks the one resolver (:func:`segcli.checkpoints.resolve.resolve`)
 what the spec is. Keras checkpoints are built by :func:`segcli.models.load.load`
-and run by :class:`~segcli.inference.predictor.Segmenter` through TensorFlow;
+and run by :class:`~segcli.inference.predictor.Predictor` through TensorFlow;
 exported files are opened by their export format's runner. Either way the
 result carries exactly ``num_classes`` classes (names and colours completed
 where the checkpoint does not give them) and the input size the checkpoint was
 trained at, when it says.
 
-A runner (the protocol :class:`~segcli.inference.predictor.Segmenter` drives besides
+A runner (the protocol :class:`~segcli.inference.predictor.Predictor` drives besides
 Keras models) has ``predict_logits(uint8 (B, H, W, 3)) -> float32 (B, h, w, C)``,
 ``num_classes``, ``input_size`` ((H, W) or None) and ``classes``.
 
@@ -40,7 +40,7 @@ FORMAT_BACKENDS = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tfl
 
 @dataclass
 class OpenedModel:
-    """A model ready for :class:`~segcli.inference.predictor.Segmenter`, with its classes and input size."""
+    """A model ready for :class:`~segcli.inference.predictor.Predictor`, with its classes and input size."""
 
     model: object
     classes: ClassTable

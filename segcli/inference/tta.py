@@ -7,7 +7,7 @@ right. The network's quarter-resolution logits of each view are mirrored
 back, resized bilinearly (half-pixel centres) to the grid of the unscaled
 view, turned into probabilities (softmax; sigmoid for one class) and averaged,
 as mmsegmentation's ``SegTTAModel`` averages softmax scores. The result is
-handed to :meth:`Segmenter.finish` as ``log(mean probability)``: bilinear
+handed to :meth:`Predictor.finish` as ``log(mean probability)``: bilinear
 upsampling is linear and the log-sum-exp shift is the same for every class,
 so the mask and the probabilities that come out are those of the averaged
 probabilities, and a single view gives exactly what plain prediction gives.
@@ -96,9 +96,9 @@ class Views:
 
 
 class TTA:
-    """A :class:`~segcli.inference.predictor.Segmenter` (whole mode) that averages the views of ``spec``.
+    """A :class:`~segcli.inference.predictor.Predictor` (whole mode) that averages the views of ``spec``.
 
-    It offers the Segmenter's ``prepare``, ``logits``, ``finish`` and ``run``,
+    It offers the Predictor's ``prepare``, ``logits``, ``finish`` and ``run``,
     so predict, eval and video take either one. ``logits`` gives the merged
     log-probabilities on the unscaled view's quarter-resolution grid.
     """

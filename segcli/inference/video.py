@@ -271,7 +271,7 @@ def frame_estimate(path: Path, every: int) -> int:
 def run_video(video: VideoInput, engine, lut, names, options, progress=None, warn=None) -> dict:
     """Predict every ``options.every``-th frame of one video into ``options.out``; its summary.
 
-    ``engine`` is a Segmenter or a :class:`~segcli.inference.tta.TTA`; ``options``
+    ``engine`` is a Predictor or a :class:`~segcli.inference.tta.TTA`; ``options``
     has ``out``, ``every``, ``smooth``, ``overlay``, ``alpha``, ``overwrite``,
     ``batch_size`` and ``workers``.
     """

@@ -64,7 +64,7 @@ def _load_model(s: TrainSettings, num_classes: int, reporter):
         return factory.load(s.preset, num_classes=num_classes, load_weights=False, activation=None)
 
 
-def export_model(model):
+def inference_copy(model):
     """A float32 copy of the trained logits model with the default softmax output, for ``best.keras``."""
     from segcli.models.segformer.model import SegFormer
 
@@ -102,6 +102,9 @@ def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool
             raise SettingError(f"`resume`: the run in {out} trained on {saved['data']}, not {s.data}; give the "
                                f"same `data`.")
         s = from_saved(saved, out=str(out), strategy=s.strategy)  # the hardware may differ on resume
+    from segcli.checkpoints.resolve import resolve
+
+    resolve(s.preset)  # an unknown name or a missing file fails now, before the data check and TensorFlow
     ds, report = _check_data(s)
     if not report.ok:
         raise DatasetRefused(f"{s.data}: the data check found {len(report.problems)} problem(s), training refused; "
@@ -334,7 +337,7 @@ class Trainer:
         state["epoch"] = epoch
         if s.patience and state["bad_epochs"] >= s.patience and epoch < s.epochs:
             state["stopped_early"] = True
-        self.writer.end_of_epoch(export_model(self.model) if improved and self.chief else None,
+        self.writer.end_of_epoch(inference_copy(self.model) if improved and self.chief else None,
                                  self.model.get_weights(),
                                  [[np.asarray(v) for v in opt.variables] for opt in (self.opt_bb, self.opt_head)],
                                  state, row)

@@ -42,12 +42,12 @@ def test_masks_and_logits_match_the_keras_model(model, shape):
 
 
 def test_uint8_batches_work_as_a_segmenter_runner(model):
-    """The fused runner inside a Segmenter gives the plain Keras graph's masks (model.predict, softmax output)."""
-    from segcli.inference.predictor import Segmenter
+    """The fused runner inside a Predictor gives the plain Keras graph's masks (model.predict, softmax output)."""
+    from segcli.inference.predictor import Predictor
 
     images = [np.random.default_rng(2).integers(0, 256, (40, 72, 3), dtype=np.uint8) for _ in range(3)]
-    fused = Segmenter(FusedSegFormer(model), batch_size=2).predict(images)
-    # 40x72 is not a multiple of 32: the Segmenter resizes to 32x64 and back, so compare on the same path.
+    fused = Predictor(FusedSegFormer(model), batch_size=2).predict(images)
+    # 40x72 is not a multiple of 32: the Predictor resizes to 32x64 and back, so compare on the same path.
     import cv2
 
     for image, result in zip(images, fused):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segcli.data.image_io import read_image, read_mask
-from segcli.inference.predict import PredictOptions, discover, parse_shard, run_predict, shard_of
+from segcli.inference.predict import PredictOptions, find_inputs, parse_shard, run_predict, shard_of
 from segcli.errors import DataError, UsageError
 from tests.inference.predict_fixtures import BAD, CLASS_NAMES, COLORS, GOOD, make_messy_dir, make_model, model_argmax
 
@@ -120,21 +120,21 @@ def test_out_inside_input_is_never_read_back(world, tmp_path):
 
 def test_discovery_globs_recursion_and_collisions(world, tmp_path):
     images = world["images"]
-    rels = [i.rel for i in discover([images])]
+    rels = [i.rel for i in find_inputs([images])]
     assert rels == sorted(rels) and "readme.txt" not in rels and "sub/deeper/nested.png" in rels
     assert len(rels) == len(GOOD) + len(BAD)
-    by_glob = discover([str(images / "**" / "*.png")])
+    by_glob = find_inputs([str(images / "**" / "*.png")])
     assert "sub/deeper/nested.png" in [i.rel for i in by_glob] and all(i.rel.endswith(".png") for i in by_glob)
-    assert [i.rel for i in discover([str(images / "plain.jpg"), str(images / "plain.jpg")])] == ["plain.jpg"]
+    assert [i.rel for i in find_inputs([str(images / "plain.jpg"), str(images / "plain.jpg")])] == ["plain.jpg"]
     (tmp_path / "x.jpg").write_bytes(b"1")
     (tmp_path / "x.png").write_bytes(b"2")
-    assert sorted(i.stem for i in discover([tmp_path])) == ["x.jpg", "x.png"]  # x.jpg.png and x.png.png
+    assert sorted(i.stem for i in find_inputs([tmp_path])) == ["x.jpg", "x.png"]  # x.jpg.png and x.png.png
     with pytest.raises(DataError, match=r"no such file or folder\.$"):
-        discover([str(tmp_path / "missing")])
+        find_inputs([str(tmp_path / "missing")])
 
 
 def test_shards_partition_disjointly_and_completely(world, tmp_path):
-    items = [i.rel for i in discover([world["images"]])]
+    items = [i.rel for i in find_inputs([world["images"]])]
     parts = []
     for k in range(3):
         summary = run_predict([world["images"]], world["source"], PredictOptions(out=tmp_path, shard=(k, 3)))

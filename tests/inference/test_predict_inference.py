@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segcli.inference import predictor as inference
-from segcli.inference.predictor import Segmenter
+from segcli.inference.predictor import Predictor
 from segcli.errors import UsageError
 
 
@@ -36,7 +36,7 @@ def model_argmax(model, image):
 
 def test_whole_mode_equals_model_argmax_and_batches_mixed_sizes(model):
     images = [textured(64, 96, 1), textured(32, 32, 2), textured(64, 96, 3), textured(96, 64, 4)]
-    seg = Segmenter(model, batch_size=2)
+    seg = Predictor(model, batch_size=2)
     results = seg.predict(images, probs=True)
     for image, result in zip(images, results):
         expected = model_argmax(model, image)
@@ -48,19 +48,19 @@ def test_whole_mode_equals_model_argmax_and_batches_mixed_sizes(model):
 
 
 def test_whole_mode_sizes_rounding_and_cap(model):
-    seg = Segmenter(model, max_side=256)
+    seg = Predictor(model, max_side=256)
     assert seg.model_size((1, 1)) == (32, 32)
     assert seg.model_size((50, 70)) == (64, 64)
     assert seg.model_size((1000, 500)) == (256, 128)
-    assert Segmenter(model, input_size=(64, 64)).model_size((1000, 500)) == (64, 64)
+    assert Predictor(model, input_size=(64, 64)).model_size((1000, 500)) == (64, 64)
 
 
 def test_striped_upsampling_equals_tf_resize(model, monkeypatch):
     image = textured(150, 230, 5)
-    reference = Segmenter(model).predict([image], probs=True)[0]
+    reference = Predictor(model).predict([image], probs=True)[0]
     monkeypatch.setattr(inference, "WHOLE_ELEMENTS", 0)
     monkeypatch.setattr(inference, "STRIPE_ELEMENTS", 230 * 4 * 7)  # 7 rows per stripe
-    striped = Segmenter(model).predict([image], probs=True)[0]
+    striped = Predictor(model).predict([image], probs=True)[0]
     assert (striped.mask == reference.mask).mean() > 0.9999
     np.testing.assert_allclose(striped.probs.astype(np.float32), reference.probs.astype(np.float32), atol=1e-3)
 
@@ -93,7 +93,7 @@ def naive_slide(model, image, tile, stride):
 def test_slide_mode_equals_naive_reference(model, shape, monkeypatch):
     monkeypatch.setattr(inference, "STRIPE_ELEMENTS", 300 * 4 * 5)  # force many stripes and band shifts
     image = textured(*shape, seed=6)
-    seg = Segmenter(model, mode="slide", tile=64, stride=40, batch_size=3)
+    seg = Predictor(model, mode="slide", tile=64, stride=40, batch_size=3)
     got = seg.predict([image])[0].mask
     tile = min(64, -(-max(shape) // 32) * 32) if max(shape) < 64 else 64
     expected = naive_slide(model, image, tile, 40) if min(shape) >= 64 else None
@@ -104,8 +104,8 @@ def test_slide_mode_equals_naive_reference(model, shape, monkeypatch):
 
 def test_slide_with_one_tile_equals_whole(model):
     image = textured(64, 64, 7)
-    whole = Segmenter(model).predict([image])[0].mask
-    slide = Segmenter(model, mode="slide", tile=64).predict([image])[0].mask
+    whole = Predictor(model).predict([image])[0].mask
+    slide = Predictor(model, mode="slide", tile=64).predict([image])[0].mask
     assert (whole == slide).mean() > 0.9999
 
 
@@ -113,17 +113,17 @@ def test_fixed_size_model_and_bad_tiling(model):
     from segcli.models.load import create_segmenter
 
     fixed = create_segmenter("segformer_test", num_classes=3, input_shape=(64, 64, 3))
-    seg = Segmenter(fixed)
+    seg = Predictor(fixed)
     assert seg.fixed_size == (64, 64) and seg.model_size((10, 500)) == (64, 64)
     assert seg.predict([textured(10, 500)])[0].mask.shape == (10, 500)
     with pytest.raises(UsageError, match=r"^--tile 32: the model only accepts 64x64 inputs; omit --tile or pass"):
-        Segmenter(fixed, mode="slide", tile=32)
+        Predictor(fixed, mode="slide", tile=32)
     with pytest.raises(UsageError, match=r"^--tile 50: must be a multiple of 32, at least 32\.$"):
-        Segmenter(model, mode="slide", tile=50)
+        Predictor(model, mode="slide", tile=50)
     with pytest.raises(UsageError, match=r"^--stride 100: must be between 4 and the tile size 64\.$"):
-        Segmenter(model, mode="slide", tile=64, stride=100)
+        Predictor(model, mode="slide", tile=64, stride=100)
     with pytest.raises(UsageError, match=r"^--mode 'fast': use 'whole' or 'slide'\.$"):
-        Segmenter(model, mode="fast")
+        Predictor(model, mode="fast")
 
 
 def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
@@ -142,7 +142,7 @@ def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
     batch = np.stack([textured(64, 96, 7), textured(64, 96, 8)])
     reference = net.quarter_logits(batch.astype(np.float32)).numpy()  # the plain Keras head
 
-    fused = Segmenter(net)
+    fused = Predictor(net)
     assert fused._cache["graph"].folded
     np.testing.assert_allclose(fused._forward(batch), reference, atol=1e-4)
     masks = [p.mask for p in fused.predict(list(batch))]
@@ -151,4 +151,4 @@ def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
 
     monkeypatch.setenv("SEGCLI_FUSED_HEAD", "0")
     inference._NETS.clear()
-    assert not Segmenter(net)._cache["graph"].folded
+    assert not Predictor(net)._cache["graph"].folded

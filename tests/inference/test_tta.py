@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segcli.errors import UsageError
-from segcli.inference.predictor import Segmenter
+from segcli.inference.predictor import Predictor
 from segcli.inference.tta import TTA, TTASpec, parse_tta
 from tests.inference.predict_fixtures import smooth
 
@@ -67,7 +67,7 @@ def test_parse_errors_are_one_line(text, why):
 
 
 def test_flip_of_a_flip_equivariant_model_changes_nothing():
-    seg = Segmenter(flip_equivariant_model(), batch_size=2)
+    seg = Predictor(flip_equivariant_model(), batch_size=2)
     images = [smooth(64, 96, 1), smooth(32, 64, 2)]
     plain = seg.predict(images, probs=True)
     tta = TTA(seg, parse_tta("flip"))
@@ -81,7 +81,7 @@ def test_flip_of_a_flip_equivariant_model_changes_nothing():
 def test_flip_makes_a_segformer_mask_of_a_symmetric_image_symmetric(segformer):
     half = smooth(64, 48, 3)
     image = np.concatenate([half, half[:, ::-1]], axis=1)  # 64 x 96, mirror-symmetric
-    seg = Segmenter(segformer)
+    seg = Predictor(segformer)
     plain = seg.predict([image])[0].mask
     tta = TTA(seg, parse_tta("flip"))
     mask = tta.run([tta.prepare(image)])[0].mask
@@ -99,7 +99,7 @@ def test_scales_match_a_tf_reference_average(segformer):
     import tensorflow as tf
 
     image = smooth(96, 128, 4)  # model size 96x128; scales 0.75 -> 64x96, 1.25 -> 128x160
-    seg = Segmenter(segformer, batch_size=3)
+    seg = Predictor(segformer, batch_size=3)
     tta = TTA(seg, parse_tta("scales=0.75,1.0,1.25"))
     assert tta.sizes(image.shape[:2]) == [(64, 96), (96, 128), (128, 160)]
     probs = []
@@ -121,20 +121,20 @@ def test_scales_match_a_tf_reference_average(segformer):
 
 def test_a_single_view_is_plain_prediction(segformer):
     image = smooth(64, 96, 6)
-    seg = Segmenter(segformer)
+    seg = Predictor(segformer)
     tta = TTA(seg, TTASpec(False, (1.0,)))
     assert np.array_equal(tta.run([tta.prepare(image)])[0].mask, seg.predict([image])[0].mask)
 
 
 def test_refusals(segformer):
     with pytest.raises(UsageError, match="runs in whole mode; slide mode already averages"):
-        TTA(Segmenter(segformer, mode="slide", tile=32), parse_tta("flip"))
+        TTA(Predictor(segformer, mode="slide", tile=32), parse_tta("flip"))
     import keras
 
     fixed = keras.Model(*(lambda i: (i, keras.layers.AveragePooling2D(4)(keras.layers.Conv2D(2, 1)(i))))(
         keras.Input((64, 64, 3))))
     with pytest.raises(UsageError) as exc:
-        TTA(Segmenter(fixed), parse_tta("scales=0.5,1.0"))
+        TTA(Predictor(fixed), parse_tta("scales=0.5,1.0"))
     assert str(exc.value) == ("test-time scales (scales=0.5,1) need a model that accepts any input size; this one "
                               "only takes 64x64 (use flip alone).")
-    TTA(Segmenter(fixed), parse_tta("flip"))  # flip alone is fine
+    TTA(Predictor(fixed), parse_tta("flip"))  # flip alone is fine
