@@ -24,8 +24,13 @@ def make(folder, arch=TINY, num_labels=5, head="segmentation", seed=0):
     config.label2id = {v: k for k, v in config.id2label.items()}
     cls = SegformerForSemanticSegmentation if head == "segmentation" else SegformerForImageClassification
     model = cls(config).eval()
-    if head == "segmentation":
-        with torch.no_grad():  # non-trivial BatchNorm statistics, so they are really checked
+    with torch.no_grad():  # transformers' init zeroes every bias and sets every norm's gamma to 1, which would
+        for name, param in model.named_parameters():  # leave the bias and affine mappings untested
+            if name.endswith("bias"):
+                param.normal_(0.0, 0.02)
+            elif "norm" in name and name.endswith("weight"):
+                param.uniform_(0.8, 1.2)
+        if head == "segmentation":  # non-trivial BatchNorm statistics, so they are really checked
             bn = model.decode_head.batch_norm
             bn.running_mean.normal_()
             bn.running_var.uniform_(0.5, 2.0)

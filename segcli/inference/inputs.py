@@ -1,7 +1,7 @@
 """What predict reads: image files, folders (recursive) and globs, each with its output stem; shards.
 
->>> shard_of("a/b.jpg", 4) == shard_of("a/b.jpg", 4), parse_shard("2/4")
-(True, (2, 4))
+>>> [shard_of(name, 4) for name in ("a/b.jpg", "a/c.jpg")], parse_shard("2/4")  # the same on every machine
+([0, 2], (2, 4))
 """
 
 from __future__ import annotations

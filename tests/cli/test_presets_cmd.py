@@ -38,10 +38,13 @@ def _run(code):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
 
-def test_presets_and_help_do_not_import_tensorflow():
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom segcli.cli.app import app\n"
+def test_presets_help_and_version_do_not_import_tensorflow():
+    code = ("import sys\nimport segcli, segcli.models, segcli.models.registry\nfrom typer.testing import CliRunner\n"
+            "from segcli.cli.app import app\n"
             "r1 = CliRunner().invoke(app, ['--help'])\nr2 = CliRunner().invoke(app, ['presets'])\n"
-            "assert r1.exit_code == r2.exit_code == 0\n"
+            "r3 = CliRunner().invoke(app, ['--version'])\n"
+            "assert r1.exit_code == r2.exit_code == r3.exit_code == 0, r3.output\n"
+            "assert r3.output.startswith('segcli 0.'), r3.output\n"
             "print(sorted(m for m in ('tensorflow', 'keras', 'cv2', 'torch') if m in sys.modules))")
     result = _run(code)
     assert result.returncode == 0, result.stderr

@@ -62,10 +62,15 @@ def test_metrics_match_numpy_reference(world):
     assert np.array(result["confusion"]).sum() == pixels
 
 
-def test_all_split_and_slide_mode(world):
+def test_all_split_and_slide_mode(world, tmp_path):
     result = evaluate(world["data"], str(world["keras"]), split="all", mode="slide", tile=32, stride=16)
     assert result["images"] == 5 and result["split"] == "all" and result["mode"] == "slide"
     assert 0.0 <= result["miou"] <= 1.0
+    # One 64x64 tile per 64x64 image: slide mode runs exactly what whole mode runs, so every pixel agrees.
+    square = make_dataset(tmp_path / "square", world["model"], sizes=((64, 64),))
+    whole = evaluate(square, str(world["keras"]), split="all", mode="whole")
+    slide = evaluate(square, str(world["keras"]), split="all", mode="slide", tile=64, stride=64)
+    assert slide["confusion"] == whole["confusion"] and slide["images"] == whole["images"] > 0
 
 
 def test_class_count_mismatch_and_bad_labels(world, tmp_path):
