@@ -64,11 +64,11 @@ class BenchConfig:
 
     def check(self) -> None:
         if self.warmup < 0:
-            raise UsageError(f"--warmup {self.warmup}: must be 0 or more.")
+            raise UsageError(f"warmup {self.warmup}: must be 0 or more.", value="warmup")
         if self.iters < 1:
-            raise UsageError(f"--iters {self.iters}: must be at least 1.")
+            raise UsageError(f"iters {self.iters}: must be at least 1.", value="iters")
         if self.num_classes is not None and self.num_classes < 1:
-            raise UsageError(f"--num-classes {self.num_classes}: must be at least 1.")
+            raise UsageError(f"num classes {self.num_classes}: must be at least 1.", value="num_classes")
         for name in self.presets:
             get_preset(name)  # unknown names fail with close matches
         if self.input_dir is not None:
@@ -76,11 +76,12 @@ class BenchConfig:
 
             folder = Path(self.input_dir)
             if not folder.is_dir():
-                raise UsageError(f"--input {folder}: not a folder; pass a folder of images.")
+                raise UsageError(f"input {folder}: not a folder; pass a folder of images.", value="input_dir")
             if not any(is_image_name(p.name) for p in folder.rglob("*") if p.is_file()):
-                raise UsageError(f"--input {folder}: no images found (looked for .jpg, .png and the like).")
+                raise UsageError(f"input {folder}: no images found (looked for .jpg, .png and the like).", value="input_dir")
             if get_preset(self.presets[0])["model"] != "segmenter":
-                raise UsageError(f"--input needs a segmenter preset first; {self.presets[0]} is a backbone.")
+                raise UsageError(f"input images need a segmenter preset first; {self.presets[0]} is a backbone.",
+                                 value="input_dir")
 
 
 @dataclass
@@ -102,7 +103,7 @@ def parse_presets(values) -> list[str]:
     """Preset names from repeated and/or comma-separated options; unknown names fail."""
     names = _split(values)
     if not names:
-        raise UsageError("--preset: give at least one preset name (see `segcli presets`).")
+        raise UsageError("give at least one preset name (see `segcli presets`).", value="preset")
     for name in names:
         get_preset(name)
     return names
@@ -300,7 +301,8 @@ def time_predict(model, name: str, config: BenchConfig, rows: list) -> dict:
         seconds = time.perf_counter() - start
     count = summary["count"]["written"]
     if not count:
-        raise UsageError(f"--input {config.input_dir}: no image could be read; see `segcli predict` for why.")
+        raise UsageError(f"input {config.input_dir}: no image could be read; see `segcli predict` for why.",
+                         value="input_dir")
     forward = next(r for r in rows if r["preset"] == name and tuple(r["image_size"]) == size
                    and r["batch_size"] == batch)
     result = {"input": str(config.input_dir), "images": count, "image_size": list(size), "batch_size": batch,

@@ -46,14 +46,37 @@ def is_entry(folder: Path) -> bool:
     return (folder / WEIGHTS_FILE).is_file() and (folder / RECORD_FILE).is_file()
 
 
+def _fix(folder: Path) -> str:
+    """What to do about a broken weights folder: a cache entry is fetched again, another folder replaced."""
+    if Path(folder).absolute().parent == weights_root().absolute():
+        return f"delete {folder} and fetch or import it again"
+    return f"replace {folder} with an intact copy or pass another model"
+
+
+def read_record(folder: Path) -> dict:
+    """The record of weights folder ``folder``, with the keys a model is built from; CheckpointError otherwise."""
+    path = Path(folder) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc}); {_fix(folder)}.") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path}: not a segcli weights record (not a JSON object); {_fix(folder)}.")
+    needed = {"backbone_config": dict}
+    if record.get("scope") != "backbone":
+        needed.update(num_classes=int, projection_filters=int)
+    bad = [key for key, kind in needed.items() if not isinstance(record.get(key), kind)]
+    if bad or not isinstance(record.get("classes") or [], list):
+        what = f"no valid {', '.join(bad)}" if bad else "its classes are not a list"
+        raise CheckpointError(f"{path}: not a segcli weights record ({what}); {_fix(folder)}.")
+    return record
+
+
 def read_entry(folder: Path, label: str | None = None) -> tuple[Path, dict]:
     """Return (weights path, record) of a saved entry after checking its SHA-256."""
     label = label or str(folder)
     fix = f"delete {folder} and fetch or import it again"
-    try:
-        record = json.loads((folder / RECORD_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"Weights entry '{label}' has an unreadable {RECORD_FILE} ({exc}); {fix}.") from None
+    record = read_record(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"Weights entry '{label}' has no {WEIGHTS_FILE}; {fix}.")

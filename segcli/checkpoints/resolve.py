@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segcli.checkpoints.cache import RECORD_FILE, entry_dir, is_entry, weights_root
+from segcli.checkpoints.cache import RECORD_FILE, entry_dir, is_entry, read_record, weights_root
 from segcli.classes import ClassTable, dataset_classes, read_class_file
 from segcli.errors import CheckpointError
 from segcli.models.registry import PRESETS, has_weights, weights_entry_name
@@ -108,11 +108,7 @@ def _path_ref(spec: str, path: Path) -> ModelRef:
 
 
 def _entry_ref(spec: str, folder: Path) -> ModelRef:
-    try:
-        record = json.loads((folder / RECORD_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder / RECORD_FILE}: unreadable ({exc}); delete {folder} and import it "
-                              f"again.") from None
+    record = read_record(folder)
     classes = ClassTable.from_dicts(record["classes"], source=RECORD_FILE) if record.get("classes") else \
         read_class_file(folder)
     size = record.get("input_size")

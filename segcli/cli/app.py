@@ -55,9 +55,20 @@ def _all_params(command, found=None) -> dict:
 
 
 def user_message(exc: SegcliError, command) -> str:
-    """The error line: a library value is named by the flag that sets it."""
-    flag = _all_params(command).get(getattr(exc, "value", None) or "")
-    return f"{flag}: {exc}" if flag else str(exc)
+    """The error line: a library value is named by the flag that sets it.
+
+    A message that starts with the value's name ("tile 50: ...") gets the flag in its place
+    ("--tile 50: ..."); any other message gets the flag in front.
+    """
+    value = getattr(exc, "value", None) or ""
+    flag = _all_params(command).get(value)
+    text = str(exc)
+    if not flag:
+        return text
+    for name in (value.replace("_", " "), value, flag.lstrip("-").replace("-", " ")):  # out_dir: "out ..."
+        if text.startswith(name + " ") or text.startswith(name + ":"):
+            return flag + text[len(name):]
+    return f"{flag}: {text}"
 
 
 class _Group(typer.core.TyperGroup):

@@ -44,6 +44,7 @@ def _detail(message: str, file: str) -> str:
 
 def _findings_table(title: str, findings: list, root: str):
     from rich.table import Table
+    from rich.text import Text
 
     from segcli.data.check import group_findings
 
@@ -57,7 +58,8 @@ def _findings_table(title: str, findings: list, root: str):
         files = [_short(f, root) for f in group.files[:SHOWN_FILES]]
         if group.count > SHOWN_FILES:
             files.append(f"and {group.count - SHOWN_FILES} more (see --json)")
-        table.add_row(group.kind, str(group.count), "\n".join(files), _detail(group.message, group.files[0]))
+        table.add_row(group.kind, str(group.count), Text("\n".join(files)),  # Text: a "[r, g, b]" is not markup
+                      Text(_detail(group.message, group.files[0])))
     if len(groups) > SHOWN_GROUPS:
         hidden = sum(g.count for g in groups[SHOWN_GROUPS:])
         table.add_row("...", str(hidden), "", f"and {len(groups) - SHOWN_GROUPS} more groups (see --json)")
@@ -71,9 +73,9 @@ def render_report(report, console) -> None:
     console.print(f"Dataset {report.root}  layout: {report.layout}  "
                   f"pairs: train {report.pairs.get('train', 0)}, val {report.pairs.get('val', 0)} "
                   f"(val {report.val_source})  classes: {len(report.classes)} from {report.class_source}",
-                  highlight=False)
+                  highlight=False, markup=False)
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
     hist = Table(title="Pixels per class", title_justify="left")
     for col, justify in (("id", "right"), ("class", "left"), ("color", "left"), ("pixels", "right"), ("share", "right")):
         hist.add_column(col, justify=justify)
@@ -116,7 +118,6 @@ def check(
         print_json(report.to_dict())
     else:
         render_report(report, out)
-    if not report.ok:
-        if json_out:
-            error(f"{data}: {len(report.problems)} problem(s), first: {report.first_problem()}")
+    if not report.ok:  # the report is the result (stdout); the verdict is also one line on stderr
+        error(f"{data}: {len(report.problems)} problem(s), first: {report.first_problem()}")
         raise typer.Exit(1)

@@ -100,6 +100,8 @@ def eval_command(
         result = evaluate(data, model, split=split, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
                           max_side=max_side, tta=spec, worst=worst, label_map=label_map, keep_classes=classes,
                           backend=backend, precision=precision, on_start=on_start, on_progress=on_progress)
+    for note in result["notes"]:
+        info(f"note: {note}")
     if report is not None:
         from segcli.inference.report import write_report
 

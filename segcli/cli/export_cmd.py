@@ -65,11 +65,10 @@ def export(
         from segcli.export.formats import get_format
 
         get_format(fmt)
-        if not json_out:
-            info(f"exporting {model} to {fmt} ...")
         report = export_model(model, fmt, out, logits=logits, quantize=quantize, precision=precision, calib=calib,
                               max_miou_drop=budget, score=_score(data) if data is not None else None,
-                              samples=samples, sample_size=size, overwrite=overwrite)
+                              samples=samples, sample_size=size, overwrite=overwrite,
+                              on_start=None if json_out else lambda: info(f"exporting {model} to {fmt} ..."))
     except UsageError as exc:
         raise UsageError(_flag_words(str(exc))) from None
     if json_out:

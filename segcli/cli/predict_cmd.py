@@ -38,6 +38,12 @@ def progress_bar(label: str):
 
     try:
         yield on_start, on_progress
+    except BaseException:
+        if "id" in task:  # a failed run leaves no half-drawn bar (nor a blank line) above its error line
+            bar.live.transient = True
+            bar.live.stop()  # not bar.stop(), which adds a newline on a non-terminal
+            task.clear()
+        raise
     finally:
         if "id" in task:
             bar.stop()

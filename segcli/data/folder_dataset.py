@@ -82,6 +82,7 @@ class FolderDataset:
     images_without_masks: list = field(default_factory=list)  # [Path]
     masks_without_images: list = field(default_factory=list)  # [Path]
     notes: list = field(default_factory=list)  # one-line messages about what was inferred
+    split_notes: list = field(default_factory=list)  # those of ``notes`` about the val split only
     label_map: dict | None = None  # raw mask value -> class id of all_classes; unmapped values -> 255
     all_classes: ClassTable | None = None
     kept: tuple | None = None  # indices into all_classes, in the order of classes; None = all
@@ -188,7 +189,8 @@ def _files(folder: Path) -> dict:
     """stem (relative path without suffix) -> file, for every image file under ``folder``."""
     found: dict = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and is_image_name(path) and not path.name.startswith("."):
+        # a broken link or link loop is kept, so data check reports why it cannot be read (not "no mask")
+        if (path.is_file() or path.is_symlink()) and is_image_name(path) and not path.name.startswith("."):
             stem = path.relative_to(folder).with_suffix("").as_posix()
             # prefer .png for masks when a stem has several files
             if stem not in found or path.suffix.lower() == ".png":
@@ -347,6 +349,7 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
     layout, splits, lonely_images, lonely_masks = _find_pairs(root)
     notes: list = []
     val_source = _val_split(splits, val_fraction, seed, notes)
+    split_notes = list(notes)
     table, binary = read_class_file(root), False
     if table is not None:
         if len(table) > MAX_CLASSES:
@@ -367,4 +370,4 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
         classes, kept = _keep(table, keep_classes, root, notes)
     return FolderDataset(root=root, layout=layout, splits=splits, classes=classes, val_source=val_source,
                          binary_255=binary, images_without_masks=lonely_images, masks_without_images=lonely_masks,
-                         notes=notes, label_map=label_map, all_classes=table, kept=kept)
+                         notes=notes, split_notes=split_notes, label_map=label_map, all_classes=table, kept=kept)

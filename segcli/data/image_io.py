@@ -27,7 +27,7 @@ def _bytes(path: Path) -> np.ndarray:
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); fix it or remove it.") from None
     if data.size == 0:
         raise DataError(f"{path}: empty file (0 bytes); remove it or replace it with a valid image.")
     return data
@@ -72,7 +72,7 @@ def read_mask(path) -> np.ndarray:
     if mask.dtype != np.uint8:
         if mask.max(initial=0) > 255:
             raise DataError(f"{path}: mask values go up to {int(mask.max())}; segcli masks hold class indices 0-254 "
-                            f"and 255 for ignore.")
+                            f"and 255 for ignore: save it as an 8-bit PNG of class indices.")
         mask = mask.astype(np.uint8)
     return mask
 

@@ -217,13 +217,14 @@ def _entries(out: Path) -> list[Path]:
 
 def _check_args(out: Path, n: int, size: int, seed: int, val_fraction: float) -> None:
     if not 1 <= n <= MAX_IMAGES:
-        raise UsageError(f"--n {n}: the number of images must be between 1 and {MAX_IMAGES:,}.")
+        raise UsageError(f"n {n}: the number of images must be between 1 and {MAX_IMAGES:,}.", value="n")
     if not MIN_SIZE <= size <= MAX_SIZE:
-        raise UsageError(f"--size {size}: images must be {MIN_SIZE} to {MAX_SIZE} pixels on a side.")
+        raise UsageError(f"size {size}: images must be {MIN_SIZE} to {MAX_SIZE} pixels on a side.", value="size")
     if seed < 0:
-        raise UsageError(f"--seed {seed}: the seed must be 0 or a positive integer.")
+        raise UsageError(f"seed {seed}: the seed must be 0 or a positive integer.", value="seed")
     if not 0.0 <= val_fraction < 1.0:
-        raise UsageError(f"--val-fraction {val_fraction}: give a fraction from 0 up to (not including) 1.")
+        raise UsageError(f"val fraction {val_fraction}: give a fraction from 0 up to (not including) 1.",
+                         value="val_fraction")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file; give a folder for the dataset.")
     if out.is_dir() and _entries(out) and not (out / RECORD_FILE).is_file():

@@ -117,7 +117,13 @@ def _check_out(fmt, out, overwrite: bool) -> Path:
         raise UsageError(f"out {out}: a {fmt.name} export must end with {fmt.suffix}.")
     if out.exists() and not overwrite:
         raise UsageError(f"out {out} already exists; pass overwrite=True to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"out {out}: {existing} is a file, so nothing can be written there; choose another path.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"out {out}: cannot write there ({exc.strerror or exc}); choose a writable path.") from None
     return out
 
 
@@ -151,12 +157,14 @@ class GraphRunner:
 
 def export_model(spec, fmt: str, out, *, logits: bool = False, quantize: str | None = None, precision: str = "fp32",
                  calib=None, max_miou_drop: float | None = None, score=None, samples=None,
-                 sample_count: int = DEFAULT_SAMPLES, sample_size=None, overwrite: bool = False) -> ExportReport:
+                 sample_count: int = DEFAULT_SAMPLES, sample_size=None, overwrite: bool = False,
+                 on_start=None) -> ExportReport:
     """Export model ``spec`` (anything ``segcli.models.load.load`` accepts) and check its parity.
 
     ``samples`` is a folder of images to check on; without it, ``sample_count`` synthetic images of
     ``sample_size`` (default: the model's input size, else 256x256) are used. ``calib`` is a folder of
     calibration images (int8). ``score(runner) -> mIoU`` with ``max_miou_drop`` gates the accuracy.
+    ``on_start()`` is called once the model is loaded, before the export work.
     """
     from segcli.models.load import load
     from segcli.models.segformer.graph import LOGITS_STRIDE, SegFormerGraph
@@ -176,6 +184,8 @@ def export_model(spec, fmt: str, out, *, logits: bool = False, quantize: str | N
     loaded = load(spec)
     if not hasattr(loaded.model, "head"):
         raise UsageError(f"model {spec}: export needs a SegFormer segmentation model, not a bare backbone.")
+    if on_start:
+        on_start()
     num_classes = int(loaded.model.num_classes)
     classes = loaded.classes.complete(num_classes).as_dicts() if loaded.classes else \
         _default_classes(num_classes)

@@ -107,7 +107,7 @@ def thumbnail(image: np.ndarray, label: np.ndarray, pred: np.ndarray, side: int 
 
 def _pairs(ds, split: str) -> tuple[list, str]:
     if split not in SPLIT_CHOICES:
-        raise UsageError(f"--split {split}: use one of {', '.join(SPLIT_CHOICES)}.")
+        raise UsageError(f"split {split}: use one of {', '.join(SPLIT_CHOICES)}.", value="split")
     if split == "auto":
         split = "val" if ds.val_source == "folder" else "all"
     pairs = ds.pairs() if split == "all" else list(ds.splits.get(split, []))
@@ -151,7 +151,8 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     ``data``, ``split``, ``mode``, ``tta``, ``images``, ``seconds``,
     ``img_per_s``, ``classes`` (``[{"name", "color"}]``), ``worst`` (the
     ``worst`` lowest per-image mIoU, ``[{"image", "miou"}]``) and
-    ``worst_images`` (the same as :class:`WorstImage` records, not JSON).
+    ``worst_images`` (the same as :class:`WorstImage` records, not JSON) and ``notes`` (what the dataset's
+    classes were read as, e.g. 0/255 masks as two classes; the drawn val split only when it is scored).
     """
     from segcli.data.folder_dataset import discover
     from segcli.inference.predictor import Predictor
@@ -169,8 +170,10 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     started = time.perf_counter()
     confusion, worst_k = _score(ds, pairs, engine, seg.num_classes, batch_size, workers, worst, on_progress)
     seconds = time.perf_counter() - started
-    return _result(confusion, classes, worst_k, source=source, ds=ds, split=split, mode=mode, tta=tta,
-                   images=len(pairs), seconds=seconds)
+    result = _result(confusion, classes, worst_k, source=source, ds=ds, split=split, mode=mode, tta=tta,
+                     images=len(pairs), seconds=seconds)
+    result["notes"] = [n for n in ds.notes if split != "all" or n not in ds.split_notes]
+    return result
 
 
 def _score(ds, pairs, engine, num_classes, batch_size, workers, worst, on_progress):

@@ -36,7 +36,7 @@ def parse_shard(text: str) -> tuple[int, int]:
         if n < 1 or not 0 <= k < n:
             raise ValueError
     except ValueError:
-        raise UsageError(f"--shard {text}: use K/N with 0 <= K < N, for example --shard 0/4 ... --shard 3/4.") from None
+        raise UsageError(f"shard {text}: use K/N with 0 <= K < N, for example 0/4 ... 3/4.", value="shard") from None
     return k, n
 
 
@@ -134,7 +134,8 @@ def check_writable(out: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise DataError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder.") from None
+        raise DataError(f"out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder.",
+                        value="out_dir") from None
 
 
 def select_images(inputs, out, shard=None) -> list[InputItem]:
@@ -142,7 +143,7 @@ def select_images(inputs, out, shard=None) -> list[InputItem]:
     items = find_inputs(inputs, exclude=out)
     if not items:
         shown = ", ".join(str(i) for i in inputs)
-        raise DataError(f"No images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under --out "
+        raise DataError(f"No images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output folder "
                         f"are never inputs).")
     if shard:
         k, n = shard

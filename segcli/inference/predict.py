@@ -156,7 +156,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     started = time.perf_counter()
     options.out = Path(options.out)
     if not 0.0 <= options.alpha <= 1.0:
-        raise UsageError(f"--alpha {options.alpha}: must be within 0..1.")
+        raise UsageError(f"alpha {options.alpha}: must be within 0..1.", value="alpha")
     check_video_options(options.every, options.smooth)
     check_writable(options.out)
     videos, image_inputs = split_inputs(inputs)

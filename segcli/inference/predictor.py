@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from segcli.errors import UsageError
+from segcli.inference.finish import bilinear_coords, finishers, fused_argmax
 
 DEFAULT_MAX_SIDE = 2048
 DEFAULT_TILE = 512
@@ -95,73 +95,12 @@ def _graph(model):
     return SegFormerGraph(model, folded=folded)
 
 
-@lru_cache(maxsize=None)
-def _finishers(binary: bool, is_logits: bool, wide: bool):
-    """Compiled resize-then-argmax functions (whole image, and one stripe of rows)."""
-    import tensorflow as tf
-
-    threshold = 0.0 if is_logits else 0.5
-    mask_dtype = tf.uint16 if wide else tf.uint8
-
-    def finish(values, want_probs):
-        if binary:
-            mask = tf.cast(values[..., 0] > threshold, mask_dtype)
-            probs = tf.sigmoid(values) if is_logits else values
-        else:
-            mask = tf.cast(tf.argmax(values, axis=-1, output_type=tf.int32), mask_dtype)
-            probs = tf.nn.softmax(values, axis=-1) if is_logits else values
-        return mask, (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
-
-    @tf.function(reduce_retracing=True)
-    def resize_finish(values, size, want_probs):
-        up = tf.image.resize(values[None], size, method="bilinear")[0]
-        return finish(up, want_probs)
-
-    @tf.function(reduce_retracing=True)
-    def stripe_finish(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
-        # TF's bilinear kernel, written out: lerp along x on the needed source rows, then along y.
-        left, right = tf.gather(src, x_lo, axis=1), tf.gather(src, x_hi, axis=1)
-        rows = left + (right - left) * x_lerp[None, :, None]
-        top, bottom = tf.gather(rows, y_lo), tf.gather(rows, y_hi)
-        return finish(top + (bottom - top) * y_lerp[:, None, None], want_probs)
-
-    return resize_finish, stripe_finish
-
-
-@lru_cache(maxsize=None)
-def _fused_argmax(wide: bool, num_classes: int):
-    """Masks straight from low-resolution logits, a band of rows at a time (no full-resolution logits)."""
-    import tensorflow as tf
-
-    from segcli.inference.upsample import bilinear_argmax
-
-    scalar = tf.TensorSpec((), tf.int32)
-
-    @tf.function(input_signature=[tf.TensorSpec((None, None, num_classes), tf.float32), tf.TensorSpec((2,), tf.int32),
-                                  scalar, scalar])
-    def argmax_rows(values, size, start, stop):
-        mask = bilinear_argmax(values[None], (size[0], size[1]), rows=(start, stop))[0]
-        return tf.cast(mask, tf.uint16 if wide else tf.uint8)
-
-    return argmax_rows
-
-
 def _round32(n: float) -> int:
     return max(32, int(round(n / 32.0)) * 32)
 
 
 def _ceil_to(n: int, k: int) -> int:
     return -(-n // k) * k
-
-
-def _coords(n_out: int, in_size: int, scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source rows/cols and weights of TF's bilinear resize (half-pixel centres), same float32 arithmetic."""
-    scale = np.float32(scale)
-    pos = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-    floor = np.floor(pos)
-    lo = np.maximum(floor, 0).astype(np.int64)
-    hi = np.minimum(np.ceil(pos), in_size - 1).astype(np.int64)
-    return lo, hi, (pos - floor).astype(np.float32)
 
 
 class Predictor:
@@ -186,9 +125,9 @@ class Predictor:
     def __init__(self, model, mode="whole", batch_size=8, input_size=None, tile=None, stride=None,
                  max_side=DEFAULT_MAX_SIDE):
         if mode not in ("whole", "slide"):
-            raise UsageError(f"--mode {mode!r}: use 'whole' or 'slide'.")
+            raise UsageError(f"mode {mode!r}: use 'whole' or 'slide'.", value="mode")
         if int(batch_size) < 1:
-            raise UsageError(f"--batch-size {batch_size}: must be at least 1.")
+            raise UsageError(f"batch size {batch_size}: must be at least 1.", value="batch_size")
         self.mode = mode
         self.batch_size = int(batch_size)
         self.max_side = int(max_side)
@@ -218,16 +157,17 @@ class Predictor:
             tile = self.fixed_size or self.input_size or (DEFAULT_TILE, DEFAULT_TILE)
         tile = (int(tile), int(tile)) if np.isscalar(tile) else tuple(int(t) for t in tile)
         if self.fixed_size and tile != self.fixed_size:
-            raise UsageError(f"--tile {tile[0] if tile[0] == tile[1] else tile}: the model only accepts "
-                             f"{self.fixed_size[0]}x{self.fixed_size[1]} inputs; omit --tile or pass that size.")
+            raise UsageError(f"tile {tile[0] if tile[0] == tile[1] else tile}: the model only accepts "
+                             f"{self.fixed_size[0]}x{self.fixed_size[1]} inputs; omit the tile size or pass that size.",
+                             value="tile")
         if min(tile) < 32 or any(t % 32 for t in tile):
-            raise UsageError(f"--tile {tile[0] if tile[0] == tile[1] else tile}: must be a multiple of 32, "
-                             f"at least 32.")
+            raise UsageError(f"tile {tile[0] if tile[0] == tile[1] else tile}: must be a multiple of 32, "
+                             f"at least 32.", value="tile")
         if stride is None:
             stride = max(4, (min(tile) * 2 // 3) // 4 * 4)
         stride = int(stride)
         if stride < 4 or stride > min(tile):
-            raise UsageError(f"--stride {stride}: must be between 4 and the tile size {min(tile)}.")
+            raise UsageError(f"stride {stride}: must be between 4 and the tile size {min(tile)}.", value="stride")
         return tile, stride // 4 * 4
 
     # --- public API -----------------------------------------------------------------------------------------------
@@ -288,13 +228,13 @@ class Predictor:
 
     def finish(self, logits: np.ndarray, shape, probs: bool = False) -> Prediction:
         """Upsample ``logits`` (h, w, C) to ``shape`` (H, W) and take the argmax (and probabilities)."""
-        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
+        self._resize_finish, self._stripe_finish = finishers(self.num_classes == 1, self._is_logits,
                                                               self.mask_dtype != np.uint8)
         return self._upsample_whole(np.asarray(logits, np.float32), tuple(shape), probs)
 
     def run(self, prepared: list[Prepared], probs: bool = False) -> list[Prediction]:
         """Predict already prepared images; results come back in input order."""
-        self._resize_finish, self._stripe_finish = _finishers(self.num_classes == 1, self._is_logits,
+        self._resize_finish, self._stripe_finish = finishers(self.num_classes == 1, self._is_logits,
                                                               self.mask_dtype != np.uint8)
         if self.mode == "slide":
             return [self._slide(p, probs) for p in prepared]
@@ -343,8 +283,8 @@ class Predictor:
             mask, probs = self._resize_finish(values, np.array([h, w], np.int32), want_probs)
             return Prediction(mask.numpy(), probs.numpy() if want_probs else None)
         sh, sw = values.shape[:2]
-        y = _coords(h, sh, np.float32(sh) / np.float32(h))
-        x = _coords(w, sw, np.float32(sw) / np.float32(w))
+        y = bilinear_coords(h, sh, np.float32(sh) / np.float32(h))
+        x = bilinear_coords(w, sw, np.float32(sw) / np.float32(w))
         mask, probs = self._outputs(shape, want_probs)
         self._emit(values, 0, y, x, 0, h, mask, probs)
         return Prediction(mask, probs)
@@ -352,7 +292,7 @@ class Predictor:
     def _fused_mask(self, values: np.ndarray, shape) -> np.ndarray:
         """The mask at ``shape`` from logits, in bands of about STRIPE_ELEMENTS candidate blends."""
         h, w = shape
-        argmax_rows = _fused_argmax(self.mask_dtype != np.uint8, self.num_classes)
+        argmax_rows = fused_argmax(self.mask_dtype != np.uint8, self.num_classes)
         step = max(1, STRIPE_ELEMENTS // (w * 16))
         size = np.array([h, w], np.int32)
         bands = [argmax_rows(values, size, np.int32(s), np.int32(min(s + step, h))).numpy() for s in range(0, h, step)]
@@ -389,8 +329,8 @@ class Predictor:
             cover_y[y0 // 4:y0 // 4 + tq] += 1
         for x0 in xs:
             cover_x[x0 // 4:x0 // 4 + sq] += 1
-        y = _coords(h, hq, 0.25)
-        x = _coords(w, wq, 0.25)
+        y = bilinear_coords(h, hq, 0.25)
+        x = bilinear_coords(w, wq, 0.25)
         mask, probs = self._outputs((h, w), want_probs)
         c = self.num_classes
         band, first = np.zeros((0, wq, c), np.float32), 0  # band holds quarter rows [first, first + len(band))

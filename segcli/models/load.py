@@ -178,7 +178,9 @@ def _from_keras(ref: ModelRef, req: Request) -> Loaded:
         with tempfile.TemporaryDirectory() as tmp:
             model = keras.saving.load_model(str(upgraded_weights(ref.path, Path(tmp))), safe_mode=True)
     except Exception as exc:  # keras raises many types for a bad file
-        raise CheckpointError(f"{ref.path} cannot be loaded as a Keras model ({type(exc).__name__}: {exc}).") from None
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever Keras wrote
+        raise CheckpointError(f"{ref.path} cannot be loaded as a Keras model ({reason}); pass a complete .keras file "
+                              f"saved by segcli or Keras 3, or a run directory.") from None
     if req.input_shape is not None:
         rebuilt = type(model).from_config({**model.get_config(), **_with_input_shape(model, req.input_shape)})
         rebuilt.set_weights(model.get_weights())

@@ -64,6 +64,12 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
         raise SettingError(f"`out` {out} is a file; give a folder for the run.")
     if resume and overwrite:
         raise SettingError("`resume` and `overwrite` contradict each other; pick one.")
+    existing = next(p for p in [out.absolute(), *out.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise SettingError(f"`out` {out}: {existing} is a file, so the run cannot be written there; choose another "
+                           f"folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingError(f"`out` {out}: cannot write in {existing}; choose a writable folder.")
     exists = out.is_dir() and any(out.iterdir())
     if resume:
         if not (out / CONFIG).is_file():

@@ -30,8 +30,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def check_entry_name(name: str) -> str:
     """A cache entry name is one plain folder name (letters, digits, ``_ . -``)."""
     if not _NAME.match(str(name)) or name.endswith((".tmp", ".old")):
-        raise UsageError(f"--as {name!r}: use a plain name of letters, digits, '_', '.' and '-' "
-                         f"(for example my_segformer).")
+        raise UsageError(f"name {name!r}: use a plain name of letters, digits, '_', '.' and '-' "
+                         f"(for example my_segformer).", value="name")
     return str(name)
 
 

@@ -20,8 +20,8 @@ def test_sizes_batches_and_presets_parse_from_lists_and_commas():
     (lambda: bench.parse_sizes(["64x64x3"]), "--image-size '64x64x3': use N or HxW, e.g. 512 or 512x1024."),
     (lambda: bench.parse_ints(["0"], "--batch-size"), "--batch-size 0: must be a positive integer."),
     (lambda: bench.parse_ints(["two"], "--batch-size"), "--batch-size 'two': not an integer; use e.g. --batch-size 1,8."),
-    (lambda: bench.BenchConfig(iters=0).check(), "--iters 0: must be at least 1."),
-    (lambda: bench.BenchConfig(warmup=-1).check(), "--warmup -1: must be 0 or more."),
+    (lambda: bench.BenchConfig(iters=0).check(), "iters 0: must be at least 1."),
+    (lambda: bench.BenchConfig(warmup=-1).check(), "warmup -1: must be 0 or more."),
 ])
 def test_bad_values_fail_with_one_line(call, message):
     with pytest.raises(UsageError) as info:

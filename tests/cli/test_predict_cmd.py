@@ -88,7 +88,7 @@ def test_one_line_errors(world, tmp_path):
     empty.mkdir()
     assert one_line_error(invoke(empty, "--out", tmp_path / "o", "--model", world["run"])) == (
         f"error: No images found in {empty} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; files under "
-        f"--out are never inputs).")
+        f"the output folder are never inputs).")
     assert one_line_error(invoke(tmp_path / "nothing", "--out", tmp_path / "o", "--model", world["run"])) == \
         f"error: {tmp_path / 'nothing'}: no such file or folder."
     blocker = tmp_path / "file"
@@ -97,7 +97,7 @@ def test_one_line_errors(world, tmp_path):
         f"error: --out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
     assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--shard",
                                  "4/4")) == \
-        "error: --shard 4/4: use K/N with 0 <= K < N, for example --shard 0/4 ... --shard 3/4."
+        "error: --shard 4/4: use K/N with 0 <= K < N, for example 0/4 ... 3/4."
     assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--mode",
                                  "slide", "--tile", "100")) == \
         "error: --tile 100: must be a multiple of 32, at least 32."
@@ -114,11 +114,11 @@ def test_a_corrupt_exported_model_is_one_line(world, tmp_path):
 
 def test_backend_and_precision_that_do_not_fit_are_one_line(world, tmp_path):
     assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"],
-                                 "--backend", "onnxruntime")).startswith("error: --backend: backend onnxruntime runs "
-                                                                        "exported .onnx files")
+                                 "--backend", "onnxruntime")).startswith("error: --backend onnxruntime runs exported "
+                                                                        ".onnx files")
     assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"],
                                  "--backend", "tensorflow", "--precision", "bf16")) == (
-        "error: --precision: precision bf16 on backend tensorflow: TensorFlow runs fp32 here (its bf16 was measured "
+        "error: --precision bf16 on backend tensorflow: TensorFlow runs fp32 here (its bf16 was measured "
         "no faster on CPU); use backend openvino.")
 
 

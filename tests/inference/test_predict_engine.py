@@ -146,7 +146,7 @@ def test_shards_partition_disjointly_and_completely(world, tmp_path):
     assert all(p for p in parts)  # with 13 inputs each shard gets some
     assert parse_shard("0/1") == (0, 1)
     for bad in ("3/3", "1", "a/b", "-1/2"):
-        with pytest.raises(UsageError, match=r"^--shard .*: use K/N with 0 <= K < N"):
+        with pytest.raises(UsageError, match=r"^shard .*: use K/N with 0 <= K < N"):
             parse_shard(bad)
 
 
@@ -154,12 +154,12 @@ def test_one_line_errors(world, tmp_path):
     with pytest.raises(DataError) as exc:
         run_predict([tmp_path], str(world["run"]), PredictOptions(out=tmp_path / "o"))
     assert str(exc.value) == (f"No images found in {tmp_path} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, "
-                              f".webp; files under --out are never inputs).")
+                              f".webp; files under the output folder are never inputs).")
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     with pytest.raises(DataError) as exc:
         run_predict([world["images"]], str(world["run"]), PredictOptions(out=blocker / "o"))
-    assert str(exc.value) == f"--out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
+    assert str(exc.value) == f"out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
     with pytest.raises(Exception) as exc:
         run_predict([world["images"]], str(tmp_path / "nope.keras"), PredictOptions(out=tmp_path / "o"))
     assert str(exc.value).startswith(f"{tmp_path / 'nope.keras'}: no such file or folder. Pass a run directory, "

@@ -116,13 +116,13 @@ def test_fixed_size_model_and_bad_tiling(model):
     seg = Predictor(fixed)
     assert seg.fixed_size == (64, 64) and seg.model_size((10, 500)) == (64, 64)
     assert seg.predict([textured(10, 500)])[0].mask.shape == (10, 500)
-    with pytest.raises(UsageError, match=r"^--tile 32: the model only accepts 64x64 inputs; omit --tile or pass"):
+    with pytest.raises(UsageError, match=r"^tile 32: the model only accepts 64x64 inputs; omit the tile size or pass"):
         Predictor(fixed, mode="slide", tile=32)
-    with pytest.raises(UsageError, match=r"^--tile 50: must be a multiple of 32, at least 32\.$"):
+    with pytest.raises(UsageError, match=r"^tile 50: must be a multiple of 32, at least 32\.$"):
         Predictor(model, mode="slide", tile=50)
-    with pytest.raises(UsageError, match=r"^--stride 100: must be between 4 and the tile size 64\.$"):
+    with pytest.raises(UsageError, match=r"^stride 100: must be between 4 and the tile size 64\.$"):
         Predictor(model, mode="slide", tile=64, stride=100)
-    with pytest.raises(UsageError, match=r"^--mode 'fast': use 'whole' or 'slide'\.$"):
+    with pytest.raises(UsageError, match=r"^mode 'fast': use 'whole' or 'slide'\.$"):
         Predictor(model, mode="fast")
 
 

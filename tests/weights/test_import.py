@@ -97,7 +97,7 @@ def test_importing_a_mismatched_checkpoint_under_a_preset_name_is_refused(tmp_pa
 def test_bad_names_and_folders_get_one_line(tmp_path):
     from segcli.weights.importer import import_checkpoint
 
-    with pytest.raises(UsageError, match=r"^--as '../x': use a plain name"):
+    with pytest.raises(UsageError, match=r"^name '../x': use a plain name"):
         import_checkpoint(tmp_path, "../x")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"empty is not a checkpoint folder: expected config.json"):

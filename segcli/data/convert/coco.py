@@ -17,14 +17,13 @@ JSON's folder).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from segcli.data.convert.common import (IGNORE, Canvas, Issue, Plan, Sample, class_table, coco_counts, label_ids,
+from segcli.data.convert.common import (read_json, IGNORE, Canvas, Issue, Plan, Sample, class_table, coco_counts, label_ids,
                                         outside, place, polygon_problem, polygon_region, rle_decode, split_of,
                                         unknown_label)
 from segcli.errors import DataError, UsageError
@@ -60,15 +59,7 @@ def _json_files(src: Path):
 
 
 def _load(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                        f"fix or re-export it.") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; give a COCO instances JSON.") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    data = read_json(path, "fix or re-export it")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("categories"), list) or not isinstance(data.get("annotations", []), list):
         raise DataError(f"{path}: not a COCO instances file (it needs \"images\", \"annotations\" and "

@@ -27,6 +27,7 @@ array([[0, 0, 1],
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -286,3 +287,16 @@ def coco_counts(text: str) -> list:
             value += counts[-2]
         counts.append(value)
     return counts
+
+
+def read_json(path: Path, what: str):
+    """The JSON in ``path``; one DataError line naming the file and ``what`` to do otherwise."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                        f"{what}.") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file; {what}.") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from segcli.data.convert.common import (BACKGROUND_NAMES, IGNORE_NAMES, Canvas, Issue, Plan, Sample, class_table,
+from segcli.data.convert.common import (read_json, BACKGROUND_NAMES, IGNORE_NAMES, Canvas, Issue, Plan, Sample, class_table,
                                         label_ids, outside, place, polygon_problem, split_of, unknown_label)
 from segcli.errors import DataError
 
@@ -54,16 +53,7 @@ def _json_files(src: Path) -> list:
 
 
 def _load(path: Path):
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                        f"fix it or remove it.") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; fix it or remove it.") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    return data
+    return read_json(path, "fix it or remove it")
 
 
 def _embedded_suffix(data: str) -> str:
