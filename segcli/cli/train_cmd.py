@@ -85,6 +85,10 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in a non-empty --out."),
     json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     json_log: Path = typer.Option(None, "--json-log", help="Append one JSON line per finished epoch to this file."),
+    label_map: Path = typer.Option(None, "--label-map", help="JSON object mapping raw mask values to class ids "
+                                   "(e.g. Cityscapes labelIds to train ids); unmapped values become 255."),
+    classes: str = typer.Option(None, "--classes", help="a,b,c: train on these classes only, in this order; the "
+                                "others become 255."),
 ) -> None:
     """Train SegFormer: checks the data first, writes a run directory that predict/eval/export use."""
     from segcli.cli.data_cmd import render_report
@@ -109,7 +113,8 @@ def train(
              "seed": seed, "lr": lr, "head_lr_mult": head_lr_mult, "weight_decay": weight_decay, "beta_1": beta_1,
              "beta_2": beta_2, "warmup_steps": warmup_steps, "poly_power": poly_power,
              "class_weights": class_weights, "dice_weight": dice_weight, "precision": precision, "cache": cache,
-             "strategy": strategy, "patience": patience}
+             "strategy": strategy, "patience": patience, "label_map": str(label_map) if label_map else None,
+             "classes": classes}
     if image_size is not None:
         given["image_size"] = parse_image_size(image_size, "--image-size")
 

@@ -142,11 +142,12 @@ def _open(source, backend="auto", precision="fp32"):
 def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int = 8, tile=None,
              stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
              label_map=None, keep_classes=None, backend: str = "auto", precision: str = "fp32", on_start=None,
-             on_progress=None) -> dict:
+             on_progress=None, val_fraction: float = 0.1, seed: int = 0) -> dict:
     """Metrics of ``source`` (a model spec, or an opened model) on dataset folder ``data``.
 
     ``tta`` is a :class:`segcli.inference.tta.TTASpec` (or None); ``label_map``
-    and ``keep_classes`` go to :func:`segcli.data.folder_dataset.discover`.
+    and ``keep_classes`` go to :func:`segcli.data.folder_dataset.discover`, and so do ``val_fraction``
+    and ``seed`` (a drawn val split is the one ``segcli train`` drew with the same values).
     Returns :func:`segcli.inference.metrics.summarize`'s dict plus ``model``,
     ``data``, ``split``, ``mode``, ``tta``, ``images``, ``seconds``,
     ``img_per_s``, ``classes`` (``[{"name", "color"}]``), ``worst`` (the
@@ -158,7 +159,7 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     from segcli.inference.predictor import Predictor
     from segcli.inference.tta import with_tta
 
-    ds = discover(data, label_map=label_map, keep_classes=keep_classes)
+    ds = discover(data, val_fraction=val_fraction, seed=seed, label_map=label_map, keep_classes=keep_classes)
     pairs, split = _pairs(ds, split)
     source = _open(source, backend, precision)
     seg = Predictor(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,

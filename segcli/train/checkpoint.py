@@ -174,6 +174,18 @@ def _scalar(tag: str, value: float) -> None:
     tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata.SerializeToString())
 
 
+def _image(tag: str, rgb) -> None:
+    """A TensorBoard image (its plugin's format: width, height, PNG bytes) without the tensorboard package."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "images"
+    h, w = rgb.shape[:2]
+    tensor = tf.stack([tf.as_string(w), tf.as_string(h), tf.io.encode_png(tf.constant(rgb))])
+    tf.summary.write(tag, tensor, metadata=metadata.SerializeToString())
+
+
 class RunWriter:
     """Writes the run directory; only the chief has one (other workers pass ``chief=False`` and write nothing)."""
 
@@ -194,8 +206,9 @@ class RunWriter:
         write_splits(self.out, ds)
         self._writer = tf.summary.create_file_writer(str(self.out / LOGS))
 
-    def end_of_epoch(self, best_clone, weights, optimizer_states, state: dict, row: dict) -> None:
-        """best.keras (when ``best_clone`` is given), then the checkpoint, metrics.csv and TensorBoard."""
+    def end_of_epoch(self, best_clone, weights, optimizer_states, state: dict, row: dict, panels=()) -> None:
+        """best.keras (when ``best_clone`` is given), then the checkpoint, metrics.csv and TensorBoard
+        (scalars, and ``panels``: val image | ground truth | prediction, in the images tab)."""
         if not self.chief:
             return
         if best_clone is not None:
@@ -206,4 +219,6 @@ class RunWriter:
             for key in TENSORBOARD_KEYS:
                 if row.get(key) is not None:
                     _scalar(key, row[key])
+            for i, panel in enumerate(panels):
+                _image(f"val_overlays/{i}", panel)
         self._writer.flush()

@@ -25,6 +25,7 @@ from segcli.errors import DataError, WeightsNotFoundError
 from segcli.train import checkpoint as ck
 from segcli.train import distribute
 from segcli.train.progress import Reporter
+from segcli.train.report import VAL_PANELS, val_panel, write_run_report
 from segcli.train.settings import SettingError, TrainSettings, from_saved, resolve_recipe, validate
 
 
@@ -83,7 +84,8 @@ def _check_data(s: TrainSettings):
     from segcli.data.check import check_dataset
     from segcli.data.folder_dataset import discover
 
-    ds = discover(s.data, val_fraction=s.val_fraction, seed=s.seed, num_classes=s.num_classes)
+    ds = discover(s.data, val_fraction=s.val_fraction, seed=s.seed, num_classes=s.num_classes, label_map=s.label_map,
+                  keep_classes=s.classes)
     return ds, check_dataset(ds)
 
 
@@ -314,8 +316,12 @@ class Trainer:
         self.reporter.phase("validating ...")
         n = self.ds.num_classes
         cm = np.zeros((n, n), dtype=np.int64)
+        self.val_panels = []
         for image, label, size in self.val_data:
-            cm += confusion_matrix(label.numpy(), self._predict(image, size).numpy(), n)
+            pred = self._predict(image, size).numpy()
+            cm += confusion_matrix(label.numpy(), pred, n)
+            if len(self.val_panels) < VAL_PANELS:
+                self.val_panels.append(val_panel(np.asarray(image)[0], label.numpy(), pred, self.ds.classes.colors))
         return summarize(cm, self.ds.class_names)
 
     def end_of_epoch(self, losses, seconds: float, summary: dict) -> dict:
@@ -340,11 +346,17 @@ class Trainer:
         self.writer.end_of_epoch(inference_copy(self.model) if improved and self.chief else None,
                                  self.model.get_weights(),
                                  [[np.asarray(v) for v in opt.variables] for opt in (self.opt_bb, self.opt_head)],
-                                 state, row)
+                                 state, row, getattr(self, "val_panels", []))
         self.reporter.end_epoch(row)
         if state["stopped_early"]:
             self.reporter.message(f"Early stop: val mIoU did not improve for {s.patience} epochs.")
         return row
+
+    def write_report(self) -> None:
+        """report.html in the run directory: the best epoch's model on the val split (segcli eval --report)."""
+        if self.chief and self.state["best_epoch"] is not None:
+            self.reporter.phase("writing report.html for the best epoch ...")
+            write_run_report(self.s, self.out)
 
     def run(self) -> TrainResult:
         """All remaining epochs; the Keras dtype policy is restored afterwards."""
@@ -356,6 +368,7 @@ class Trainer:
                 self.end_of_epoch(losses, seconds, self.validate())
         finally:
             keras.mixed_precision.set_global_policy(self._previous_policy)
+        self.write_report()
         st = self.state
         return TrainResult(out=self.out, epochs_run=st["epoch"], best_miou=st["best_miou"],
                            best_epoch=st["best_epoch"], per_class=st["best_per_class"],

@@ -106,6 +106,8 @@ class TrainSettings:
     scale_min: float | None = None
     scale_max: float | None = None
     steps_per_epoch: int | None = None  # None: ceil(train pairs / batch size)
+    label_map: str | None = None  # JSON file: raw mask value -> class id (segcli.data.label_map)
+    classes: str | None = None  # "a,b,c": train on these classes only; the others become 255
     resolved: dict = field(default_factory=dict)
 
 

@@ -110,8 +110,20 @@ def test_a_few_epochs_at_64px_learn_the_easy_task_and_write_a_complete_run(tmp_p
 
     assert tree(tmp_path) - before == {"run"} | {f"run/{p}" for p in tree(out)}  # only the run directory
     assert {"config.json", "classes.json", "splits/train.txt", "splits/val.txt", "best.keras", "last.ckpt.npz",
-            "metrics.csv", "logs"} <= tree(out)
-    assert any(p.name.startswith("events.out.tfevents") for p in (out / "logs").iterdir())
+            "metrics.csv", "logs", "report.html"} <= tree(out)
+    events = [p for p in (out / "logs").iterdir() if p.name.startswith("events.out.tfevents")]
+    assert events
+    # TensorBoard's images tab: val image | ground truth | prediction, every epoch
+    import tensorflow as tf
+
+    panels = [v for e in tf.compat.v1.train.summary_iterator(str(events[0])) for v in e.summary.value
+              if v.tag.startswith("val_overlays/")]
+    assert len(panels) == 8 * 3
+    width, height, png = tf.make_ndarray(panels[0].tensor)
+    assert tf.io.decode_png(png).shape == (int(height), int(width), 3) == (64, 3 * 64, 3)
+    # report.html: the best epoch on the val split, as `segcli eval --report` writes it (rendering: test_report.py)
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 3 and "class_2" in report
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["epochs"] == 8 and config["settings"]["image_size"] == [64, 64]
     assert config["settings"]["resolved"]["num_classes"] == 3 and config["settings"]["resolved"]["steps_per_epoch"] == 4
