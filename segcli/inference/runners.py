@@ -14,7 +14,7 @@ Keras models) has ``predict_logits(uint8 (B, H, W, 3)) -> float32 (B, h, w, C)``
 
 ``backend`` chooses the engine for a Keras checkpoint: ``tensorflow``, ``openvino``
 (converted once and cached under ``$SEGCLI_HOME/openvino``), or ``auto``
-(:func:`auto_backend`). Exported files run in their own runtime. ``precision``
+(:func:`auto_backend`: TensorFlow at fp32, OpenVINO at bf16 and int8). Exported files run in their own runtime. ``precision``
 is ``fp32`` or, on OpenVINO with a CPU that has AMX or AVX-512 BF16, ``bf16``;
 ``int8`` runs an int8 IR made by ``segcli export --precision int8``, which checks
 the accuracy budget first.
@@ -81,7 +81,7 @@ def open_model(spec=None, backend: str = "auto", precision: str = "fp32") -> Ope
     if not hasattr(model, "num_classes"):  # a plain Keras segmentation model
         model.num_classes = int(model.output_shape[-1])
     classes = (loaded.classes or ClassTable.from_names([])).complete(int(model.num_classes))
-    engine = auto_backend() if backend == "auto" else backend
+    engine = auto_backend(precision) if backend == "auto" else backend
     if engine == "onnxruntime":
         raise UsageError(f"backend onnxruntime runs exported .onnx files; export {ref.spec} first "
                          f"(`segcli export --format onnx`) or use backend tensorflow or openvino.", value="backend")
@@ -99,15 +99,13 @@ def open_model(spec=None, backend: str = "auto", precision: str = "fp32") -> Ope
     return OpenedModel(model, classes, ref.spec, loaded.input_size, ref, engine, precision)
 
 
-def auto_backend() -> str:
-    """OpenVINO on a machine without a GPU when it is installed, else TensorFlow."""
-    import importlib.util
+def auto_backend(precision: str = "fp32") -> str:
+    """TensorFlow at fp32; OpenVINO at bf16 and int8, which only it runs.
 
-    if importlib.util.find_spec("openvino") is None:
-        return "tensorflow"
-    import tensorflow as tf
-
-    return "tensorflow" if tf.config.list_logical_devices("GPU") else "openvino"
+    Measured, not assumed: end to end on 512x512 JPEGs (B0, benchmarks/RESULTS.md) segcli's folded TensorFlow
+    graph ran 1.27x OpenVINO fp32 on the same graph on this project's CPU (AMD EPYC, AVX-512 BF16, no AMX).
+    """
+    return "tensorflow" if precision == "fp32" else "openvino"
 
 
 def _check_choice(value: str, choices: tuple, name: str) -> None:
