@@ -75,9 +75,13 @@ class _Group(typer.core.TyperGroup):
     """Turns expected failures (SegcliError) into one red line and an exit code."""
 
     def invoke(self, ctx):
+        import os
+
         from segcli.cli import quiet_tf
 
         quiet_tf.install()
+        # OpenCV's own "[ WARN ] ... PNG input buffer is incomplete" lines: segcli reports the file itself, once
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         try:
             return super().invoke(ctx)
         except SegcliError as exc:
