@@ -60,10 +60,11 @@ def fused_argmax(wide: bool, num_classes: int):
 
     scalar = tf.TensorSpec((), tf.int32)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, None, num_classes), tf.float32), tf.TensorSpec((2,), tf.int32),
-                                  scalar, scalar])
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, num_classes), tf.float32),
+                                  tf.TensorSpec((2,), tf.int32), scalar, scalar])
     def argmax_rows(values, size, start, stop):
-        mask = bilinear_argmax(values[None], (size[0], size[1]), rows=(start, stop))[0]
+        """(B, h, w, C) logits -> (B, stop - start, W) masks: rows start:stop of the (H, W) = ``size`` output."""
+        mask = bilinear_argmax(values, (size[0], size[1]), rows=(start, stop))
         return tf.cast(mask, tf.uint16 if wide else tf.uint8)
 
     return argmax_rows

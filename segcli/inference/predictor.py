@@ -216,15 +216,20 @@ class Predictor:
         if self.mode != "whole":
             raise UsageError("logits() needs mode 'whole'; slide mode averages tiles inside run().")
         results: list[np.ndarray | None] = [None] * len(prepared)
+        for chunk, batch in self._batches(prepared):
+            for i, values in zip(chunk, batch):
+                results[i] = values
+        return results
+
+    def _batches(self, prepared: list[Prepared]):
+        """Yield (indices, logits of those images as one array): images of one model size, batch_size at a time."""
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(prepared):
             groups.setdefault(p.pixels.shape, []).append(i)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
-                for i, values in zip(chunk, self._forward(np.stack([prepared[i].pixels for i in chunk]))):
-                    results[i] = values
-        return results
+                yield chunk, self._forward(np.stack([prepared[i].pixels for i in chunk]))
 
     def finish(self, logits: np.ndarray, shape, probs: bool = False) -> Prediction:
         """Upsample ``logits`` (h, w, C) to ``shape`` (H, W) and take the argmax (and probabilities)."""
@@ -238,7 +243,13 @@ class Predictor:
                                                               self.mask_dtype != np.uint8)
         if self.mode == "slide":
             return [self._slide(p, probs) for p in prepared]
-        return [self._upsample_whole(values, p.shape, probs) for p, values in zip(prepared, self.logits(prepared))]
+        if probs or not self._is_logits:
+            return [self._upsample_whole(values, p.shape, probs) for p, values in zip(prepared, self.logits(prepared))]
+        results: list[Prediction | None] = [None] * len(prepared)
+        for chunk, batch in self._batches(prepared):
+            for i, mask in zip(chunk, self._fused_masks(batch, [prepared[i].shape for i in chunk])):
+                results[i] = Prediction(mask)
+        return results
 
     # --- internals ------------------------------------------------------------------------------------------------
     def _forward(self, batch: np.ndarray) -> np.ndarray:
@@ -278,7 +289,7 @@ class Predictor:
     def _upsample_whole(self, values: np.ndarray, shape, want_probs) -> Prediction:
         h, w = shape
         if not want_probs and self._is_logits:
-            return Prediction(self._fused_mask(values, shape))
+            return Prediction(self._fused_masks(values[None], [shape])[0])
         if h * w * self.num_classes <= WHOLE_ELEMENTS:
             mask, probs = self._resize_finish(values, np.array([h, w], np.int32), want_probs)
             return Prediction(mask.numpy(), probs.numpy() if want_probs else None)
@@ -289,14 +300,25 @@ class Predictor:
         self._emit(values, 0, y, x, 0, h, mask, probs)
         return Prediction(mask, probs)
 
-    def _fused_mask(self, values: np.ndarray, shape) -> np.ndarray:
-        """The mask at ``shape`` from logits, in bands of about STRIPE_ELEMENTS candidate blends."""
-        h, w = shape
+    def _fused_masks(self, batch: np.ndarray, shapes: list) -> list[np.ndarray]:
+        """Masks at ``shapes`` from a batch of logits: one fused call per output size, in bands of rows
+        of about STRIPE_ELEMENTS candidate blends.
+        """
         argmax_rows = fused_argmax(self.mask_dtype != np.uint8, self.num_classes)
-        step = max(1, STRIPE_ELEMENTS // (w * 16))
-        size = np.array([h, w], np.int32)
-        bands = [argmax_rows(values, size, np.int32(s), np.int32(min(s + step, h))).numpy() for s in range(0, h, step)]
-        return bands[0] if len(bands) == 1 else np.concatenate(bands)
+        masks: list[np.ndarray | None] = [None] * len(shapes)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, shape in enumerate(shapes):
+            by_shape.setdefault(tuple(shape), []).append(i)
+        for (h, w), members in by_shape.items():
+            values = batch if len(members) == len(batch) else batch[members]
+            step = max(1, STRIPE_ELEMENTS // (w * 16 * len(members)))
+            size = np.array([h, w], np.int32)
+            bands = [argmax_rows(values, size, np.int32(s), np.int32(min(s + step, h))).numpy()
+                     for s in range(0, h, step)]
+            stacked = bands[0] if len(bands) == 1 else np.concatenate(bands, axis=1)
+            for i, mask in zip(members, stacked):
+                masks[i] = mask
+        return masks
 
     def _emit(self, src, src_row0, y, x, r0, r1, mask, probs):
         """Write output rows [r0, r1) from source rows held in ``src`` (its first row is ``src_row0``)."""

@@ -72,12 +72,20 @@ def bilinear_argmax(logits, size, candidates: int = CANDIDATES, rows=None):
     shape = tf.shape(logits)
     ys, y_of, y_slot, y_slots, y_lerps = _axis_windows(shape[1], out_h, start, stop)
     xs, x_of, x_slot, x_slots, x_lerps = _axis_windows(shape[2], out_w)
-    padded = tf.pad(logits, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    padded = _edge_pad(logits)
     blocks = _window_argmax(padded, ys, xs, y_lerps, x_lerps, min(candidates, c - 1), c)  # (B, ny, nx, R, Cx)
     blocks = tf.transpose(blocks, (0, 1, 3, 2, 4))
     blocks = tf.reshape(blocks, tf.stack([shape[0], tf.size(ys) * y_slots, tf.size(xs) * x_slots]))
     blocks = tf.gather(blocks, y_of * y_slots + y_slot, axis=1)
     return tf.gather(blocks, x_of * x_slots + x_slot, axis=2)
+
+
+def _edge_pad(logits):
+    """``logits`` with its first and last rows and columns repeated once (concat: faster than tf.pad here)."""
+    import tensorflow as tf
+
+    rows = tf.concat([logits[:, :1], logits, logits[:, -1:]], axis=1)
+    return tf.concat([rows[:, :, :1], rows, rows[:, :, -1:]], axis=2)
 
 
 def _blend_argmax(corners, wy, wx):

@@ -31,10 +31,15 @@ LOGITS_STRIDE = 4
 class SegFormerGraph:
     """Quarter- and full-resolution logits and masks of a :class:`SegFormer`, for any input size."""
 
-    def __init__(self, model, folded: bool = True):
+    def __init__(self, model, folded: bool = True, resize: str = "tf"):
+        """``resize``: how the folded head upsamples its levels: ``"tf"`` (``tf.image.resize``) or
+        ``"gather"`` (:func:`gather_resize`: the same arithmetic as gathers and lerps, which OpenVINO runs
+        in NHWC; its CPU plugin turns a ResizeBilinear into NCHW plus slow transposes).
+        """
         self.model = model
         self.num_classes = int(model.num_classes)
         self.folded = folded
+        self._resize = gather_resize if resize == "gather" else _tf_resize
         self._weights = None
         if folded:
             import tensorflow as tf
@@ -59,7 +64,7 @@ class SegFormerGraph:
         size = tf.shape(features[0])[1:3]
         x = matmul(features[0], kernels[0])
         for f, k in zip(features[1:], kernels[1:]):
-            x += tf.cast(tf.image.resize(matmul(f, k), size, method="bilinear"), dtype)
+            x += tf.cast(self._resize(matmul(f, k), size), dtype)
         x = tf.nn.relu(x + tf.cast(bias, dtype))
         return tf.cast(matmul(x, cls_kernel) + tf.cast(cls_bias, dtype), tf.float32)
 
@@ -76,3 +81,39 @@ class SegFormerGraph:
         if self.num_classes == 1:
             return tf.cast(logits[..., 0] > 0, tf.int32)
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+def _tf_resize(x, size):
+    import tensorflow as tf
+
+    return tf.image.resize(x, size, method="bilinear")
+
+
+def _axis_lerp(x, axis: int, out_size):
+    """Bilinear resize of NHWC ``x`` along ``axis`` (1 or 2) to ``out_size``: TF's half-pixel arithmetic."""
+    import tensorflow as tf
+
+    in_size = tf.shape(x)[axis]
+    scale = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
+    position = (tf.cast(tf.range(out_size), tf.float32) + 0.5) * scale - 0.5
+    floor = tf.floor(position)
+    low = tf.maximum(tf.cast(floor, tf.int32), 0)
+    high = tf.minimum(tf.cast(tf.math.ceil(position), tf.int32), in_size - 1)
+    lerp = tf.cast(position - floor, x.dtype)
+    lerp = tf.reshape(lerp, (1, -1, 1, 1) if axis == 1 else (1, 1, -1, 1))
+    first = tf.gather(x, low, axis=axis)
+    return first + (tf.gather(x, high, axis=axis) - first) * lerp
+
+
+def gather_resize(x, size):
+    """``tf.image.resize(x, size, "bilinear")`` (half-pixel centres) as gathers and lerps: along x, then y.
+
+    >>> import numpy as np, tensorflow as tf
+    >>> x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32")
+    >>> float(np.abs(gather_resize(x, (19, 12)) - tf.image.resize(x, (19, 12))).max()) < 1e-5
+    True
+    """
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    return _axis_lerp(_axis_lerp(x, 2, size[1]), 1, size[0])
