@@ -14,7 +14,7 @@ Keras models) has ``predict_logits(uint8 (B, H, W, 3)) -> float32 (B, h, w, C)``
 
 ``backend`` chooses the engine for a Keras checkpoint: ``tensorflow``, ``openvino``
 (converted once and cached under ``$SEGCLI_HOME/openvino``), or ``auto``
-(:func:`auto_backend`: TensorFlow at fp32, OpenVINO at bf16 and int8). Exported files run in their own runtime. ``precision``
+(:func:`auto_backend`: OpenVINO on CPU-only machines where it is installed, else TensorFlow). Exported files run in their own runtime. ``precision``
 is ``fp32`` or, on OpenVINO with a CPU that has AMX or AVX-512 BF16, ``bf16``;
 ``int8`` runs an int8 IR made by ``segcli export --precision int8``, which checks
 the accuracy budget first.
@@ -100,12 +100,21 @@ def open_model(spec=None, backend: str = "auto", precision: str = "fp32") -> Ope
 
 
 def auto_backend(precision: str = "fp32") -> str:
-    """TensorFlow at fp32; OpenVINO at bf16 and int8, which only it runs.
+    """OpenVINO on a CPU-only machine where it is installed; TensorFlow on GPUs and where OpenVINO is missing.
 
-    Measured, not assumed: end to end on 512x512 JPEGs (B0, benchmarks/RESULTS.md) segcli's folded TensorFlow
-    graph ran 1.27x OpenVINO fp32 on the same graph on this project's CPU (AMD EPYC, AVX-512 BF16, no AMX).
+    Measured, not assumed (benchmarks/RESULTS.md, B0 512x512 end to end on an AMD EPYC with AVX-512 BF16):
+    OpenVINO on segcli's static-shape IR is faster than segcli's folded TensorFlow graph at fp32, and
+    only OpenVINO runs bf16 and int8.
     """
-    return "tensorflow" if precision == "fp32" else "openvino"
+    if precision != "fp32":
+        return "openvino"
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "tensorflow"
+    import tensorflow as tf
+
+    return "tensorflow" if tf.config.list_physical_devices("GPU") else "openvino"
 
 
 def _check_choice(value: str, choices: tuple, name: str) -> None:

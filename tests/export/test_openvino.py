@@ -126,3 +126,32 @@ def test_cached_runner_converts_once_and_reuses_the_ir(keras_model, segcli_home)
     for runner in (first, second):
         assert np.abs(runner.predict_logits(images) - expected).max() <= 1e-4
     assert any((folders[0] / "blobs").iterdir())  # OpenVINO's compiled-model cache, one per input shape
+
+
+def test_runner_compiles_each_input_shape_and_keeps_the_last_few(keras_model, segcli_home, monkeypatch):
+    from segcli.export import openvino_format
+
+    monkeypatch.setattr(openvino_format, "STATIC_SHAPES", 2)
+    runner = openvino_format.cached_runner(keras_model, None, "fp32")
+    shapes = [(1, 64, 64, 3), (2, 96, 64, 3), (1, 32, 128, 3), (1, 64, 64, 3)]
+    for i, shape in enumerate(shapes):
+        images = np.random.default_rng(i).integers(0, 256, shape).astype(np.uint8)
+        expected = np.asarray(keras_model.quarter_logits(images.astype("float32")))
+        got = runner.predict_logits(images)
+        assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
+    assert list(runner._requests) == [(1, 32, 128, 3), (1, 64, 64, 3)]
+
+
+def test_auto_backend_is_openvino_on_a_cpu_and_tensorflow_without_it(trained, segcli_home):
+    import subprocess
+    import sys
+
+    from segcli.inference.runners import open_model
+
+    assert open_model(str(trained), backend="auto").backend == "openvino"
+    code = ("import sys; sys.modules['openvino'] = None\n"
+            "from segcli.inference.runners import open_model\n"
+            f"print(open_model({str(trained)!r}, backend='auto').backend)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "tensorflow"
