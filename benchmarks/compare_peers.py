@@ -648,23 +648,25 @@ DATA = ROOT / "samples"
 
 
 def trained_precision(args) -> str:
-    """fp32 (TensorFlow and OpenVINO), bf16 and int8 on the trained demo model: agreement with the TensorFlow fp32
-    masks on every sample image (train + val) and mIoU from ``segcli eval samples`` (its default split)."""
+    """fp32 (TensorFlow and OpenVINO), bf16 and int8 on a trained model (``--trained-model``, default the demo
+    model, on ``--trained-data``, default samples/): agreement with the TensorFlow fp32 masks on every image of the
+    data's train and val splits, and mIoU from ``segcli eval data_dir`` (its default split: val)."""
+    model_dir, data_dir = Path(args.trained_model), Path(args.trained_data)
     import shutil
 
     from segcli.data.image_io import is_image_name, read_image
     from segcli.hardware import cpu_info
 
     segcli = str(Path(sys.executable).with_name("segcli"))
-    work = Path(args.work) / "trained"
+    work = Path(args.work) / "trained" / model_dir.name
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SEGCLI_HOME": str(Path(args.work) / "home")}
     int8 = work / "demo_int8"
     export = None
     if not (int8 / "model.xml").is_file():
         shutil.rmtree(int8, ignore_errors=True)
-        cmd = [segcli, "export", "--model", str(DEMO), "--format", "openvino", "--precision", "int8", "--calib",
-               str(DATA / "train" / "images"), "--data", str(DATA), "--out", str(int8), "--json"]
+        cmd = [segcli, "export", "--model", str(model_dir), "--format", "openvino", "--precision", "int8", "--calib",
+               str(data_dir / "train" / "images"), "--data", str(data_dir), "--out", str(int8), "--json"]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
         export = done.stdout.strip() or done.stderr.strip().splitlines()[-1]
         log(f"int8 export: {export[:400]}")
@@ -686,15 +688,15 @@ def trained_precision(args) -> str:
                 "import pathlib; out = pathlib.Path(sys.argv[3]); out.mkdir(parents=True, exist_ok=True)\n"
                 "ov.save_model(ir, str(out / 'model.xml'), compress_to_fp16=False)\n"
                 "(out / 'segcli.json').write_text(json.dumps(meta))\n")
-        subprocess.run([sys.executable, "-c", code, str(DEMO), str(DATA / "train" / "images"), str(ungated)],
+        subprocess.run([sys.executable, "-c", code, str(model_dir), str(data_dir / "train" / "images"), str(ungated)],
                        check=True, env=env, cwd=ROOT, capture_output=True)
-    routes = [("fp32, TensorFlow (reference)", str(DEMO), "tensorflow", "fp32"),
-              ("fp32, OpenVINO", str(DEMO), "openvino", "fp32"),
-              ("bf16, OpenVINO", str(DEMO), "openvino", "bf16"),
+    routes = [("fp32, TensorFlow (reference)", str(model_dir), "tensorflow", "fp32"),
+              ("fp32, OpenVINO", str(model_dir), "openvino", "fp32"),
+              ("bf16, OpenVINO", str(model_dir), "openvino", "bf16"),
               ("int8, OpenVINO (segcli export --precision int8)", str(int8), "auto", "fp32")]
     if not (int8 / "model.xml").is_file():
         routes.append(("int8, OpenVINO, same IR built without the export's gate", str(ungated), "auto", "fp32"))
-    files = [p for d in ("train", "val") for p in sorted((DATA / d / "images").iterdir()) if is_image_name(p.name)]
+    files = [p for d in ("train", "val") for p in sorted((data_dir / d / "images").iterdir()) if is_image_name(p.name)]
     code = ("import sys, json, numpy as np; from segcli.inference.runners import open_model; "
             "from segcli.inference.predictor import Predictor; from segcli.data.image_io import read_image\n"
             "o = open_model(sys.argv[1], backend=sys.argv[2], precision=sys.argv[3])\n"
@@ -710,20 +712,22 @@ def trained_precision(args) -> str:
         out = work / f"masks_{len(rows)}.npz"
         subprocess.run([sys.executable, "-c", code, spec, backend, precision, str(out), *map(str, files)],
                        check=True, env=env, cwd=ROOT, capture_output=True)
-        done = subprocess.run([segcli, "eval", str(DATA), "--model", spec, "--backend", backend, "--precision",
+        done = subprocess.run([segcli, "eval", str(data_dir), "--model", spec, "--backend", backend, "--precision",
                                precision, "--json"], capture_output=True, text=True, env=env, cwd=ROOT)
         miou = json.loads(done.stdout)["miou"] if done.returncode == 0 else None
         rows.append((label, out, miou, "" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]))
         log(f"{label}: mIoU {miou}")
     ref = np.load(rows[0][1])
     cpu = cpu_info()
-    lines = ["## Precision on a trained model (samples/demo_model)", "",
+    name = model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir
+    data_name = data_dir.relative_to(ROOT) if data_dir.is_relative_to(ROOT) else data_dir
+    lines = [f"## Precision on a trained model ({name}, data {data_name})", "",
              f"Written by `benchmarks/compare_peers.py --trained` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f" ({cpu['cpu']}, ISA {', '.join(cpu['isa'])}). Mask agreement: pixels whose class equals the "
-             f"TensorFlow fp32 mask, over all {len(files)} images of samples/train and samples/val at their own size. "
-             f"mIoU: `segcli eval samples --model M --backend B --precision P` (its default split: samples/val). "
-             f"int8: `segcli export --model samples/demo_model --format openvino --precision int8 --calib "
-             f"samples/train/images --data samples` (NNCF, mIoU budget 0.01 checked by the export).", "",
+             f"TensorFlow fp32 mask, over all {len(files)} images of {data_name}/train and /val at their own size. "
+             f"mIoU: `segcli eval {data_name} --model M --backend B --precision P` (its default split: val). "
+             f"int8: `segcli export --model {name} --format openvino --precision int8 --calib "
+             f"{data_name}/train/images --data {data_name}` (NNCF, mIoU budget 0.01 checked by the export).", "",
              "| route | mask agreement vs fp32 TF | mIoU (val) | mIoU change vs fp32 TF | >= 99.5% agreement? |",
              "|---|---:|---:|---:|---|"]
     base = rows[0][2]
@@ -765,7 +769,9 @@ def main(argv=None):
     parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trained", action="store_true",
-                        help="precision table on samples/demo_model (agreement, mIoU), appended to --out")
+                        help="precision table on a trained model (agreement, mIoU), appended to --out")
+    parser.add_argument("--trained-model", default=str(DEMO), help="with --trained: the model (default: the demo)")
+    parser.add_argument("--trained-data", default=str(DATA), help="with --trained: its labelled data (split layout)")
     args = parser.parse_args(argv)
     args.argv = [a for a in argv if not a.startswith("--work")]
     if args.child:

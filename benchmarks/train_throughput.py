@@ -9,13 +9,13 @@ the first epoch includes tracing.
 - segcli: the real CLI, ``segcli train DATA --preset segformer_bX --scratch --image-size S --epochs 2 ...``.
   Its ``metrics.csv`` column ``images_per_sec`` is ``steps * batch / seconds`` where the seconds cover the
   epoch's train steps only (input pipeline + forward/backward/update); the per-epoch validation runs after
-  the clock stops (see ``segcli/train/loop.py``). segcli's input pipeline also does a random rescale
-  (0.5-2x) and mmseg's photometric distortion, which keras-hub's side below does not do.
+  the clock stops (see ``segcli/train/loop.py``).
 - keras-hub: ``MiTBackbone`` + ``SegFormerBackbone`` + ``SegFormerImageSegmenter`` (its output is
   full-resolution logits, so ``from_logits=True``), compiled with AdamW(6e-5, weight_decay 0.01) and
   ``SparseCategoricalCrossentropy(ignore_class=255)``, no metrics, ``jit_compile=False`` (XLA was measured
-  3-5x slower on CPU). A tf.data pipeline over the same train PNGs: decode, pad to the crop size (mask with
-  255), random crop, random flip, ImageNet normalisation, batch, prefetch. A callback times the epoch
+  3-5x slower on CPU). A tf.data pipeline over the same train PNGs: decode, then segcli's own augmentation
+  function (random rescale at the from-scratch range, pad, random crop, flip, photometric distortion: the same
+  augmentations as segcli's side), ImageNet normalisation, batch, prefetch. A callback times the epoch
   (``on_epoch_begin`` to ``on_epoch_end``; there is no validation data, so that is the train steps only).
 
 Both sides run ``ceil(N / batch)`` full batches per epoch (segcli wraps its permutation to fill the last batch;
@@ -96,8 +96,16 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+def cpu_isa() -> str:
+    """The vector ISA flags that matter here, from segcli's own probe (AMX said yes or no)."""
+    from segcli.hardware import cpu_info, has_amx
+
+    info = cpu_info()
+    return f"{', '.join(info.get('isa', []))} (AMX: {'yes' if has_amx() else 'no'})"
+
+
 def machine_info() -> dict:
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_model(), "isa": cpu_isa(), "cores": os.cpu_count(), "python": platform.python_version(),
             "tensorflow": package_version("tensorflow"), "keras": package_version("keras"),
             "keras-hub": package_version("keras-hub"), "segcli": package_version("segcli")}
 
@@ -214,19 +222,18 @@ def train_pairs(data: Path) -> tuple[list[str], list[str]]:
     return [str(p) for p in images], [str(m) for m in masks]
 
 
-def crop_flip_normalise(image, mask, size: int):
-    """Pad to ``size`` (image 0, mask IGNORE_INDEX), random crop, random flip, ImageNet normalisation."""
+def augment_normalise(image, mask, seed, size: int):
+    """segcli's own augmentation (``segcli.data.pipeline.augment``: random rescale at the from-scratch recipe's
+    range, pad, crop, flip, photometric distortion), then ImageNet normalisation: the same work as segcli's side.
+    """
     import tensorflow as tf
 
-    shape = tf.shape(image)
-    pad_h, pad_w = tf.maximum(size - shape[0], 0), tf.maximum(size - shape[1], 0)
-    image = tf.pad(tf.cast(image, tf.float32), [[0, pad_h], [0, pad_w], [0, 0]], constant_values=0.0)
-    mask = tf.pad(tf.cast(mask, tf.float32), [[0, pad_h], [0, pad_w], [0, 0]], constant_values=IGNORE_INDEX)
-    both = tf.image.random_crop(tf.concat([image, mask], axis=-1), [size, size, 4])
-    both = tf.image.random_flip_left_right(both)
-    image = (both[..., :3] - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
-    label = tf.cast(both[..., 3], tf.int32)
-    return image, label
+    from segcli.data.pipeline import augment
+    from segcli.train.settings import SCRATCH
+
+    image, label = augment(image, tf.cast(mask[..., 0], tf.uint8), seed, (size, size), scale_range=SCRATCH.scale)
+    image = (image - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    return image, tf.cast(label, tf.int32)
 
 
 def keras_hub_dataset(data: Path, size: int, batch: int):
@@ -241,8 +248,9 @@ def keras_hub_dataset(data: Path, size: int, batch: int):
 
     pairs = tf.data.Dataset.from_tensor_slices((images, masks))
     pairs = pairs.shuffle(len(images), seed=SEED, reshuffle_each_iteration=True).repeat()
-    pairs = pairs.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    pairs = pairs.map(lambda i, m: crop_flip_normalise(i, m, size), num_parallel_calls=tf.data.AUTOTUNE)
+    pairs = pairs.map(decode, num_parallel_calls=tf.data.AUTOTUNE).enumerate()
+    pairs = pairs.map(lambda i, pair: augment_normalise(*pair, tf.stack([tf.constant(SEED, tf.int64), i]), size),
+                      num_parallel_calls=tf.data.AUTOTUNE)
     return pairs.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -315,7 +323,7 @@ def format_report(rows: list[dict], args, machine: dict, load: tuple[float, floa
         f"batch {args.batch_size}, {args.images} synthetic train images "
         f"(`segcli data synth`), {EPOCHS} epochs; img/s of epoch {EPOCHS} (train steps only, validation excluded).",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, "
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, ISA {machine['isa']}; Python {machine['python']}, "
         f"TensorFlow {machine['tensorflow']}, Keras {machine['keras']}, keras-hub {machine['keras-hub']}, "
         f"segcli {machine['segcli']}. Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after.",
         "",
@@ -332,8 +340,8 @@ def format_report(rows: list[dict], args, machine: dict, load: tuple[float, floa
             f"{theirs['load_before']:.2f} → {theirs['load_after']:.2f} |")
     lines += [
         "",
-        "segcli's pipeline also does random rescale (0.5-2x) and photometric distortion; keras-hub's does "
-        "pad/crop, flip and normalisation only. keras-hub runs without XLA (`jit_compile=False`).",
+        "Both sides run the same augmentation function (segcli's: random rescale 0.75-1.5, pad, crop, flip, "
+        "photometric distortion). keras-hub runs without XLA (`jit_compile=False`).",
     ]
     return "\n".join(lines) + "\n"
 
