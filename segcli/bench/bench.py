@@ -44,7 +44,6 @@ DEFAULT_PRESETS = ("segformer_b0",)
 DEFAULT_SIZES = ((512, 512),)
 DEFAULT_BATCH_SIZES = (1, 8)
 DEFAULT_NUM_CLASSES = 150
-MIN_SIDE = 32
 #: Columns every JSON row has (more keys may follow).
 ROW_KEYS = ("preset", "image_size", "batch_size", "img_per_s", "latency_ms_p50", "latency_ms_p90",
             "latency_ms_p99", "gflops_per_image", "peak_rss_mb")
@@ -127,21 +126,9 @@ def parse_ints(values, option: str) -> list[int]:
 
 def parse_sizes(values) -> list[tuple[int, int]]:
     """(height, width) pairs from "512", "512x1024" (height x width) or comma-separated lists of those."""
-    sizes = []
-    for part in _split(values):
-        pieces = part.lower().split("x")
-        try:
-            h, w = (int(pieces[0]), int(pieces[0])) if len(pieces) == 1 else (int(pieces[0]), int(pieces[1]))
-            if len(pieces) > 2:
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"--image-size {part!r}: use N or HxW, e.g. 512 or 512x1024.") from None
-        if min(h, w) < MIN_SIDE:
-            raise UsageError(f"--image-size {part}: each side must be at least {MIN_SIDE} pixels.")
-        sizes.append((h, w))
-    if not sizes:
-        raise UsageError("--image-size: give at least one size, e.g. 512 or 512x1024.")
-    return sizes
+    from segcli.data.image_size import parse_image_sizes
+
+    return parse_image_sizes(values, name="--image-size")
 
 
 # --- measurement ---------------------------------------------------------------------------------------------------

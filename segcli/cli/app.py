@@ -54,6 +54,17 @@ def _all_params(command, found=None) -> dict:
     return found
 
 
+class _Command(typer.core.TyperCommand):
+    """A command that tags its SegcliError with itself, so the error names this command's flags."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SegcliError as exc:
+            exc.command = self
+            raise
+
+
 def user_message(exc: SegcliError, command) -> str:
     """The error line: a library value is named by the flag that sets it.
 
@@ -61,7 +72,7 @@ def user_message(exc: SegcliError, command) -> str:
     ("--tile 50: ..."); any other message gets the flag in front.
     """
     value = getattr(exc, "value", None) or ""
-    flag = _all_params(command).get(value)
+    flag = _all_params(getattr(exc, "command", None) or command).get(value)
     text = str(exc)
     if not flag:
         return text
@@ -127,20 +138,20 @@ def _register() -> None:
     from segcli.cli import (bench_cmd, convert_cmd, data_cmd, eval_cmd, export_cmd, predict_cmd, presets_cmd,
                             synth_cmd, train_cmd, weights_cmd)
 
-    app.command("presets", epilog=_epilog("presets"))(presets_cmd.presets)
-    app.command("train", epilog=_epilog("train"))(train_cmd.train)
-    app.command("predict", epilog=_epilog("predict"))(predict_cmd.predict)
-    app.command("eval", epilog=_epilog("eval"))(eval_cmd.eval_command)
-    app.command("export", epilog=_epilog("export"))(export_cmd.export)
-    app.command("bench", epilog=_epilog("bench"))(bench_cmd.bench)
+    app.command("presets", cls=_Command, epilog=_epilog("presets"))(presets_cmd.presets)
+    app.command("train", cls=_Command, epilog=_epilog("train"))(train_cmd.train)
+    app.command("predict", cls=_Command, epilog=_epilog("predict"))(predict_cmd.predict)
+    app.command("eval", cls=_Command, epilog=_epilog("eval"))(eval_cmd.eval_command)
+    app.command("export", cls=_Command, epilog=_epilog("export"))(export_cmd.export)
+    app.command("bench", cls=_Command, epilog=_epilog("bench"))(bench_cmd.bench)
     app.add_typer(data_app, name="data")
-    data_app.command("check", help=data_cmd.CHECK_HELP)(data_cmd.check)
-    data_app.command("synth", epilog=_epilog("data synth"))(synth_cmd.synth)
-    data_app.command("convert", epilog=_epilog("data convert"))(convert_cmd.convert)
+    data_app.command("check", cls=_Command, help=data_cmd.CHECK_HELP)(data_cmd.check)
+    data_app.command("synth", cls=_Command, epilog=_epilog("data synth"))(synth_cmd.synth)
+    data_app.command("convert", cls=_Command, epilog=_epilog("data convert"))(convert_cmd.convert)
     app.add_typer(weights_app, name="weights")
     for name, function in (("fetch", weights_cmd.fetch), ("list", weights_cmd.list_weights),
                            ("import", weights_cmd.import_weights), ("path", weights_cmd.path)):
-        weights_app.command(name, epilog=_epilog(f"weights {name}"))(function)
+        weights_app.command(name, cls=_Command, epilog=_epilog(f"weights {name}"))(function)
 
 
 _register()

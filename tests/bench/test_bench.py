@@ -15,9 +15,11 @@ def test_sizes_batches_and_presets_parse_from_lists_and_commas():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: bench.parse_sizes(["big"]), "--image-size 'big': use N or HxW, e.g. 512 or 512x1024."),
-    (lambda: bench.parse_sizes(["16"]), "--image-size 16: each side must be at least 32 pixels."),
-    (lambda: bench.parse_sizes(["64x64x3"]), "--image-size '64x64x3': use N or HxW, e.g. 512 or 512x1024."),
+    (lambda: bench.parse_sizes(["big"]), "--image-size 'big': give N or HxW in pixels, e.g. 512 or 512x1024."),
+    (lambda: bench.parse_sizes(["16"]), "--image-size 16: smaller than 32 pixels; SegFormer downsamples by 32, use "
+                                        "at least 32."),
+    (lambda: bench.parse_sizes(["64x64x3"]), "--image-size '64x64x3': give N or HxW in pixels, e.g. 512 or "
+                                             "512x1024."),
     (lambda: bench.parse_ints(["0"], "--batch-size"), "--batch-size 0: must be a positive integer."),
     (lambda: bench.parse_ints(["two"], "--batch-size"), "--batch-size 'two': not an integer; use e.g. --batch-size 1,8."),
     (lambda: bench.BenchConfig(iters=0).check(), "iters 0: must be at least 1."),

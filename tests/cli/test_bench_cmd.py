@@ -49,7 +49,7 @@ def test_table_shows_environment_and_columns():
 def test_bad_values_are_one_red_line_and_exit_2():
     runner = CliRunner()
     for args, message in [
-        (["--image-size", "abc"], "error: --image-size 'abc': use N or HxW, e.g. 512 or 512x1024."),
+        (["--image-size", "abc"], "error: --image-size 'abc': give N or HxW in pixels, e.g. 512 or 512x1024."),
         (["--batch-size", "0"], "error: --batch-size 0: must be a positive integer."),
         (["--iters", "0"], "error: --iters 0: must be at least 1."),
         (["--preset", "nope_b9"], "error: Unknown preset 'nope_b9'."),

@@ -53,7 +53,7 @@ def plan(fmt: str, src, images=None, class_names: Optional[list] = None):
     from segcli.data.convert.common import chosen_names
 
     if fmt not in FORMATS:
-        raise UsageError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}.")
+        raise UsageError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}.", value="fmt")
     src = Path(src).expanduser()
     if not src.exists():
         raise DataError(f"{src}: no such file or folder; a {fmt} source is {FORMATS[fmt]}.")
