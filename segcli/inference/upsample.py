@@ -137,8 +137,18 @@ def _window_argmax(padded, ys, xs, y_lerps, x_lerps, k, c):
         classes = tf.broadcast_to(classes[..., None, None, :], tf.concat([tf.shape(winner), [width]], 0))
         return tf.gather(classes, winner[..., None], batch_dims=len(winner.shape))[..., 0], proven
 
-    result, proven = candidates_argmax(None, k)
-    unsure = tf.where(~proven)
+    # Settled windows: one class's upper bound is the only one at or above the best lower bound, so it wins
+    # every pixel of the window (most windows of a trained model's logits); no blending needed there.
+    best = tf.argmax(upper, axis=-1, output_type=tf.int32)
+    top = tf.reduce_max(upper, axis=-1, keepdims=True)
+    runner_up = tf.reduce_max(tf.where(upper < top, upper, tf.constant(-float("inf"))), axis=-1)
+    tied = tf.reduce_sum(tf.cast(upper >= top, tf.int32), axis=-1) > 1
+    settled = ~tied & (runner_up < best_lower)
+    result = tf.broadcast_to(best[..., None, None], tf.concat([tf.shape(best), tf.shape(wy)[-1:], tf.shape(wx)[-1:]], 0))
+    unsure = tf.where(~settled)
+    first, proven = candidates_argmax(unsure, k)
+    result = tf.tensor_scatter_nd_update(result, unsure, first)
+    unsure = tf.boolean_mask(unsure, ~proven)
     if 4 * k < c - 1:  # a second, wider look at the windows the first could not settle
         second, proven2 = candidates_argmax(unsure, 4 * k)
         result = tf.tensor_scatter_nd_update(result, unsure, second)
