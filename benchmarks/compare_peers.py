@@ -263,16 +263,31 @@ def setup(work: Path, arch: str, count: int) -> dict:
         from segcli.models.load import load
         from segcli.models.segformer.graph import SegFormerGraph
 
-        model = load(name).model
         spec = tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32)
-        for key, folded in (("gflops_folded", True), ("gflops_plain", False)):
-            graph = SegFormerGraph(model, folded=folded)
-            concrete = tf.function(graph.full_logits).get_concrete_function(spec)
-            info[key] = graph_flops(concrete.graph) / 1e9
+        graph = SegFormerGraph(load(name).model, folded=True)
+        info["gflops_folded"] = graph_flops(tf.function(graph.full_logits).get_concrete_function(spec).graph) / 1e9
+        # the peers' work: the paper's head in its literal order (segcli's Keras head now runs the folded order
+        # too), counted on keras-hub's model of the same architecture, whose logits come at full resolution
+        peer = keras_hub_segmenter(arch)
+        info["gflops_plain"] = graph_flops(tf.function(peer).get_concrete_function(spec).graph) / 1e9
     info.update(model=name, images=str(images), hf=str(folder), onnx=str(onnx_path), ov=str(ov_path),
                 ov_int8=str(int8_path), segcli_int8=str(seg_int8))
     info_path.write_text(json.dumps(info, indent=2))
     return info
+
+
+def keras_hub_segmenter(arch: str):
+    """keras-hub's SegFormerImageSegmenter of ``arch`` at SIZE (random weights): the paper's head, literally."""
+    import keras_hub
+
+    spec = ARCHS[arch]
+    encoder = keras_hub.models.MiTBackbone(
+        layerwise_depths=spec["depths"], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+        layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
+        layerwise_strides=[4, 2, 2, 2], image_shape=(SIZE, SIZE, 3), hidden_dims=spec["hidden_sizes"])
+    backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
+                                                  projection_filters=spec["decoder_hidden_size"])
+    return keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=NUM_CLASSES)
 
 
 def measure_peak() -> float:
@@ -433,17 +448,9 @@ def peer_runner(name, info, arch):
 
         return run
     if name == "keras-hub":
-        import keras_hub
         import tensorflow as tf
 
-        spec = ARCHS[arch]
-        encoder = keras_hub.models.MiTBackbone(
-            layerwise_depths=spec["depths"], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
-            layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
-            layerwise_strides=[4, 2, 2, 2], image_shape=(SIZE, SIZE, 3), hidden_dims=spec["hidden_sizes"])
-        backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
-                                                      projection_filters=spec["decoder_hidden_size"])
-        model = keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=NUM_CLASSES)
+        model = keras_hub_segmenter(arch)
         mean, std = tf.constant(MEAN), tf.constant(STD)
 
         @tf.function(reduce_retracing=True)

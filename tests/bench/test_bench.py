@@ -48,17 +48,21 @@ def test_rows_have_every_key_and_flops_follow_the_image_area():
         assert row["latency_ms_p50"] <= row["latency_ms_p90"] <= row["latency_ms_p99"]
         assert row["peak_rss_mb"] > 50
     assert (small["image_size"], large["image_size"]) == ([32, 32], [64, 64])
-    # Every op of this model is per pixel at a fixed stride, so 4x the pixels is 4x the work (the attention
-    # of the last stage grows faster, so a little more).
-    assert 3.9 < large["gflops_per_image"] / small["gflops_per_image"] < 4.5
+    # Almost every op of this model is per pixel at a fixed stride, so 4x the pixels is about 4x the work (the
+    # attention of the last stage grows faster). The head's per-level kernel products (W_i @ F_i, a few
+    # MFLOP per forward whatever the size) weigh on a 32x32 image, so the ratio lands a little lower.
+    assert 3.5 < large["gflops_per_image"] / small["gflops_per_image"] < 4.5
     assert report.environment["tensorflow"] and report.environment["logical_cores"] >= 1
 
 
-def test_segformer_b0_at_512_counts_the_published_work():
-    # The reference: 16.78 GFLOP (TF profiler on keras-hub's model). Ours counts the same convs, matmuls
-    # and attention plus the full-resolution output softmax, so it must land close.
+def test_segformer_b0_at_512_counts_the_published_work_minus_the_fused_head():
+    # The reference: 16.78 GFLOP (TF profiler on keras-hub's model). segcli's head runs the same maths in
+    # the folded order, which skips linear_fuse: a 1x1 conv of 4 x 256 -> 256 channels at 128x128. Everything
+    # else (convs, matmuls, attention, the full-resolution output softmax) is counted as before.
+    fuse = 128 * 128 * (4 * 256) * 256 * 2
     model = bench.build_model("segformer_b0")
-    assert 16.5 < flops.model_flops_per_image(model, 512, 512) / 1e9 < 17.5
+    executed = flops.model_flops_per_image(model, 512, 512)
+    assert (16.78e9 - fuse) < executed < (16.78e9 - fuse) + 0.6e9
 
 
 def test_peak_is_measured_saved_and_reused(segcli_home):
