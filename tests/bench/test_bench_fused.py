@@ -58,20 +58,6 @@ def test_uint8_batches_work_as_a_segmenter_runner(model):
         assert (result.mask == plain).mean() > 0.99
 
 
-@pytest.mark.parametrize("smooth", [True, False])  # smooth: most windows exact; noise: most need every class
-def test_x4_argmax_equals_resize_then_argmax(smooth):
-    from segcli.inference.fused import x4_bilinear_argmax
-
-    rng = np.random.default_rng(3)
-    logits = rng.normal(size=(2, 12, 20, 40)).astype("float32")
-    if smooth:
-        logits = tf.image.resize(logits[:, ::4, ::4], (12, 20)).numpy() * 5 + logits * 0.01
-    reference = np.argmax(tf.image.resize(logits, (48, 80), method="bilinear").numpy(), axis=-1)
-    masks = x4_bilinear_argmax(tf.constant(logits)).numpy()
-    assert masks.shape == (2, 48, 80)
-    assert (masks == reference).mean() > 0.9999
-
-
 def test_fused_route_runs_a_mixed_bfloat16_model():
     """The folded weights follow the features' dtype, so a mixed_bfloat16 model runs and returns float32 logits."""
     from segcli.bench.bench import dtype_policy

@@ -72,3 +72,15 @@ def test_runs_traced_with_unknown_batch_height_and_width():
                      input_signature=[tf.TensorSpec((None, None, None, 40), tf.float32)])
     logits = np.random.default_rng(2).normal(size=(3, 8, 11, 40)).astype(np.float32)
     np.testing.assert_array_equal(fn(logits).numpy(), reference(logits, (30, 45))[1])
+
+
+@pytest.mark.parametrize("size", [(48, 80), (50, 77)])
+def test_smooth_logits_of_a_trained_model_kind_are_exact(size):
+    """Smooth logits settle most windows without blending (the shortcut): still equal to resize + argmax."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=(2, 12, 20, 40)).astype(np.float32)
+    logits = tf.image.resize(noise[:, ::4, ::4], (12, 20)).numpy() * 5 + noise * 0.01
+    _, expected = reference(logits, size)
+    np.testing.assert_array_equal(bilinear_argmax(logits, size).numpy(), expected)

@@ -142,7 +142,7 @@ def _upsample_axis(x, axis: int, out_size, factor: int):
 
 
 def phase_resize(x, size, factor: int):
-    """:func:`gather_resize` with a faster path for an exact integer ``factor`` (SegFormer's levels: 2, 4, 8).
+    """``tf.image.resize(x, size, "bilinear")`` as slices and lerps, with a fast path for an exact integer ``factor`` (SegFormer's levels: 2, 4, 8).
 
     >>> import numpy as np, tensorflow as tf
     >>> x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32")
@@ -155,17 +155,3 @@ def phase_resize(x, size, factor: int):
 
     x = tf.convert_to_tensor(x)
     return _upsample_axis(_upsample_axis(x, 2, size[1], factor), 1, size[0], factor)
-
-
-def gather_resize(x, size):
-    """``tf.image.resize(x, size, "bilinear")`` (half-pixel centres) as gathers and lerps: along x, then y.
-
-    >>> import numpy as np, tensorflow as tf
-    >>> x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32")
-    >>> float(np.abs(gather_resize(x, (19, 12)) - tf.image.resize(x, (19, 12))).max()) < 1e-5
-    True
-    """
-    import tensorflow as tf
-
-    x = tf.convert_to_tensor(x)
-    return _axis_lerp(_axis_lerp(x, 2, size[1]), 1, size[0])
