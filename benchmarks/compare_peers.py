@@ -70,7 +70,7 @@ ARCHS = {  # transformers SegformerConfig settings; keras-hub and segcli get the
 REFERENCE = "segcli-tf-keras"
 #: name -> (label, kind, precision). kind: segcli (run_predict) or a peer script.
 CONTENDERS = {
-    "segcli-default": ("segcli predict, default backend (auto)", "segcli", "fp32"),
+    "segcli-default": ("segcli predict --precision fp32, default backend (auto)", "segcli", "fp32"),
     "segcli-tf": ("segcli predict --backend tensorflow (folded head)", "segcli", "fp32"),
     "segcli-tf-keras": ("segcli predict --backend tensorflow, SEGCLI_FUSED_HEAD=0 (Keras head; reference)",
                         "segcli", "fp32"),

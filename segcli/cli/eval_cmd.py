@@ -11,7 +11,7 @@ from segcli.cli.output import err, info, out, print_json
 from segcli.cli import options as shared
 from segcli.cli.predict_cmd import TTA_HELP, parse_tta_option, progress_bar
 
-JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "data", "split", "mode", "tta",
+JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "engine", "data", "split", "mode", "tta",
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
 
 
@@ -24,7 +24,7 @@ def render(result: dict) -> None:
 
     tta = f", TTA {result['tta']}" if result.get("tta") else ""
     table = Table(title=f"segcli eval: {result['model']} on {result['data']} ({result['split']}, "
-                        f"{result['images']} images, {result['mode']} mode{tta})")
+                        f"{result['images']} images, {result['mode']} mode{tta}, {result['engine']})")
     for column in ("class", "IoU %", "Dice %", "precision %", "recall %"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in result["per_class"]:

@@ -11,5 +11,7 @@ MODEL = typer.Option(None, "--model", "-m", help=MODEL_HELP)
 BACKEND = typer.Option("auto", "--backend", help="auto (OpenVINO on a CPU-only machine where it is installed, "
                        "else TensorFlow: measured in benchmarks/RESULTS.md), tensorflow, openvino, or onnxruntime "
                        "(exported .onnx files).")
-PRECISION = typer.Option("fp32", "--precision", help="fp32; bf16 (OpenVINO, on CPUs with AMX or AVX-512 BF16); int8 "
-                         "(an int8 OpenVINO IR made by `segcli export --precision int8`).")
+PRECISION = typer.Option("auto", "--precision", help="auto (bf16 where OpenVINO runs on a CPU with AMX or AVX-512 "
+                         "BF16: >= 99.5% mask agreement with fp32 on trained models, benchmarks/RESULTS_trained.md; "
+                         "else fp32), fp32, bf16, or int8 (an int8 OpenVINO IR made by `segcli export --precision "
+                         "int8`).")

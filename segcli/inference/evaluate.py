@@ -133,7 +133,7 @@ def _classes(ds, source, num_classes: int) -> list[dict]:
     return _as_dicts(source.classes)
 
 
-def _open(source, backend="auto", precision="fp32"):
+def _open(source, backend="auto", precision="auto"):
     from segcli.inference.runners import OpenedModel, open_model
 
     return source if isinstance(source, OpenedModel) else open_model(source, backend, precision)
@@ -141,7 +141,7 @@ def _open(source, backend="auto", precision="fp32"):
 
 def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int = 8, tile=None,
              stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
-             label_map=None, keep_classes=None, backend: str = "auto", precision: str = "fp32", on_start=None,
+             label_map=None, keep_classes=None, backend: str = "auto", precision: str = "auto", on_start=None,
              on_progress=None, val_fraction: float = 0.1, seed: int = 0) -> dict:
     """Metrics of ``source`` (a model spec, or an opened model) on dataset folder ``data``.
 
@@ -232,8 +232,8 @@ def _result(confusion, classes, worst_k, source, ds, split, mode, tta, images, s
 
     result = summarize(confusion, [c["name"] for c in classes])
     records = worst_k.records()
-    result.update(model=source.name, data=str(ds.root), split=split, mode=mode, tta=str(tta) if tta else None,
-                  images=images, seconds=round(seconds, 3),
+    result.update(model=source.name, engine=f"{source.backend} {source.precision}", data=str(ds.root), split=split,
+                  mode=mode, tta=str(tta) if tta else None, images=images, seconds=round(seconds, 3),
                   img_per_s=round(images / seconds, 3) if seconds > 0 else None, classes=classes,
                   worst=[r.as_json() for r in records], worst_images=records)
     return result

@@ -64,7 +64,7 @@ class PredictOptions:
     every: int = 1  # videos: predict every N-th frame
     smooth: float = 0.0  # videos: weight of the past in the moving average of logits (0 = off)
     backend: str = "auto"  # segcli.inference.runners.BACKENDS
-    precision: str = "fp32"
+    precision: str = "auto"  # segcli.inference.runners.PRECISIONS
 
 
 @dataclass
@@ -183,7 +183,8 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     skipped += sum(1 for v in video_summaries if not v["frames"]["written"])
     inputs_total = len(items) + len(videos)
     summary = {
-        "model": source.name, "mode": options.mode, "tta": str(options.tta) if options.tta else None,
+        "model": source.name, "engine": f"{source.backend} {source.precision}", "mode": options.mode,
+        "tta": str(options.tta) if options.tta else None,
         "out": str(options.out), "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         "count": {"inputs": inputs_total, "written": written, "skipped": skipped, "failed": len(state.failures),
                   "not_processed": inputs_total - written - skipped - len(state.failures)},

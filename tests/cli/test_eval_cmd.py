@@ -70,7 +70,7 @@ def test_a_single_pair_is_scored(world, tmp_path):
     for kind in ("images", "masks"):
         (one / kind).mkdir(parents=True)
         (one / kind / "s3.png").write_bytes((world["data"] / "val" / kind / "s3.png").read_bytes())
-    data = scored(invoke(one, "--model", world["run"], "--json"))
+    data = scored(invoke(one, "--model", world["run"], "--precision", "fp32", "--json"))
     assert data["images"] == 1 and data["split"] == "all"
     gt = read_mask(one / "masks" / "s3.png")
     ref = reference([gt], [model_argmax(world["model"], read_image(one / "images" / "s3.png"))], 4)

@@ -151,7 +151,22 @@ def test_auto_backend_is_openvino_on_a_cpu_and_tensorflow_without_it(trained, se
     assert open_model(str(trained), backend="auto").backend == "openvino"
     code = ("import sys; sys.modules['openvino'] = None\n"
             "from segcli.inference.runners import open_model\n"
-            f"print(open_model({str(trained)!r}, backend='auto').backend)")
+            f"opened = open_model({str(trained)!r})\n"
+            "print(opened.backend, opened.precision)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "tensorflow"
+    assert out.stdout.strip().splitlines()[-1] == "tensorflow fp32"
+
+
+def test_auto_precision_is_bf16_where_the_cpu_has_it_and_fp32_elsewhere(trained, segcli_home):
+    from segcli.inference.runners import open_model
+
+    flags = set(open("/proc/cpuinfo").read().split())  # the kernel's view, independent of OpenVINO's
+    expected = "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "fp32"
+    default = open_model(str(trained))
+    assert (default.backend, default.precision) == ("openvino", expected)
+    pinned = open_model(str(trained), precision="fp32")
+    assert pinned.precision == "fp32" and open_model(str(trained), backend="tensorflow").precision == "fp32"
+    images = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
+    diff = np.abs(default.model.predict_logits(images) - pinned.model.predict_logits(images)).max()
+    assert (diff > 0) == (expected == "bf16")  # bf16 compute really ran, and only where expected

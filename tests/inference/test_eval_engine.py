@@ -50,7 +50,7 @@ def expected_metrics(world, split_names=("val",)):
 
 
 def test_metrics_match_numpy_reference(world):
-    result = evaluate(world["data"], str(world["run"]), batch_size=2)
+    result = evaluate(world["data"], str(world["run"]), batch_size=2, precision="fp32")
     ref, pixels = expected_metrics(world)
     assert result["split"] == "val" and result["images"] == 3 and result["pixels"] == pixels
     assert result["miou"] == pytest.approx(ref["miou"], abs=1e-3)

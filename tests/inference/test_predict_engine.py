@@ -22,7 +22,7 @@ def world(tmp_path_factory):
     from segcli.inference.runners import open_model
 
     return {"model": model, "run": run, "keras": keras_file, "images": make_messy_dir(root / "images"),
-            "source": open_model(str(run))}  # loaded once: its traced functions are reused across runs
+            "source": open_model(str(run), precision="fp32")}  # loaded once: its traced functions are reused across runs
 
 
 def mtimes(folder: Path) -> dict:
@@ -32,7 +32,7 @@ def mtimes(folder: Path) -> dict:
 def test_messy_folder_masks_overlays_and_summary(world, tmp_path):
     out = tmp_path / "out"
     warnings = []
-    summary = run_predict([world["images"]], str(world["run"]), PredictOptions(out=out, batch_size=3),
+    summary = run_predict([world["images"]], str(world["run"]), PredictOptions(out=out, batch_size=3, precision="fp32"),
                           on_warning=warnings.append)
     for rel, shape in GOOD.items():
         stem = rel.rsplit(".", 1)[0]

@@ -57,7 +57,7 @@ def world(tmp_path_factory):
     model, run, _ = make_model(root / "models")
     clip = write_video(root / "clip.mp4")
     return {"model": model, "run": run, "clip": clip, "frames": decode(clip), "root": root,
-            "source": open_model(str(run))}
+            "source": open_model(str(run), precision="fp32")}
 
 
 def smoothed_reference(model, frames, alpha):
