@@ -256,7 +256,7 @@ def exported_child(args) -> dict:
         else:
             from segcli.inference.runners import open_model
 
-            run = open_model(path).model.predict_logits
+            run = open_model(path, precision="fp32").model.predict_logits  # the raw runs are f32 too
         run(batch)
         times, foreign = [], []
         for _ in range(max(3, 2 * len(files) // args.batch_size)):
@@ -271,7 +271,7 @@ def exported_child(args) -> dict:
     from segcli.inference.predict import PredictOptions, run_predict
     from segcli.inference.runners import open_model
 
-    opened = open_model(path)
+    opened = open_model(path, precision="fp32")
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm"
         warm.mkdir()
