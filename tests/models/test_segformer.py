@@ -42,17 +42,41 @@ def test_one_class_gets_sigmoid_and_activation_none_gives_logits():
     assert logits.min() < 0 or logits.max() > 1
 
 
-def test_mixed_precision_output_stays_float32():
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_runs_attention_and_mlp_low_and_keeps_residuals_head_and_output_float32(policy):
     import keras
 
-    keras.mixed_precision.set_global_policy("mixed_float16")
+    from segcli.models.mit.layers import MiTBlock
+
+    keras.mixed_precision.set_global_policy(policy)
     try:
         model = tiny()
         out = model(np.ones((1, 64, 64, 3), "float32"))
-        assert model.head.linear_fuse.compute_dtype == "float16"
-        assert out.dtype.name == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    low = policy.split("_")[1]
+    block = next(layer for layer in model.backbone.layers if isinstance(layer, MiTBlock))
+    assert block.attention.query.compute_dtype == low and block.mlp.fc1.compute_dtype == low
+    assert block.norm1.compute_dtype == "float32" and model.head.linear_fuse.compute_dtype == "float32"
+    assert block(np.ones((1, 16, 16, block.hidden_size), low)).dtype.name == "float32"  # the residual sum
+    assert out.dtype.name == "float32"
+
+
+def test_bf16_model_stays_close_to_fp32_with_the_same_weights():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    full = tiny(num_classes=5, activation=None)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        half = tiny(num_classes=5, activation=None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half.set_weights(full.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    reference, got = np.asarray(full(images)), np.asarray(half(images))
+    assert np.abs(got - reference).max() < 0.05 * np.abs(reference).max()
+    assert (got.argmax(-1) == reference.argmax(-1)).mean() > 0.97
 
 
 def test_backbone_without_pyramid_is_refused():

@@ -122,7 +122,9 @@ class EfficientSelfAttention(keras.layers.Layer):
         k = self._heads(self.key(kv), batch)
         v = self._heads(self.value(kv), batch)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.head_dim ** -0.5)
-        context = ops.matmul(ops.softmax(scores, axis=-1), v)
+        # Softmax in at least float32 (its exp and sum lose the small weights in bf16), then back for the matmul.
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        context = ops.matmul(ops.cast(weights, v.dtype), v)
         context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (batch, height, width, self.hidden_size))
         return self.proj(context)
 
@@ -195,6 +197,7 @@ class MiTBlock(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_heads, sr_ratio, mlp_ratio=4, drop_path=0.0,
                  epsilon=1e-6, reduction_epsilon=1e-5, **kwargs):
+        kwargs["autocast"] = False  # the residual stream keeps the variables' precision (see call)
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
@@ -204,10 +207,14 @@ class MiTBlock(keras.layers.Layer):
         self.epsilon = epsilon
         self.reduction_epsilon = reduction_epsilon
         policy = self.dtype_policy
-        self.norm1 = keras.layers.LayerNormalization(epsilon=epsilon, dtype=policy, name="norm1")
+        # Under a mixed policy (bf16/fp16 compute, float32 variables) only the attention and the MLP compute in
+        # the low type, as torch.autocast does: the LayerNorms and the residual sums stay float32, which is
+        # what keeps bf16 training close to fp32 (a bf16 residual stream rounds every block's update away).
+        wide = self._residual_dtype()
+        self.norm1 = keras.layers.LayerNormalization(epsilon=epsilon, dtype=wide, name="norm1")
         self.attention = EfficientSelfAttention(hidden_size, num_heads, sr_ratio, reduction_epsilon,
                                                 dtype=policy, name="attention")
-        self.norm2 = keras.layers.LayerNormalization(epsilon=epsilon, dtype=policy, name="norm2")
+        self.norm2 = keras.layers.LayerNormalization(epsilon=epsilon, dtype=wide, name="norm2")
         self.mlp = MixFFN(hidden_size, mlp_ratio, dtype=policy, name="mlp")
         self.drop_path = DropPath(drop_path, dtype=policy, name="drop_path")
 
@@ -215,9 +222,13 @@ class MiTBlock(keras.layers.Layer):
         for layer in (self.norm1, self.attention, self.norm2, self.mlp):
             layer.build(input_shape)
 
+    def _residual_dtype(self) -> str:
+        return self.dtype_policy.variable_dtype
+
     def call(self, x, training=None):
-        x = x + self.drop_path(self.attention(self.norm1(x)), training=training)
-        return x + self.drop_path(self.mlp(self.norm2(x)), training=training)
+        x = ops.cast(x, self._residual_dtype())
+        x = x + ops.cast(self.drop_path(self.attention(self.norm1(x)), training=training), x.dtype)
+        return x + ops.cast(self.drop_path(self.mlp(self.norm2(x)), training=training), x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
