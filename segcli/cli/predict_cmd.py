@@ -70,7 +70,8 @@ def render_summary(summary: dict) -> None:
 
     count = summary["count"]
     table = Table(title="segcli predict", show_header=False)
-    rows = [("model", summary["model"]), ("engine", summary["engine"]), ("mode", summary["mode"]), ("output", summary["out"]),
+    rows = [("model", summary["model"]), ("engine", summary["engine"]), ("mode", summary["mode"]),
+            ("output", summary["out"]),
             ("inputs", count["inputs"]), ("written", count["written"]), ("skipped (done before)", count["skipped"]),
             ("failed", count["failed"])]
     if count["not_processed"]:

@@ -232,7 +232,7 @@ def _result(confusion, classes, worst_k, source, ds, split, mode, tta, images, s
 
     result = summarize(confusion, [c["name"] for c in classes])
     records = worst_k.records()
-    result.update(model=source.name, engine=f"{source.backend} {source.precision}", data=str(ds.root), split=split,
+    result.update(model=source.name, engine=source.engine, data=str(ds.root), split=split,
                   mode=mode, tta=str(tta) if tta else None, images=images, seconds=round(seconds, 3),
                   img_per_s=round(images / seconds, 3) if seconds > 0 else None, classes=classes,
                   worst=[r.as_json() for r in records], worst_images=records)

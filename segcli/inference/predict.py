@@ -183,7 +183,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     skipped += sum(1 for v in video_summaries if not v["frames"]["written"])
     inputs_total = len(items) + len(videos)
     summary = {
-        "model": source.name, "engine": f"{source.backend} {source.precision}", "mode": options.mode,
+        "model": source.name, "engine": source.engine, "mode": options.mode,
         "tta": str(options.tta) if options.tta else None,
         "out": str(options.out), "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         "count": {"inputs": inputs_total, "written": written, "skipped": skipped, "failed": len(state.failures),

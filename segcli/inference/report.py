@@ -192,7 +192,8 @@ def _headline(result: dict) -> str:
 
 
 def _meta(result: dict) -> str:
-    fields = [("model", result.get("model")), ("engine", result.get("engine")), ("data", result.get("data")), ("split", result.get("split")),
+    fields = [("model", result.get("model")), ("engine", result.get("engine")), ("data", result.get("data")),
+              ("split", result.get("split")),
               ("mode", result.get("mode")), ("TTA", result.get("tta")), ("images", result.get("images")),
               ("pixels scored", result.get("pixels")), ("seconds", result.get("seconds"))]
     shown = " &middot; ".join(f"{k}: <b>{html.escape(str(v))}</b>" for k, v in fields if v is not None)

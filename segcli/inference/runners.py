@@ -53,6 +53,11 @@ class OpenedModel:
     precision: str = "fp32"
 
     @property
+    def engine(self) -> str:
+        """What runs the model and at which precision, e.g. ``openvino bf16`` (shown by predict and eval)."""
+        return f"{self.backend} {self.precision}"
+
+    @property
     def class_names(self) -> list[str]:
         return list(self.classes.names)
 

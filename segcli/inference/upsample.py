@@ -144,7 +144,8 @@ def _window_argmax(padded, ys, xs, y_lerps, x_lerps, k, c):
     runner_up = tf.reduce_max(tf.where(upper < top, upper, tf.constant(-float("inf"))), axis=-1)
     tied = tf.reduce_sum(tf.cast(upper >= top, tf.int32), axis=-1) > 1
     settled = ~tied & (runner_up < best_lower)
-    result = tf.broadcast_to(best[..., None, None], tf.concat([tf.shape(best), tf.shape(wy)[-1:], tf.shape(wx)[-1:]], 0))
+    result = tf.broadcast_to(best[..., None, None],
+                             tf.concat([tf.shape(best), tf.shape(wy)[-1:], tf.shape(wx)[-1:]], 0))
     unsure = tf.where(~settled)
     first, proven = candidates_argmax(unsure, k)
     result = tf.tensor_scatter_nd_update(result, unsure, first)

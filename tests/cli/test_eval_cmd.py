@@ -71,7 +71,7 @@ def test_a_single_pair_is_scored(world, tmp_path):
         (one / kind).mkdir(parents=True)
         (one / kind / "s3.png").write_bytes((world["data"] / "val" / kind / "s3.png").read_bytes())
     data = scored(invoke(one, "--model", world["run"], "--precision", "fp32", "--json"))
-    assert data["images"] == 1 and data["split"] == "all"
+    assert data["images"] == 1 and data["split"] == "all" and data["engine"] == "openvino fp32"
     gt = read_mask(one / "masks" / "s3.png")
     ref = reference([gt], [model_argmax(world["model"], read_image(one / "images" / "s3.png"))], 4)
     assert data["miou"] == pytest.approx(ref["miou"], abs=1e-3) and data["pixels"] == int((gt != 255).sum())

@@ -164,7 +164,7 @@ def test_auto_precision_is_bf16_where_the_cpu_has_it_and_fp32_elsewhere(trained,
     flags = set(open("/proc/cpuinfo").read().split())  # the kernel's view, independent of OpenVINO's
     expected = "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "fp32"
     default = open_model(str(trained))
-    assert (default.backend, default.precision) == ("openvino", expected)
+    assert (default.backend, default.precision, default.engine) == ("openvino", expected, f"openvino {expected}")
     pinned = open_model(str(trained), precision="fp32")
     assert pinned.precision == "fp32" and open_model(str(trained), backend="tensorflow").precision == "fp32"
     images = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)

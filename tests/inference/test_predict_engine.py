@@ -34,6 +34,7 @@ def test_messy_folder_masks_overlays_and_summary(world, tmp_path):
     warnings = []
     summary = run_predict([world["images"]], str(world["run"]), PredictOptions(out=out, batch_size=3, precision="fp32"),
                           on_warning=warnings.append)
+    assert summary["engine"] == "openvino fp32"  # auto picks OpenVINO on this CPU-only machine; fp32 as asked
     for rel, shape in GOOD.items():
         stem = rel.rsplit(".", 1)[0]
         mask = read_mask(out / f"{stem}.png")

@@ -142,7 +142,8 @@ def _upsample_axis(x, axis: int, out_size, factor: int):
 
 
 def phase_resize(x, size, factor: int):
-    """``tf.image.resize(x, size, "bilinear")`` as slices and lerps, with a fast path for an exact integer ``factor`` (SegFormer's levels: 2, 4, 8).
+    """``tf.image.resize(x, size, "bilinear")`` as slices and lerps, fastest for an exact integer ``factor``
+    (SegFormer's levels: 2, 4, 8); other sizes take gathers and lerps.
 
     >>> import numpy as np, tensorflow as tf
     >>> x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32")
