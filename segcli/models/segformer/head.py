@@ -61,7 +61,7 @@ class SegFormerHead(keras.layers.Layer):
 
     Under a mixed policy (bf16 or fp16 compute, float32 variables) the head computes in float32: the logits and
     the sum of the four levels lose too much in bf16 (B0 from scratch, 128 px, 3 epochs: val mIoU 0.637 with a
-    bf16 head, 0.674 with a float32 one, fp32 throughout 0.692; benchmarks/TRAIN_RESULTS.md), and it costs
+    bf16 head, 0.674 with a float32 one, fp32 throughout 0.622-0.692 over three runs; TRAIN_RESULTS.md), and it costs
     little, as the folded order keeps the head small. The variables are float32 either way.
     """
 
