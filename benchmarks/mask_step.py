@@ -64,7 +64,8 @@ def main() -> None:
     banded, size = fused_argmax(False, 150), np.array([512, 512], np.int32)
     for rows in (128, 256, 512):
         def bands():
-            return [banded(logits, size, np.int32(s), np.int32(min(s + rows, 512))).numpy() for s in range(0, 512, rows)]
+            return [banded(logits, size, np.int32(s), np.int32(min(s + rows, 512))).numpy()
+                    for s in range(0, 512, rows)]
         print(f"| predict's banded path, bands of {rows} rows (4 candidates) | {median_ms(bands, n):.1f} |", flush=True)
 
 
