@@ -72,7 +72,11 @@ def bilinear_argmax(logits, size, candidates: int = CANDIDATES, rows=None):
     shape = tf.shape(logits)
     ys, y_of, y_slot, y_slots, y_lerps = _axis_windows(shape[1], out_h, start, stop)
     xs, x_of, x_slot, x_slots, x_lerps = _axis_windows(shape[2], out_w)
-    padded = _edge_pad(logits)
+    if rows is None:
+        padded = _edge_pad(logits)
+    else:  # only the padded rows this band's windows read, so each band pools its own rows, not the whole input
+        padded = _edge_pad(logits, ys[0], ys[-1] + 2)
+        ys -= ys[0]
     blocks = _window_argmax(padded, ys, xs, y_lerps, x_lerps, min(candidates, c - 1), c)  # (B, ny, nx, R, Cx)
     blocks = tf.transpose(blocks, (0, 1, 3, 2, 4))
     blocks = tf.reshape(blocks, tf.stack([shape[0], tf.size(ys) * y_slots, tf.size(xs) * x_slots]))
@@ -80,11 +84,16 @@ def bilinear_argmax(logits, size, candidates: int = CANDIDATES, rows=None):
     return tf.gather(blocks, x_of * x_slots + x_slot, axis=2)
 
 
-def _edge_pad(logits):
-    """``logits`` with its first and last rows and columns repeated once (concat: faster than tf.pad here)."""
+def _edge_pad(logits, first=None, stop=None):
+    """``logits`` with its first and last rows and columns repeated once (concat: faster than tf.pad here);
+    with ``first:stop``, only those rows of the padded result.
+    """
     import tensorflow as tf
 
-    rows = tf.concat([logits[:, :1], logits, logits[:, -1:]], axis=1)
+    if first is None:
+        rows = tf.concat([logits[:, :1], logits, logits[:, -1:]], axis=1)
+    else:  # padded row p is logits row p - 1, clamped to the edges
+        rows = tf.gather(logits, tf.clip_by_value(tf.range(first, stop) - 1, 0, tf.shape(logits)[1] - 1), axis=1)
     return tf.concat([rows[:, :, :1], rows, rows[:, :, -1:]], axis=2)
 
 

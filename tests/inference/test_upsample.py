@@ -59,6 +59,17 @@ def test_decisive_logits_a_row_band_equals_those_rows_of_the_whole():
     np.testing.assert_array_equal(bilinear_argmax(logits, (100, 131), rows=(37, 71)).numpy(), whole[:, 37:71])
 
 
+@pytest.mark.parametrize("size", [(100, 131), (13, 17)])  # up and down
+def test_bands_that_touch_the_edges_and_single_rows_join_into_the_whole_mask(size):
+    rng = np.random.default_rng(8)
+    logits = (np.repeat(np.repeat(rng.normal(size=(2, 4, 5, 30)) * 5, 8, 1), 8, 2)
+              + rng.normal(size=(2, 32, 40, 30)) * 0.2).astype(np.float32)
+    h = size[0]
+    cuts = [0, 1, 2, h // 3, h - 1, h]
+    bands = [bilinear_argmax(logits, size, rows=(a, b)).numpy() for a, b in zip(cuts, cuts[1:])]
+    np.testing.assert_array_equal(np.concatenate(bands, axis=1), reference(logits, size)[1])
+
+
 def test_one_class_logits_are_thresholded_at_zero():
     logits = np.random.default_rng(1).normal(size=(1, 6, 7, 1)).astype(np.float32)
     up, _ = reference(logits, (25, 19))
