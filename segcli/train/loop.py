@@ -140,7 +140,7 @@ class Trainer:
         import tensorflow as tf
 
         from segcli.train.losses import class_weights
-        from segcli.train.precision import check_precision, cpu_flags
+        from segcli.train.precision import accurate_bias_grads, check_precision, cpu_flags
 
         s, ds = self.s, self.ds
         self.strategy, strategy_name = distribute.make_strategy(s.strategy)
@@ -150,6 +150,8 @@ class Trainer:
                                f"multiple of {replicas}.")
         gpus = len(tf.config.list_logical_devices("GPU"))
         policy = check_precision(s.precision, gpus=gpus, cpu_flags=cpu_flags())
+        if policy != "float32":
+            accurate_bias_grads()
         self.steps = s.steps_per_epoch or max(1, math.ceil(len(ds.splits["train"]) / s.batch_size))
         self._previous_policy = keras.mixed_precision.global_policy().name
         keras.utils.set_random_seed(s.seed)

@@ -130,6 +130,28 @@ def test_fp16_loss_scale_skips_non_finite_gradients_and_halves():
     assert float(scale.scale) == 8.0  # two finite steps in a row: doubled
 
 
+@pytest.mark.parametrize("layer", ["dense", "conv"])
+def test_bf16_bias_gradients_are_summed_in_float32(layer):
+    """TF's own bf16 BiasAdd gradient was up to 36% off over 8,192 rows; segcli's stays at bf16's rounding."""
+    import keras
+    import tensorflow as tf
+
+    from segcli.train.precision import accurate_bias_grads
+
+    accurate_bias_grads()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 32, 32, 16)).astype(np.float32)
+    upstream = (rng.normal(size=(8, 32, 32, 24)) + 0.3).astype(np.float32)
+    built = (keras.layers.Dense(24, dtype="mixed_bfloat16") if layer == "dense"
+             else keras.layers.Conv2D(24, 3, padding="same", dtype="mixed_bfloat16"))
+    built.build(x.shape)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.cast(built(x), tf.float32) * upstream)
+    grad = tape.gradient(loss, built.bias).numpy()
+    reference = tf.cast(tf.cast(upstream, tf.bfloat16), tf.float64).numpy().sum((0, 1, 2))  # what flows back
+    assert np.abs(grad - reference).max() / np.abs(reference).max() < 0.01
+
+
 def test_eta_of_the_epoch_and_the_run():
     from segcli.train.progress import EtaClock
 
