@@ -157,3 +157,25 @@ def test_saved_folder_round_trip_and_corruption_is_caught(tmp_path):
         SegFormer.from_preset(str(folder))
     assert str(info.value) == (f"Weights entry '{folder}' is corrupt: {folder / 'model.weights.h5'} does not match its "
                                f"recorded SHA-256; delete {folder} and fetch or import it again.")
+
+
+@pytest.mark.parametrize("ratio,height,width", [(2, 8, 8), (4, 18, 13), (8, 16, 40), (8, 23, 17)])
+def test_key_value_reduction_is_the_strided_convolution_with_its_gradients(ratio, height, width):
+    import tensorflow as tf
+
+    from segcli.models.mit.layers import EfficientSelfAttention
+
+    attention = EfficientSelfAttention(16, 2, ratio)
+    attention.build((None, None, None, 16))
+    x = tf.constant(np.random.default_rng(ratio).normal(size=(2, height, width, 16)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, conv = attention._reduce(x), attention.sr(x)  # the Conv2D layer itself: TF's convolution
+        ours_sum, conv_sum = tf.reduce_sum(ours * ours), tf.reduce_sum(conv * conv)
+    assert ours.shape == conv.shape == (2, height // ratio, width // ratio, 16)
+    np.testing.assert_allclose(ours, conv, atol=1e-5)
+    for ours_grad, conv_grad in zip(tape.gradient(ours_sum, [x, attention.sr.kernel, attention.sr.bias]),
+                                    tape.gradient(conv_sum, [x, attention.sr.kernel, attention.sr.bias])):
+        np.testing.assert_allclose(ours_grad, conv_grad, rtol=1e-4, atol=1e-4)
+    unknown = tf.function(attention._reduce, input_signature=[tf.TensorSpec((None, None, None, 16))])
+    np.testing.assert_allclose(unknown(x), conv, atol=1e-5)

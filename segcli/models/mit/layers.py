@@ -114,11 +114,29 @@ class EfficientSelfAttention(keras.layers.Layer):
         x = ops.reshape(x, (batch, -1, self.num_heads, self.head_dim))
         return ops.transpose(x, (0, 2, 1, 3))
 
+    def _reduce(self, x):
+        """``self.sr(x)``, the stride-``sr_ratio`` convolution with a kernel as large as its stride, computed as
+        what it is: each non-overlapping ``s x s`` patch flattened, times the kernel as a ``(s*s*C, C)`` matrix.
+
+        Same weights and the same sums as the Conv2D (rows and columns past the last whole patch dropped, as
+        its ``valid`` padding does), in channels-last reshapes and one matmul. OpenVINO's CPU plugin ran the
+        Conv2D in a blocked NCHW layout and reordered the block's LayerNorm output to feed it; the matmul
+        form removes those reorders (measured in benchmarks/NOTES.md, row 18).
+        """
+        s, channels = self.sr_ratio, x.shape[-1]
+        shape = ops.shape(x)
+        rows, cols = shape[1] // s, shape[2] // s
+        x = x[:, :rows * s, :cols * s, :]
+        x = ops.reshape(x, (shape[0], rows, s, cols, s * channels))  # (patch row, row in patch, patch col, s*C)
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4)), (shape[0], rows, cols, s * s * channels))
+        kernel = ops.reshape(ops.cast(self.sr.kernel, self.compute_dtype), (s * s * channels, self.hidden_size))
+        return ops.matmul(x, kernel) + ops.cast(self.sr.bias, self.compute_dtype)
+
     def call(self, x):
         shape = ops.shape(x)
         batch, height, width = shape[0], shape[1], shape[2]
         q = self._heads(self.query(x), batch)
-        kv = self.sr_norm(self.sr(x)) if self.sr_ratio > 1 else x
+        kv = self.sr_norm(self._reduce(x)) if self.sr_ratio > 1 else x
         k = self._heads(self.key(kv), batch)
         v = self._heads(self.value(kv), batch)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.head_dim ** -0.5)
