@@ -15,7 +15,7 @@ Precision (the ``precision`` export option, and the runner's):
   GELU and Softmax stay in float). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
 
 :func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
-under ``segcli_home()/openvino/<model hash>-<h>x<w>-<precision>/``, so a second run starts fast.
+under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast.
 """
 
 from __future__ import annotations
@@ -206,12 +206,27 @@ def model_hash(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def converter_digest() -> str:
+    """A short hash of the source that decides what the IR computes: the model code and this converter.
+
+    Part of the cache key, so a segcli whose graph changed converts again instead of running an IR that an
+    older version wrote.
+    """
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for source in sorted((root / "models").rglob("*.py")) + [Path(__file__).resolve()]:
+        digest.update(source.relative_to(root).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def cached_runner(model, input_size=None, precision: str = "fp32", threads: int | None = None,
                   calibration=None):
     """An :class:`OpenVinoRunner` of Keras SegFormer ``model``, converted once and cached.
 
-    The IR goes to ``segcli_home()/openvino/<hash>-<h>x<w>-<precision>/model.xml`` (``any`` without an
-    input size; the IR itself takes any size) and OpenVINO's compiled blobs to ``blobs/`` beside it.
+    The IR goes to ``segcli_home()/openvino/<hash>-<code>-<h>x<w>-<precision>/model.xml`` (``any`` without an
+    input size; the IR itself takes any size; ``<code>`` is :func:`converter_digest`) and OpenVINO's compiled
+    blobs to ``blobs/`` beside it.
     ``int8`` needs ``calibration`` images the first time.
     """
     from segcli.checkpoints.cache import segcli_home
@@ -220,7 +235,7 @@ def cached_runner(model, input_size=None, precision: str = "fp32", threads: int 
 
     check_precision(precision)
     size = "x".join(str(int(s)) for s in input_size) if input_size else "any"
-    folder = segcli_home() / "openvino" / f"{model_hash(model)}-{size}-{precision}"
+    folder = segcli_home() / "openvino" / f"{model_hash(model)}-{converter_digest()}-{size}-{precision}"
     if not (folder / XML).is_file():
         ov = _ov()
         metadata = {"num_classes": int(model.num_classes), "input_size": list(input_size) if input_size else None,

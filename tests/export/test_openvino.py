@@ -128,6 +128,17 @@ def test_cached_runner_converts_once_and_reuses_the_ir(keras_model, segcli_home)
     assert any((folders[0] / "blobs").iterdir())  # OpenVINO's compiled-model cache, one per input shape
 
 
+def test_a_changed_converter_converts_again_instead_of_reusing_an_old_ir(keras_model, segcli_home, monkeypatch):
+    from segcli.export import openvino_format
+
+    openvino_format.cached_runner(keras_model, (64, 64), "fp32")
+    assert openvino_format.converter_digest() == openvino_format.converter_digest()
+    monkeypatch.setattr(openvino_format, "converter_digest", lambda: "0ther0ne")
+    openvino_format.cached_runner(keras_model, (64, 64), "fp32")
+    names = sorted(folder.name for folder in (segcli_home / "openvino").iterdir())
+    assert len(names) == 2 and sum("-0ther0ne-64x64-fp32" in name for name in names) == 1
+
+
 def test_runner_compiles_each_input_shape_and_keeps_the_last_few(keras_model, segcli_home, monkeypatch):
     from segcli.export import openvino_format
 
