@@ -12,7 +12,8 @@ Precision (the ``precision`` export option, and the runner's):
 - ``bf16``: the same fp32 IR run with the bf16 hint, on CPUs that OpenVINO says have BF16
   (AMX or AVX-512 BF16); refused elsewhere. Parity: mask agreement >= 99 %;
 - ``int8``: NNCF post-training quantization on calibration images, ``ModelType.TRANSFORMER`` (LayerNorm,
-  GELU and Softmax stay in float). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
+  GELU and Softmax stay in float), without SmoothQuant (see :func:`quantize`). Parity: mask agreement
+  >= 99 %, plus the caller's mIoU budget.
 
 :func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
 under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast.
@@ -99,9 +100,14 @@ def quantize(model, calibration):
 
     nncf.set_log_level(logging.ERROR)
     images = [np.asarray(image[None], np.uint8) for image in calibration[:CALIBRATION_LIMIT]]
+    # No SmoothQuant: its per-channel Multiply sits between each MatMul and the layout Transpose before it
+    # (the Mix-FFN's depthwise conv is NCHW in the IR), and OpenVINO's CPU plugin then runs those Transposes
+    # instead of folding them away: B0 512x512 int8 50 -> 38 ms, B2 189 -> 108 ms (NOTES.md row 19).
+    no_smooth_quant = nncf.AdvancedQuantizationParameters(
+        smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1))
     with contextlib.redirect_stdout(sys.stderr):  # its progress bars would spoil JSON on stdout
         return nncf.quantize(model, nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
-                             subset_size=len(images))
+                             subset_size=len(images), advanced_parameters=no_smooth_quant)
 
 
 def _xml(path) -> Path:

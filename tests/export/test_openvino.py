@@ -38,6 +38,19 @@ def write_images(folder, images, masks=None):
     return folder
 
 
+def float_transposes(folder, shape=(1, 64, 64, 3)) -> int:
+    """How many float32 Transposes OpenVINO's CPU plugin runs for the IR in ``folder`` at a static ``shape``."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(folder / "model.xml"))
+    model.reshape({model.inputs[0].get_any_name(): list(shape)})
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    infos = [op.get_rt_info() for op in compiled.get_runtime_model().get_ops()]
+    return sum(info["layerType"].astype(str) == "Transpose" and info["outputPrecisions"].astype(str) == "f32"
+               for info in infos)
+
+
 def test_fp32_ir_matches_the_keras_model_at_any_size(trained, keras_model, tmp_path):
     from segcli.export.api import export_model
     from segcli.export.formats import open_runner
@@ -86,6 +99,9 @@ def test_int8_on_a_trained_model_keeps_its_miou_within_budget(trained, keras_mod
     assert report.miou_reference - report.miou <= 0.01
     xml = (tmp_path / "ov8" / "model.xml").read_text()
     assert "FakeQuantize" in xml or "FakeConvert" in xml  # really quantized
+    # int8 must not cost float layout work that fp32 avoids: the CPU plugin folds fp32's Transposes away
+    export_model(trained, "openvino", tmp_path / "ov32", sample_size=(64, 64))
+    assert float_transposes(tmp_path / "ov8") <= float_transposes(tmp_path / "ov32")
     runner = open_runner(tmp_path / "ov8")
     assert runner.precision == "int8"
     logits = runner.predict_logits(val_images)
