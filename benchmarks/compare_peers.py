@@ -337,10 +337,12 @@ def wait_quiet(threshold: float, max_wait: float, window: float = 2.0) -> float:
             return used
 
 
-def _time_forward(run, batch, iters=4) -> float:
+def _time_forward(run, batch, min_iters=10, min_seconds=2.0) -> float:
+    """Median ms/img of ``run(batch)`` over at least ``min_iters`` calls and ``min_seconds`` (4 calls of B0 at batch 1
+    took 0.12 s: too few for a stable median)."""
     run(batch)
     times = []
-    for _ in range(iters):
+    while len(times) < min_iters or sum(times) < min_seconds:
         start = time.perf_counter()
         run(batch)
         times.append(time.perf_counter() - start)
