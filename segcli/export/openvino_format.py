@@ -102,7 +102,7 @@ def quantize(model, calibration):
     images = [np.asarray(image[None], np.uint8) for image in calibration[:CALIBRATION_LIMIT]]
     # No SmoothQuant: its per-channel Multiply sits between each MatMul and the layout Transpose before it
     # (the Mix-FFN's depthwise conv is NCHW in the IR), and OpenVINO's CPU plugin then runs those Transposes
-    # instead of folding them away: B0 512x512 int8 50 -> 38 ms, B2 189 -> 108 ms (NOTES.md row 19).
+    # in float32 instead of folding them away (benchmarks/NOTES.md row 19, RESULTS_int8.md).
     no_smooth_quant = nncf.AdvancedQuantizationParameters(
         smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1))
     with contextlib.redirect_stdout(sys.stderr):  # its progress bars would spoil JSON on stdout
