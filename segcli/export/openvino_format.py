@@ -1,9 +1,10 @@
 """OpenVINO export and runtime: an IR folder (``model.xml`` + ``model.bin`` + ``segcli.json``).
 
 The IR is segcli's own graph (:class:`~segcli.models.segformer.graph.SegFormerGraph`, folded
-head included), converted by ``openvino.convert_model`` straight from a ``tf.function`` with
-uint8 ``images [N, H, W, 3]`` (dynamic N, H, W) in and float32 ``logits`` at 1/4 of the input
-size out. segcli's metadata travels inside ``model.xml`` (``rt_info`` key ``segcli``) and, with the
+head included), with uint8 ``images [N, H, W, 3]`` (dynamic N, H, W) in and float32 ``logits``
+at 1/4 of the input size out. ``openvino.convert_model`` converts it from a ``tf.function`` up to
+the head's per-level projections; :mod:`~segcli.export.openvino_head` writes the rest of the
+head in OpenVINO's own ops. segcli's metadata travels inside ``model.xml`` (``rt_info`` key ``segcli``) and, with the
 parity report, in ``segcli.json``.
 
 Precision (the ``precision`` export option, and the runner's):
@@ -68,17 +69,17 @@ def convert(graph, precision: str = "fp32", calibration=None, metadata: dict | N
     ov = _ov()
     import tensorflow as tf
 
-    from segcli.models.segformer.graph import SegFormerGraph
-
-    # OpenVINO's CPU plugin runs a ResizeBilinear in NCHW between slow transposes; the same arithmetic as
-    # gathers and lerps stays in NHWC (B0 512x512 bf16: about a third of the forward time).
-    graph = SegFormerGraph(graph.model, folded=graph.folded, resize="gather")
+    from segcli.export.openvino_head import LEVEL_NAMES, add_folded_tail
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    def logits_fn(images):
+    def outputs(images):
+        if graph.folded:  # TensorFlow up to the level projections; the head's tail in OpenVINO's own ops
+            return dict(zip(LEVEL_NAMES, graph.level_projections(images)))
         return {"logits": graph.quarter_logits(images)}
 
-    model = ov.convert_model(logits_fn)
+    model = ov.convert_model(outputs)
+    if graph.folded:
+        model = add_folded_tail(model, graph.folded_head)
     if precision == "int8":
         model = quantize(model, calibration)
     if metadata:
@@ -220,7 +221,8 @@ def converter_digest() -> str:
     """
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for source in sorted((root / "models").rglob("*.py")) + [Path(__file__).resolve()]:
+    converter = [Path(__file__).resolve(), root / "export" / "openvino_head.py"]
+    for source in sorted((root / "models").rglob("*.py")) + converter:
         digest.update(source.relative_to(root).as_posix().encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()[:8]

@@ -69,6 +69,32 @@ def test_fp32_ir_matches_the_keras_model_at_any_size(trained, keras_model, tmp_p
             assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
 
 
+def test_the_compiled_head_upsamples_with_openvinos_jit_interpolate_and_no_reference_kernels(trained, tmp_path):
+    """The folded head's three level upsamplings run as the CPU plugin's jit Interpolate; nothing at the head's
+    1/4-resolution grid falls back to a reference kernel (a slice-and-stack formulation ran Concat and
+    StridedSlice there, and an NHWC Interpolate ran between reference Transposes).
+    """
+    import openvino as ov
+
+    from segcli.export.api import export_model
+
+    export_model(trained, "openvino", tmp_path / "ov", sample_size=(64, 64))
+    core = ov.Core()
+    model = core.read_model(str(tmp_path / "ov" / "model.xml"))
+    model.reshape({model.inputs[0].get_any_name(): [1, 128, 96, 3]})
+    ops = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).get_runtime_model().get_ops()
+
+    def kind(op):
+        info = op.get_rt_info()
+        return info["layerType"].astype(str), info["primitiveType"].astype(str)
+
+    interpolates = [kind(op)[1] for op in ops if kind(op)[0] == "Interpolate"]
+    assert len(interpolates) == 3 and all(p.startswith("jit") for p in interpolates)
+    at_head_grid = [kind(op) for op in ops if op.get_output_size() and op.get_output_partial_shape(0).is_static
+                    and {32, 24} <= set(op.get_output_partial_shape(0).to_shape())]
+    assert at_head_grid and not [k for k in at_head_grid if k[1].startswith("ref")]
+
+
 def test_bf16_runs_with_the_hint_or_is_refused_with_one_line(trained, tmp_path):
     from segcli.export import openvino_format
     from segcli.export.api import export_model
