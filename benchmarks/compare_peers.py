@@ -672,7 +672,9 @@ def trained_precision(args) -> str:
     work = Path(args.work) / "trained" / model_dir.name
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SEGCLI_HOME": str(Path(args.work) / "home")}
-    int8 = work / "demo_int8"
+    from segcli.export.openvino_format import converter_digest
+
+    int8 = work / f"demo_int8_{converter_digest()}"  # a segcli whose graph changed quantizes again
     export = None
     if not (int8 / "model.xml").is_file():
         shutil.rmtree(int8, ignore_errors=True)
@@ -681,7 +683,7 @@ def trained_precision(args) -> str:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
         export = done.stdout.strip() or done.stderr.strip().splitlines()[-1]
         log(f"int8 export: {export[:400]}")
-    ungated = work / "demo_int8_ungated"
+    ungated = int8.with_name(f"{int8.name}_ungated")
     if not (int8 / "model.xml").is_file() and not (ungated / "model.xml").is_file():
         # the export refused it: build the same IR without the gate (segcli's convert, same calibration images) so
         # its agreement and mIoU can be reported
