@@ -195,7 +195,11 @@ def _exports(work: Path) -> dict:
         subprocess.run([sys.executable, str(HERE / "compare_peers.py"), "--setup", "--arch", "b0", "--work",
                         str(work)], check=True, env=env)
     info = json.loads((work / "setup_b0.json").read_text())
-    paths = {fmt: work / name for fmt, name in EXPORTED.items()}
+    from segcli.export.openvino_format import converter_digest
+
+    # named by the digest of segcli's model and converter code: a changed graph is exported again, never reused
+    digest = converter_digest()
+    paths = {fmt: work / name.replace("segcli_b0", f"segcli_b0_{digest}") for fmt, name in EXPORTED.items()}
     code = ("import sys; from segcli.export.api import export_model\n"
             "for fmt, path in zip(sys.argv[2::2], sys.argv[3::2]):\n"
             "    export_model(sys.argv[1], fmt, path, sample_size=(512, 512), overwrite=True)\n")
