@@ -31,6 +31,7 @@ import numpy as np
 from keras import ops
 
 from segcli.models.mit.layers import PACKAGE, conv_init, dense_init
+from segcli.models.segformer.batch_norm import FusedTrainingBatchNorm
 
 #: Pyramid levels the head reads, finest first (strides 4, 8, 16, 32).
 LEVELS = 4
@@ -76,7 +77,7 @@ class SegFormerHead(keras.layers.Layer):
                          for i in range(LEVELS)]
         self.linear_fuse = keras.layers.Conv2D(width, 1, use_bias=False, kernel_initializer=conv_init(), dtype=dtype,
                                                name="linear_fuse")
-        self.fuse_norm = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype, name="fuse_norm")
+        self.fuse_norm = FusedTrainingBatchNorm(epsilon=1e-5, momentum=0.9, dtype=dtype, name="fuse_norm")
         self.head_dropout = keras.layers.Dropout(self.dropout, dtype=dtype, name="head_dropout")
         self.classifier = keras.layers.Conv2D(self.num_classes, 1, dtype=dtype, name="classifier",
                                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))
