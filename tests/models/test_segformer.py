@@ -58,6 +58,7 @@ def test_mixed_precision_runs_attention_and_mlp_low_and_keeps_residuals_head_and
     block = next(layer for layer in model.backbone.layers if isinstance(layer, MiTBlock))
     assert block.attention.query.compute_dtype == low and block.mlp.fc1.compute_dtype == low
     assert block.norm1.compute_dtype == "float32" and model.head.linear_fuse.compute_dtype == "float32"
+    assert model.get_layer("resize_logits").compute_dtype == "float32"
     assert block(np.ones((1, 16, 16, block.hidden_size), low)).dtype.name == "float32"  # the residual sum
     assert out.dtype.name == "float32"
 
@@ -179,3 +180,22 @@ def test_key_value_reduction_is_the_strided_convolution_with_its_gradients(ratio
         np.testing.assert_allclose(ours_grad, conv_grad, rtol=1e-4, atol=1e-4)
     unknown = tf.function(attention._reduce, input_signature=[tf.TensorSpec((None, None, None, 16))])
     np.testing.assert_allclose(unknown(x), conv, atol=1e-5)
+
+
+def test_mixed_bfloat16_runs_the_mlp_matmuls_in_bf16_and_its_gelu_in_float32():
+    """TF's bf16 Erfc is emulated and slower than float32's, so GELU computes in float32 between bf16 matmuls."""
+    import keras
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = tiny()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(
+        tf.TensorSpec((1, 64, 64, 3), tf.float32)).graph
+    dtypes = {}
+    for op in graph.get_operations():
+        dtypes.setdefault(op.type, set()).add(op.outputs[0].dtype.name if op.outputs else None)
+    assert dtypes["Erfc"] == {"float32"}
+    assert "bfloat16" in dtypes["MatMul"]

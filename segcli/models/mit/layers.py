@@ -175,7 +175,10 @@ class MixFFN(keras.layers.Layer):
 
     def call(self, x):
         x = self.dwconv(self.fc1(x))
-        return self.fc2(keras.activations.gelu(x, approximate=False))
+        # GELU in at least float32: TensorFlow's bfloat16 Erfc and the ops of its gradient run through emulated bf16
+        # and took about 1.5x float32's time (AMX Xeon; benchmarks/TRAIN_RESULTS.md). A no-op under float32.
+        x = keras.activations.gelu(ops.cast(x, "float32"), approximate=False)
+        return self.fc2(ops.cast(x, self.compute_dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape

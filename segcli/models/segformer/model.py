@@ -73,7 +73,10 @@ class SegFormer(keras.Model):
         # === Functional Model ===
         inputs = keras.Input(shape=backbone.input_shape[1:], name="images")
         quarter_logits = head(pyramid(inputs))
-        x = ResizeLike(dtype=dtype, name="resize_logits")(quarter_logits, inputs)
+        # Like the head, the logits' resize stays float32 under a mixed policy: in bf16 it rounded the logits to 8
+        # bits of mantissa and ran slower than float32 (TensorFlow's emulated bf16 resize and its gradient).
+        wide = keras.dtype_policies.get(dtype).variable_dtype
+        x = ResizeLike(dtype=wide, name="resize_logits")(quarter_logits, inputs)
         outputs = keras.layers.Activation(output_activation or "linear", dtype="float32", name="output")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
