@@ -135,11 +135,14 @@ class EfficientSelfAttention(keras.layers.Layer):
     def call(self, x):
         shape = ops.shape(x)
         batch, height, width = shape[0], shape[1], shape[2]
-        q = self._heads(self.query(x), batch)
+        # The 1/sqrt(d) scale goes on the queries: (tokens x d) values instead of the (tokens x keys) scores, which
+        # are 8x larger at B0's first stage; scaling them (and its gradient) was a third of attention's
+        # elementwise time in training at 512 px (benchmarks/TRAIN_RESULTS.md).
+        q = self._heads(self.query(x) * ops.cast(self.head_dim ** -0.5, self.compute_dtype), batch)
         kv = self.sr_norm(self._reduce(x)) if self.sr_ratio > 1 else x
         k = self._heads(self.key(kv), batch)
         v = self._heads(self.value(kv), batch)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.head_dim ** -0.5)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
         # Softmax in at least float32 (its exp and sum lose the small weights in bf16), then back for the matmul.
         weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
         context = ops.matmul(ops.cast(weights, v.dtype), v)
@@ -164,7 +167,11 @@ class MixFFN(keras.layers.Layer):
         self.mlp_ratio = mlp_ratio
         inner = int(hidden_size * mlp_ratio)
         self.fc1 = keras.layers.Dense(inner, kernel_initializer=dense_init(), dtype=self.dtype_policy, name="fc1")
-        self.dwconv = keras.layers.DepthwiseConv2D(3, padding="same", depthwise_initializer=conv_init(), dtype=self.dtype_policy, name="dwconv")
+        # The depthwise conv and GELU compute in float32 under a mixed policy (a no-op under float32). TensorFlow's
+        # bf16 depthwise filter gradient took twice float32's time, its bf16 Erfc and the ops of GELU's gradient
+        # about 1.5x (AMX Xeon; benchmarks/TRAIN_RESULTS.md); the two matmuls around them stay in the low type.
+        wide = self.dtype_policy.variable_dtype
+        self.dwconv = keras.layers.DepthwiseConv2D(3, padding="same", depthwise_initializer=conv_init(), dtype=wide, name="dwconv")
         self.fc2 = keras.layers.Dense(hidden_size, kernel_initializer=dense_init(), dtype=self.dtype_policy, name="fc2")
 
     def build(self, input_shape):
@@ -174,10 +181,7 @@ class MixFFN(keras.layers.Layer):
         self.fc2.build(inner_shape)
 
     def call(self, x):
-        x = self.dwconv(self.fc1(x))
-        # GELU in at least float32: TensorFlow's bfloat16 Erfc and the ops of its gradient run through emulated bf16
-        # and took about 1.5x float32's time (AMX Xeon; benchmarks/TRAIN_RESULTS.md). A no-op under float32.
-        x = keras.activations.gelu(ops.cast(x, "float32"), approximate=False)
+        x = keras.activations.gelu(self.dwconv(self.fc1(x)), approximate=False)  # float32 (see __init__)
         return self.fc2(ops.cast(x, self.compute_dtype))
 
     def compute_output_shape(self, input_shape):
