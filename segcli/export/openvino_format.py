@@ -13,8 +13,8 @@ Precision (the ``precision`` export option, and the runner's):
 - ``bf16``: the same fp32 IR run with the bf16 hint, on CPUs that OpenVINO says have BF16
   (AMX or AVX-512 BF16); refused elsewhere. Parity: mask agreement >= 99 %;
 - ``int8``: NNCF post-training quantization on calibration images, ``ModelType.TRANSFORMER`` (LayerNorm,
-  GELU and Softmax stay in float), without SmoothQuant (see :func:`quantize`). Parity: mask agreement
-  >= 99 %, plus the caller's mIoU budget.
+  GELU and Softmax stay in float, and run in bf16 on CPUs with BF16: :func:`inference_hint`), without
+  SmoothQuant (see :func:`quantize`). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
 
 :func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
 under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast.
@@ -33,7 +33,6 @@ from segcli.export.formats import METADATA_FILE, PRECISIONS, ExportFormat, Runne
 
 XML, BIN = "model.xml", "model.bin"
 RT_KEY = "segcli"
-HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 IRs carry their quantization; the rest runs f32
 INSTALL = "pip install 'openvino>=2026.4,<2027'"
 #: Input shapes an OpenVinoRunner keeps a compiled model for (each compile of B0 takes about a second).
 STATIC_SHAPES = 8
@@ -52,6 +51,22 @@ def _ov():
 def cpu_capabilities() -> list:
     """OpenVINO's CPU plugin capabilities, e.g. ``['BF16', 'FP32', 'INT8', ...]``."""
     return list(_ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def inference_hint(precision: str, capabilities=None) -> str:
+    """OpenVINO's ``INFERENCE_PRECISION_HINT`` for a segcli precision.
+
+    An int8 IR carries its own quantization; the ops NNCF leaves in float (LayerNorm, GELU, Softmax, the head's
+    upsampling) run in bf16 where the CPU has BF16, as OpenVINO itself defaults to on AMX, else in f32. With f32
+    float ops int8 was slower than bf16 on both CPUs measured (B0 512x512, batch 1: AMX Xeon 30.6 against
+    20.8 ms, EPYC 24.6 against 23.2); with bf16 ones it is 1.63x fp32 on both (benchmarks/NOTES.md row 22).
+
+    >>> inference_hint("int8", ["BF16", "FP32", "INT8"]), inference_hint("int8", ["FP32", "INT8"])
+    ('bf16', 'f32')
+    """
+    if precision == "int8":
+        return "bf16" if "BF16" in (cpu_capabilities() if capabilities is None else capabilities) else "f32"
+    return {"fp32": "f32", "bf16": "bf16"}[precision]
 
 
 def check_precision(precision: str) -> str:
@@ -140,7 +155,7 @@ class OpenVinoRunner(Runner):
             raise UsageError(f"precision int8: {xml} is a {exported} IR; export it with precision int8 and "
                              f"calibration images.")
         self.precision = check_precision(precision if precision and exported != "int8" else exported)
-        self._config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        self._config = {"INFERENCE_PRECISION_HINT": inference_hint(self.precision), "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)
         if cache_dir:

@@ -136,6 +136,13 @@ def test_int8_on_a_trained_model_keeps_its_miou_within_budget(trained, keras_mod
     predicted = tf.image.resize(logits, (64, 64)).numpy().argmax(-1)
     expected = np.asarray(keras_model(val_images.astype("float32"))).argmax(-1)
     assert (predicted == expected).mean() >= 0.99
+    # the ops NNCF leaves in float run in bf16 where the CPU has it (OpenVINO's default on AMX), else in f32
+    import openvino as ov
+
+    from segcli.export.openvino_format import cpu_capabilities
+
+    hint = runner.request_for(val_images.shape).get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
+    assert hint == (ov.Type.bf16 if "BF16" in cpu_capabilities() else ov.Type.f32)
 
 
 @pytest.mark.slow
