@@ -43,11 +43,10 @@ RECIPES = {
 
 
 def cpu_line() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile") if f in flags]
-    return f"{model}, {os.cpu_count()} logical CPUs, {' '.join(isa)}"
+    from segcli.hardware import cpu_info
+
+    info = cpu_info()
+    return f"{info['cpu']}, {info['logical_cores']} logical CPUs, {' '.join(info['isa'])}"
 
 
 class LogReporter:

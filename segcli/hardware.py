@@ -17,7 +17,8 @@ from pathlib import Path
 
 
 #: CPU flags worth showing for oneDNN: the widest vector and matrix units it can use.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile")
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8",
+             "amx_tile")
 
 
 def _cpuinfo_fields() -> dict:
