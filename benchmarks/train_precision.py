@@ -6,7 +6,10 @@ Prints Markdown tables (stdout) for:
 2. the SegFormer train step (forward + backward + two AdamW updates, segcli's own step) at ``--size`` px,
    batch ``--batch``, under three settings: fp32; Keras ``mixed_bfloat16`` (what ``--precision bf16`` uses);
    fp32 with TF's graph rewrite ``auto_mixed_precision_onednn_bfloat16``;
-3. what the traced bf16 step holds: ops by dtype and the number of Cast ops.
+3. what the traced bf16 step holds: ops by dtype and the number of Cast ops;
+4. with ``--breakdown``: where the step's time goes, from TensorFlow's profiler (3 profiled steps per setting),
+   per part of the model, split into matmul/conv kernels, Casts and everything else (elementwise, reductions,
+   resizes, random numbers). Times are kernel milliseconds per step summed over the worker threads.
 
 Each timing is the median of ``--repeats`` runs after a warm-up; the settings alternate, so a change in machine
 load hits them alike. The CPU model and ISA flags are printed with the results.
@@ -25,15 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def cpu_line() -> str:
-    from segcli.train.precision import cpu_flags
+    from segcli.hardware import cpu_info
 
-    model = "?"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile") if f in cpu_flags()]
-    return f"{model}, {os.cpu_count()} logical CPUs, flags: {' '.join(isa)}"
+    info = cpu_info()
+    return f"{info['cpu']}, {info['logical_cores']} logical CPUs, flags: {' '.join(info['isa'])}"
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:
@@ -107,6 +105,58 @@ def make_step(preset: str, size: int, batch: int, policy: str):
     return step
 
 
+#: Parts of the model, matched in order against the op's name scope (lower case).
+PARTS = (("attention", ("attention",)), ("Mix-FFN (fc1, dwconv, GELU, fc2)", ("mlp",)),
+         ("decode head + final resize", ("decode_head", "resize_logits")), ("patch embeddings", ("patch_embedding",)),
+         ("LayerNorms (blocks, stages)", ("norm1", "norm2", "_norm")), ("loss", ("sparse", "loss", "cross")),
+         ("optimizer", ("adam", "assign", "iteration")))
+MATMUL_KINDS = ("MatMul", "Conv2D", "Conv2d", "Einsum")
+
+
+def op_breakdown(step, steps: int = 3) -> dict:
+    """{(part, kind): kernel ms per step} from TensorFlow's profiler; kind is matmul/conv, cast or other."""
+    import collections
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    folder = tempfile.mkdtemp(prefix="segcli_prof_")
+    tf.profiler.experimental.start(folder)
+    for _ in range(steps):
+        step().numpy()
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(open(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True)[0], "rb").read())
+    totals = collections.Counter()
+    for plane in (p for p in space.planes if p.name.startswith("/host:CPU")):
+        for line in (line for line in plane.lines if line.name != "python"):
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or "::" in name:  # executor bookkeeping (ExecutorState::Process), not a kernel
+                    continue
+                scope, kind = name.rsplit(":", 1)
+                part = next((label for label, keys in PARTS if any(k in scope.lower() for k in keys)), "other")
+                kind = ("matmul/conv" if any(k in kind for k in MATMUL_KINDS) else "cast" if kind == "Cast"
+                        else "other")
+                totals[part, kind] += event.duration_ps / 1e9 / steps
+    return totals
+
+
+def print_breakdown(steps: dict) -> None:
+    tables = {name: op_breakdown(step) for name, step in steps.items()}
+    names = list(tables)
+    kinds = ("matmul/conv", "cast", "other")
+    print("\nKernel ms per step by part (TF profiler, summed over threads):\n")
+    print("| part | " + " | ".join(f"{n}: {k}" for n in names for k in kinds) + " |")
+    print("|---|" + "---:|" * (len(names) * len(kinds)))
+    for part in [label for label, _ in PARTS] + ["other", "total"]:
+        cells = [sum(v for (p, k2), v in tables[n].items() if k2 == k and part in (p, "total"))
+                 for n in names for k in kinds]
+        print(f"| {part} | " + " | ".join(f"{c:.0f}" for c in cells) + " |")
+
+
 def graph_census(step) -> dict:
     graph = step.get_concrete_function().graph
     by_dtype, casts = {}, 0
@@ -124,6 +174,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--breakdown", action="store_true", help="also profile where each step's time goes")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
@@ -153,6 +204,8 @@ def main(argv=None):
     for name, values in times.items():
         ms = statistics.median(values)
         print(f"| {name} | {ms:.0f} | {args.batch / ms * 1e3:.2f} | {base / ms:.2f}x |")
+    if args.breakdown:
+        print_breakdown({"fp32": steps["fp32"], "bf16": steps["mixed_bfloat16 (Keras policy)"]})
     census = graph_census(steps["mixed_bfloat16 (Keras policy)"])
     print(f"\nmixed_bfloat16 step graph: {census}; load average after {os.getloadavg()[0]:.2f}")
 
