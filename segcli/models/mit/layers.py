@@ -136,8 +136,7 @@ class EfficientSelfAttention(keras.layers.Layer):
         shape = ops.shape(x)
         batch, height, width = shape[0], shape[1], shape[2]
         # The 1/sqrt(d) scale goes on the queries: (tokens x d) values instead of the (tokens x keys) scores, which
-        # are 8x larger at B0's first stage; scaling them (and its gradient) was a third of attention's
-        # elementwise time in training at 512 px (benchmarks/TRAIN_RESULTS.md).
+        # are 8x larger at B0's first stage, so the multiply and its gradient touch 8x fewer values in training.
         q = self._heads(self.query(x) * ops.cast(self.head_dim ** -0.5, self.compute_dtype), batch)
         kv = self.sr_norm(self._reduce(x)) if self.sr_ratio > 1 else x
         k = self._heads(self.key(kv), batch)
