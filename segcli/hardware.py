@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 #: CPU flags worth showing for oneDNN: the widest vector and matrix units it can use.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8",
-             "amx_tile")
+ISA_FLAGS = ("avx2", "fma", "avx_vnni", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",
+             "amx_int8", "amx_tile")
 
 
 def _cpuinfo_fields() -> dict:
@@ -54,6 +54,18 @@ def has_bf16(isa=None) -> bool:
     """True when the CPU computes bfloat16 natively (AMX or AVX-512 BF16), where bf16 inference can pay off."""
     isa = cpu_info()["isa"] if isa is None else isa
     return any(flag in isa for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def has_vnni(isa=None) -> bool:
+    """True when the CPU has an int8 dot-product unit (AVX-VNNI, AVX-512 VNNI or AMX).
+
+    Without one, int8 kernels multiply u8 by s8 pairs into int16 sums that can saturate (``vpmaddubsw``).
+
+    >>> has_vnni(["avx2", "fma"]), has_vnni(["avx2", "avx512_vnni"])
+    (False, True)
+    """
+    isa = cpu_info()["isa"] if isa is None else isa
+    return any(flag in isa for flag in ("avx_vnni", "avx512_vnni", "amx_int8"))
 
 
 def has_amx(isa=None) -> bool:

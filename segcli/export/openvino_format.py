@@ -14,7 +14,8 @@ Precision (the ``precision`` export option, and the runner's):
   (AMX or AVX-512 BF16); refused elsewhere. Parity: mask agreement >= 99 %;
 - ``int8``: NNCF post-training quantization on calibration images, ``ModelType.TRANSFORMER`` (LayerNorm,
   GELU and Softmax stay in float, and run in bf16 on CPUs with BF16: :func:`inference_hint`), without
-  SmoothQuant (see :func:`quantize`). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
+  SmoothQuant, with half-range weights on CPUs without VNNI (see :func:`quantize`; the metadata's
+  ``int8_half_range_weights`` says which). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
 
 :func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
 under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast.
@@ -96,14 +97,23 @@ def convert(graph, precision: str = "fp32", calibration=None, metadata: dict | N
     if graph.folded:
         model = add_folded_tail(model, graph.folded_head)
     if precision == "int8":
-        model = quantize(model, calibration)
+        model, halved = quantize(model, calibration)
+        if metadata is not None:
+            metadata["int8_half_range_weights"] = halved
     if metadata:
         model.set_rt_info(json.dumps(metadata), [RT_KEY])
     return model
 
 
 def quantize(model, calibration):
-    """NNCF post-training int8 quantization of ``model`` on RGB uint8 ``calibration`` images (N, H, W, 3)."""
+    """NNCF post-training int8 quantization of ``model`` on RGB uint8 ``calibration`` images (N, H, W, 3).
+
+    Returns the quantized model and whether its weights use half the int8 range. They do on a CPU without
+    VNNI (:func:`segcli.hardware.has_vnni`): there int8 products are summed in pairs into int16, which
+    saturates with full-range weights (NNCF's ``OverflowFix.ENABLE``). On an AVX2-only AMD EPYC the tiny
+    trained model of the tests kept 97.0 % of fp32's masks with NNCF's default (half range in the first layer
+    only) and passed the 99 % gate with half range everywhere. With VNNI the full range is kept.
+    """
     if calibration is None or len(calibration) == 0:
         raise UsageError("precision int8 needs calibration images (a folder of images like the ones to segment).")
     try:
@@ -119,11 +129,16 @@ def quantize(model, calibration):
     # No SmoothQuant: its per-channel Multiply sits between each MatMul and the layout Transpose before it
     # (the Mix-FFN's depthwise conv is NCHW in the IR), and OpenVINO's CPU plugin then runs those Transposes
     # in float32 instead of folding them away (benchmarks/NOTES.md row 19, RESULTS_int8.md).
-    no_smooth_quant = nncf.AdvancedQuantizationParameters(
-        smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1))
+    from segcli.hardware import has_vnni
+
+    halved = not has_vnni()
+    parameters = nncf.AdvancedQuantizationParameters(
+        smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1),
+        **({"overflow_fix": nncf.OverflowFix.ENABLE} if halved else {}))
     with contextlib.redirect_stdout(sys.stderr):  # its progress bars would spoil JSON on stdout
-        return nncf.quantize(model, nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
-                             subset_size=len(images), advanced_parameters=no_smooth_quant)
+        quantized = nncf.quantize(model, nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(images), advanced_parameters=parameters)
+    return quantized, halved
 
 
 def _xml(path) -> Path:

@@ -69,6 +69,32 @@ def test_fp32_ir_matches_the_keras_model_at_any_size(trained, keras_model, tmp_p
             assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
 
 
+def int8_weight_ranges(model) -> list:
+    """Largest |value| of each int8 constant (the quantized weights) of an ``openvino.Model``."""
+    import openvino as ov
+
+    return [int(np.abs(op.get_data().astype(np.int32)).max()) for op in model.get_ops()
+            if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("vnni", [False, True])
+def test_int8_weights_use_half_the_range_on_a_cpu_without_vnni(keras_model, monkeypatch, vnni):
+    """Without VNNI, int8 products are summed in pairs into int16, which saturates with full-range weights."""
+    from segcli import hardware
+    from segcli.export import openvino_format
+    from segcli.models.segformer.graph import SegFormerGraph
+
+    monkeypatch.setattr(hardware, "has_vnni", lambda isa=None: vnni)  # stands in for the other kind of CPU
+    images, _ = colour_blocks(8, seed=21)
+    metadata = {}
+    model = openvino_format.convert(SegFormerGraph(keras_model), "int8", images, metadata)
+    ranges = int8_weight_ranges(model)
+    halved = sum(r <= 64 for r in ranges)
+    assert metadata["int8_half_range_weights"] is (not vnni)
+    assert len(ranges) >= 20 and (halved >= 0.8 * len(ranges) if not vnni else halved <= 2)
+
+
 def test_the_compiled_head_upsamples_with_openvinos_jit_interpolate_and_no_reference_kernels(trained, tmp_path):
     """The folded head's three level upsamplings run as the CPU plugin's jit Interpolate; nothing at the head's
     1/4-resolution grid falls back to a reference kernel (a slice-and-stack formulation ran Concat and
@@ -123,6 +149,9 @@ def test_int8_on_a_trained_model_keeps_its_miou_within_budget(trained, keras_mod
                           max_miou_drop=0.01, score=_score(data), sample_size=(64, 64))
     assert report.passed and report.precision == "int8" and report.miou_reference > 0.8
     assert report.miou_reference - report.miou <= 0.01
+    flags = set(open("/proc/cpuinfo").read().split())  # the kernel's view of this CPU
+    half_range = not flags & {"avx_vnni", "avx512_vnni", "amx_int8"}
+    assert json.loads((tmp_path / "ov8" / "segcli.json").read_text())["int8_half_range_weights"] is half_range
     xml = (tmp_path / "ov8" / "model.xml").read_text()
     assert "FakeQuantize" in xml or "FakeConvert" in xml  # really quantized
     # int8 must not cost float layout work that fp32 avoids: the CPU plugin folds fp32's Transposes away
