@@ -523,7 +523,7 @@ def agreement(work: Path, arch: str, name: str, count: int) -> float | None:
 
 
 def main_parent(args):
-    from segcli.hardware import cpu_info
+    from segcli.hardware import cpu_info, has_bf16
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -533,6 +533,10 @@ def main_parent(args):
     load_start = os.getloadavg()
     cpu = cpu_info()
     log(f"{cpu['cpu']}, {cpu['logical_cores']} cores, ISA {', '.join(cpu['isa'])}; load {load_start}")
+    if not has_bf16(cpu["isa"]):  # segcli refuses bf16 there, and an emulated peer would measure nothing useful
+        args.skip |= {n for n, (_, _, prec) in CONTENDERS.items() if prec == "bf16"}
+        args.notes.append("bf16 contenders did not run: this CPU has neither AMX nor AVX-512 BF16.")
+        log(args.notes[-1])
     subprocess.run([sys.executable, __file__, "--peak", "--work", str(work)], check=True, env=env)
     peak = json.loads((work / "peak.json").read_text())["gflops_per_s"]
     log(f"fp32 matmul peak {peak:.1f} GFLOP/s")
@@ -608,6 +612,7 @@ def render(args, cpu, peak, results, started, load_start, load_end) -> str:
         "- GFLOP/img is what the graph executes (TF profiler, full-resolution logits included): segcli routes run "
         "the folded head, every peer the plain head. '% peak' = GFLOP/img x img/s / fp32 peak; 'fwd' columns time "
         "the forward pass alone (segcli: the runner predict calls; peers: the same runtime call on a decoded batch).",
+        *(f"- {note}" for note in args.notes),
         "",
     ]
     for arch in args.models:
@@ -670,7 +675,7 @@ def trained_precision(args) -> str:
     import shutil
 
     from segcli.data.image_io import is_image_name, read_image
-    from segcli.hardware import cpu_info
+    from segcli.hardware import cpu_info, has_bf16
 
     segcli = str(Path(sys.executable).with_name("segcli"))
     work = Path(args.work) / "trained" / model_dir.name
@@ -722,9 +727,13 @@ def trained_precision(args) -> str:
             "masks = [r.mask for r in p.predict([read_image(f) for f in files])]\n"
             "np.savez_compressed(sys.argv[4], *masks)\n")
     rows = []
+    cpu = cpu_info()
     for label, spec, backend, precision in routes:
         if not Path(spec).exists():
             rows.append((label, None, None, "int8 export failed"))
+            continue
+        if precision == "bf16" and not has_bf16(cpu["isa"]):
+            rows.append((label, None, None, "not run: this CPU has neither AMX nor AVX-512 BF16"))
             continue
         out = work / f"masks_{len(rows)}.npz"
         subprocess.run([sys.executable, "-c", code, spec, backend, precision, str(out), *map(str, files)],
@@ -735,7 +744,6 @@ def trained_precision(args) -> str:
         rows.append((label, out, miou, "" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]))
         log(f"{label}: mIoU {miou}")
     ref = np.load(rows[0][1])
-    cpu = cpu_info()
     name = model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir
     data_name = data_dir.relative_to(ROOT) if data_dir.is_relative_to(ROOT) else data_dir
     lines = [f"## Precision on a trained model ({name}, data {data_name})", "",
@@ -811,6 +819,7 @@ def main(argv=None):
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    args.notes = []
     bad = [m for m in args.models if m not in ARCHS]
     if bad:
         parser.error(f"--models {','.join(bad)}: use b0 and/or b2")
