@@ -139,8 +139,8 @@ def _open(source, backend="auto", precision="auto"):
     return source if isinstance(source, OpenedModel) else open_model(source, backend, precision)
 
 
-def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int = 8, tile=None,
-             stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
+def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int | None = None,
+             tile=None, stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
              label_map=None, keep_classes=None, backend: str = "auto", precision: str = "auto", on_start=None,
              on_progress=None, val_fraction: float = 0.1, seed: int = 0) -> dict:
     """Metrics of ``source`` (a model spec, or an opened model) on dataset folder ``data``.
@@ -162,6 +162,7 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     ds = discover(data, val_fraction=val_fraction, seed=seed, label_map=label_map, keep_classes=keep_classes)
     pairs, split = _pairs(ds, split)
     source = _open(source, backend, precision)
+    batch_size = source.default_batch_size() if batch_size is None else batch_size
     seg = Predictor(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,
                     stride=stride, max_side=max_side)
     engine = with_tta(seg, tta)

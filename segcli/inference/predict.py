@@ -47,7 +47,7 @@ PROBS_SUFFIX = "_probs.npy"
 class PredictOptions:
     out: Path
     mode: str = "whole"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: OpenedModel.default_batch_size()
     tile: int | None = None
     stride: int | None = None
     max_side: int = 2048
@@ -165,6 +165,8 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
         videos = [v for v in videos if shard_of(v.rel, options.shard[1]) == options.shard[0]]
     if not isinstance(source, OpenedModel):
         source = open_model(source, options.backend, options.precision)
+    if options.batch_size is None:
+        options.batch_size = source.default_batch_size()
     seg = _engine(source, options)
     names, lut = source.class_names, palette_lut(source.classes.colors)
     warn = on_warning or (lambda line: None)
@@ -183,7 +185,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     skipped += sum(1 for v in video_summaries if not v["frames"]["written"])
     inputs_total = len(items) + len(videos)
     summary = {
-        "model": source.name, "engine": source.engine, "mode": options.mode,
+        "model": source.name, "engine": source.engine, "mode": options.mode, "batch_size": options.batch_size,
         "tta": str(options.tta) if options.tta else None,
         "out": str(options.out), "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         "count": {"inputs": inputs_total, "written": written, "skipped": skipped, "failed": len(state.failures),

@@ -57,6 +57,19 @@ class OpenedModel:
         """What runs the model and at which precision, e.g. ``openvino bf16`` (shown by predict and eval)."""
         return f"{self.backend} {self.precision}"
 
+    def default_batch_size(self) -> int:
+        """Images per network call when the user gives none: 8 for TensorFlow on a GPU, else 1.
+
+        On a CPU, batch 1 was the fastest end to end (benchmarks/PREDICT_BATCH.md: B0 512x512 on an AVX2 EPYC,
+        batch 8 at 0.65x batch 1's img/s on OpenVINO and 0.72x on TensorFlow; compare_peers.py found batch 1
+        best for every OpenVINO route on three CPUs but one tie). A GPU needs batches to fill it.
+        """
+        if self.backend != "tensorflow":
+            return 1
+        import tensorflow as tf
+
+        return 8 if tf.config.list_physical_devices("GPU") else 1
+
     @property
     def class_names(self) -> list[str]:
         return list(self.classes.names)

@@ -61,6 +61,25 @@ def test_good_inputs_exit_0_and_strict_exit_1(world, tmp_path):
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["count"]["failed"] == 1
 
 
+def test_batch_size_defaults_to_one_on_a_cpu_and_gives_the_same_masks_as_a_batch_of_four(world, tmp_path):
+    import tensorflow as tf
+
+    good = [str(world["images"] / name) for name in GOOD]
+    expected = 8 if tf.config.list_physical_devices("GPU") else 1  # batch 1 was fastest end to end on CPUs
+    masks = {}
+    for backend in ("auto", "tensorflow"):
+        for batch in (None, 4):
+            out = tmp_path / f"{backend}-{batch}"
+            result = invoke(*good, "--out", out, "--model", world["run"], "--backend", backend, "--no-overlay",
+                            "--json", *(("--batch-size", batch) if batch else ()))
+            assert result.exit_code == 0, result.output
+            summary = json.loads(result.stdout)
+            assert summary["batch_size"] == (batch or (expected if backend == "tensorflow" else 1))
+            masks[backend, batch] = {p.name: read_mask(p) for p in out.glob("*.png")}
+        assert masks[backend, None].keys() == masks[backend, 4].keys() and len(masks[backend, 4]) == len(GOOD)
+        assert all(np.array_equal(masks[backend, None][k], masks[backend, 4][k]) for k in masks[backend, 4])
+
+
 def test_default_model_not_cached_names_the_alternatives(world, tmp_path, monkeypatch):
     monkeypatch.delenv("SEGCLI_MODEL", raising=False)
     line = one_line_error(invoke(world["images"] / "plain.jpg", "--out", tmp_path / "o"))
