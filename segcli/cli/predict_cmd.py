@@ -71,13 +71,13 @@ def render_summary(summary: dict) -> None:
     count = summary["count"]
     table = Table(title="segcli predict", show_header=False)
     rows = [("model", summary["model"]), ("engine", summary["engine"]), ("mode", summary["mode"]),
-            ("output", summary["out"]),
+            ("batch size", summary["batch_size"]), ("output", summary["out"]),
             ("inputs", count["inputs"]), ("written", count["written"]), ("skipped (done before)", count["skipped"]),
             ("failed", count["failed"])]
     if count["not_processed"]:
         rows.append(("not processed (--strict)", count["not_processed"]))
     if summary["shard"]:
-        rows.insert(4, ("shard", summary["shard"]))
+        rows.insert(5, ("shard", summary["shard"]))
     rows += [("img/s", summary["img_per_s"] if summary["img_per_s"] is not None else "-"),
              ("total time (s)", summary["total_seconds"])]
     if summary.get("tta"):
