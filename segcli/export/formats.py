@@ -217,6 +217,8 @@ class Runner:
 
     logits_stride = 4
     runtime = ""
+    #: One-line warnings about running this file on this machine (predict and eval show them).
+    warnings: tuple = ()
 
     def _init_meta(self, meta: dict, num_classes: int | None):
         self.metadata = meta

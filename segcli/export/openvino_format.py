@@ -15,7 +15,8 @@ Precision (the ``precision`` export option, and the runner's):
 - ``int8``: NNCF post-training quantization on calibration images, ``ModelType.TRANSFORMER`` (LayerNorm,
   GELU and Softmax stay in float, and run in bf16 on CPUs with BF16: :func:`inference_hint`), without
   SmoothQuant, with half-range weights on CPUs without VNNI (see :func:`quantize`; the metadata's
-  ``int8_half_range_weights`` says which). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
+  ``int8_half_range_weights`` says which; a full-range IR run on a CPU without VNNI gets a warning in
+  ``runner.warnings``). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
 
 :func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
 under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast.
@@ -141,6 +142,16 @@ def quantize(model, calibration):
     return quantized, halved
 
 
+def _int8_range_warnings(xml: Path, meta: dict) -> tuple:
+    """A warning when an int8 IR with full-range weights runs on a CPU without VNNI, where they saturate."""
+    from segcli.hardware import has_vnni
+
+    if meta.get("int8_half_range_weights") or has_vnni():
+        return ()
+    return (f"{xml}: this int8 IR was quantized on a CPU with VNNI (full-range weights), and this CPU has no VNNI, "
+            f"so its masks may lose accuracy here; export it again on this kind of CPU.",)
+
+
 def _xml(path) -> Path:
     path = Path(path)
     return path / XML if path.is_dir() else path
@@ -170,6 +181,7 @@ class OpenVinoRunner(Runner):
             raise UsageError(f"precision int8: {xml} is a {exported} IR; export it with precision int8 and "
                              f"calibration images.")
         self.precision = check_precision(precision if precision and exported != "int8" else exported)
+        self.warnings = _int8_range_warnings(xml, meta) if self.precision == "int8" else ()
         self._config = {"INFERENCE_PRECISION_HINT": inference_hint(self.precision), "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)

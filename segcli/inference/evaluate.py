@@ -174,7 +174,7 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     seconds = time.perf_counter() - started
     result = _result(confusion, classes, worst_k, source=source, ds=ds, split=split, mode=mode, tta=tta,
                      images=len(pairs), seconds=seconds)
-    result["notes"] = [n for n in ds.notes if split != "all" or n not in ds.split_notes]
+    result["notes"] = [*source.warnings, *(n for n in ds.notes if split != "all" or n not in ds.split_notes)]
     return result
 
 

@@ -170,6 +170,8 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     seg = _engine(source, options)
     names, lut = source.class_names, palette_lut(source.classes.colors)
     warn = on_warning or (lambda line: None)
+    for line in source.warnings:
+        warn(line)
     progress = on_progress or (lambda n: None)
     if on_start:
         on_start(len(items) + sum(frame_estimate(v.path, options.every) for v in videos))

@@ -57,6 +57,11 @@ class OpenedModel:
         """What runs the model and at which precision, e.g. ``openvino bf16`` (shown by predict and eval)."""
         return f"{self.backend} {self.precision}"
 
+    @property
+    def warnings(self) -> tuple:
+        """One-line warnings about running this model on this machine (from an exported file's runner)."""
+        return tuple(getattr(self.model, "warnings", ()))
+
     def default_batch_size(self) -> int:
         """Images per network call when the user gives none: 8 for TensorFlow on a GPU, else 1.
 

@@ -95,6 +95,41 @@ def test_int8_weights_use_half_the_range_on_a_cpu_without_vnni(keras_model, monk
     assert len(ranges) >= 20 and (halved >= 0.8 * len(ranges) if not vnni else halved <= 2)
 
 
+@pytest.mark.slow
+def test_a_full_range_int8_ir_warns_on_a_cpu_without_vnni(keras_model, tmp_path, monkeypatch):
+    import openvino as ov
+
+    from segcli import hardware
+    from segcli.export import openvino_format
+    from segcli.inference.predict import PredictOptions, run_predict
+    from segcli.inference.runners import open_model
+    from segcli.models.segformer.graph import SegFormerGraph
+
+    images, _ = colour_blocks(8, seed=21)
+    folders = {}
+    for vnni in (True, False):  # the exporting CPU: full-range weights with VNNI, half-range ones without
+        monkeypatch.setattr(hardware, "has_vnni", lambda isa=None, v=vnni: v)
+        metadata = {"num_classes": 3, "logits_stride": 4, "input_size": None, "precision": "int8"}
+        folders[vnni] = tmp_path / f"vnni_{vnni}"
+        folders[vnni].mkdir()
+        ov.save_model(openvino_format.convert(SegFormerGraph(keras_model), "int8", images, metadata),
+                      str(folders[vnni] / "model.xml"), compress_to_fp16=False)
+    monkeypatch.setattr(hardware, "has_vnni", lambda isa=None: False)  # now running on a CPU without VNNI
+    assert open_model(str(folders[False])).warnings == ()
+    warned = open_model(str(folders[True]))
+    assert warned.warnings == (f"{folders[True] / 'model.xml'}: this int8 IR was quantized on a CPU with VNNI "
+                               "(full-range weights), and this CPU has no VNNI, so its masks may lose accuracy "
+                               "here; export it again on this kind of CPU.",)
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), images[0][:, :, ::-1])
+    lines = []
+    summary = run_predict([str(tmp_path / "in")], warned, PredictOptions(out=tmp_path / "out"),
+                          on_warning=lines.append)
+    assert lines == list(warned.warnings) and summary["count"]["written"] == 1
+    monkeypatch.setattr(hardware, "has_vnni", lambda isa=None: True)
+    assert open_model(str(folders[True])).warnings == ()
+
+
 def test_the_compiled_head_upsamples_with_openvinos_jit_interpolate_and_no_reference_kernels(trained, tmp_path):
     """The folded head's three level upsamplings run as the CPU plugin's jit Interpolate; nothing at the head's
     1/4-resolution grid falls back to a reference kernel (a slice-and-stack formulation ran Concat and
