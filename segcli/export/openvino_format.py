@@ -148,8 +148,8 @@ def _int8_range_warnings(xml: Path, meta: dict) -> tuple:
 
     if meta.get("int8_half_range_weights") or has_vnni():
         return ()
-    return (f"{xml}: this int8 IR was quantized on a CPU with VNNI (full-range weights), and this CPU has no VNNI, "
-            f"so its masks may lose accuracy here; export it again on this kind of CPU.",)
+    return (f"{xml}: this int8 IR has full-range weights, which suit CPUs with VNNI; this CPU has none, so its "
+            f"masks may lose accuracy here; export it again on this kind of CPU.",)
 
 
 def _xml(path) -> Path:

@@ -117,9 +117,9 @@ def test_a_full_range_int8_ir_warns_on_a_cpu_without_vnni(keras_model, tmp_path,
     monkeypatch.setattr(hardware, "has_vnni", lambda isa=None: False)  # now running on a CPU without VNNI
     assert open_model(str(folders[False])).warnings == ()
     warned = open_model(str(folders[True]))
-    assert warned.warnings == (f"{folders[True] / 'model.xml'}: this int8 IR was quantized on a CPU with VNNI "
-                               "(full-range weights), and this CPU has no VNNI, so its masks may lose accuracy "
-                               "here; export it again on this kind of CPU.",)
+    assert warned.warnings == (f"{folders[True] / 'model.xml'}: this int8 IR has full-range weights, which suit "
+                               "CPUs with VNNI; this CPU has none, so its masks may lose accuracy here; export it "
+                               "again on this kind of CPU.",)
     (tmp_path / "in").mkdir()
     cv2.imwrite(str(tmp_path / "in" / "a.png"), images[0][:, :, ::-1])
     lines = []
