@@ -6,8 +6,9 @@ except where two classes tie within float rounding, but never builds the (B, H, 
 How: TF's bilinear resize (half-pixel centres) makes each output pixel a blend of one 2x2 *window* of
 the edge-padded logits, with the pixel's own row and column weights. A blend lies between the window's
 per-class minimum and maximum, so a class whose window maximum is below the best per-class window minimum
-can never win there. Each window blends only its ``candidates`` classes with the highest maxima for all
-the output pixels it covers; windows where the bound does not rule out the rest get a wider look, then
+can never win there. The classes that pass this bound are the window's *rivals*; they are counted, and a
+window with one rival takes it for every output pixel it covers. The others blend their rivals for those
+pixels: the ``candidates`` classes with the highest maxima when that covers them all, else 4x that, else
 every class. The arithmetic is TF's own (``in = (y + 0.5) * h / H - 0.5``; ``lo + (hi - lo) * lerp``
 along x, then y), so the winners are the same numbers TF would compare.
 
@@ -23,7 +24,7 @@ True
 
 from __future__ import annotations
 
-#: Classes blended per window before the bound is checked (then 4x that, then all).
+#: Classes blended per window whose rivals fit in it (then 4x that, then all).
 CANDIDATES = 4
 
 
@@ -112,56 +113,48 @@ def _blend_argmax(corners, wy, wx):
 def _window_argmax(padded, ys, xs, y_lerps, x_lerps, k, c):
     """Winning class for every (window, row slot, column slot): (B, ny, nx, R, Cx) int32.
 
-    Window (iy, ix) has its top-left corner at padded pixel (ys[iy], xs[ix]).
+    Window (iy, ix) has its top-left corner at padded pixel (ys[iy], xs[ix]). A class is a *rival* in a window
+    when its maximum there reaches the best per-class minimum: only rivals can win a pixel of the window. A
+    window with one rival is settled (most windows of a trained model's logits); the others blend their
+    rivals, found among the ``k``, then ``4 k``, then all classes with the highest maxima.
     """
     import tensorflow as tf
 
-    def windows(t):  # (B, h + 1, w + 1, C) per-window values -> the used windows only
+    upper = tf.nn.max_pool2d(padded, 2, 1, "VALID")  # (B, h + 1, w + 1, C): each window's per-class maximum
+    best_lower = -tf.reduce_min(tf.nn.max_pool2d(-padded, 2, 1, "VALID"), axis=-1)
+    rivals = tf.reduce_sum(tf.cast(upper >= best_lower[..., None], tf.int32), axis=-1)
+    best = tf.argmax(upper, axis=-1, output_type=tf.int32)
+
+    def windows(t):  # (B, h + 1, w + 1) per-window values -> the used windows only
         return tf.gather(tf.gather(t, ys, axis=1), xs, axis=2)
 
-    upper = windows(tf.nn.max_pool2d(padded, 2, 1, "VALID"))
-    best_lower = tf.reduce_max(-windows(tf.nn.max_pool2d(-padded, 2, 1, "VALID")), axis=-1)
+    best, rivals = windows(best), windows(rivals)
     shape = tf.shape(padded)
     flat = tf.reshape(padded, [-1])
     row = (tf.range(shape[0])[:, None, None] * shape[1] + ys[None, :, None]) * shape[2] + xs[None, None, :]
     offsets = tf.stack([0, 1, shape[2], shape[2] + 1]) * c  # tl, tr, bl, br
-    batch, ny, nx = tf.shape(upper)[0], tf.shape(upper)[1], tf.shape(upper)[2]
+    batch, ny, nx = tf.shape(best)[0], tf.shape(best)[1], tf.shape(best)[2]
     wy = tf.broadcast_to(y_lerps[None, :, None, :], tf.stack([batch, ny, nx, tf.shape(y_lerps)[1]]))
     wx = tf.broadcast_to(x_lerps[None, None, :, :], tf.stack([batch, ny, nx, tf.shape(x_lerps)[1]]))
 
-    def pick(t, index):
-        return t if index is None else tf.gather_nd(t, index)
-
-    def blend(index, classes):
-        base = pick(row, index)[..., None] * c + classes
+    def rivals_argmax(index, width):
+        """Blend of the ``width`` classes with the highest maxima in the windows at ``index``: (n, R, Cx)."""
+        if width >= c:
+            classes = tf.broadcast_to(tf.range(c)[None], tf.stack([tf.shape(index)[0], c]))
+        else:
+            at = tf.stack([index[:, 0], tf.gather(ys, index[:, 1]), tf.gather(xs, index[:, 2])], axis=1)
+            classes = tf.math.top_k(tf.gather_nd(upper, at), k=width, sorted=False).indices
+        base = tf.gather_nd(row, index)[..., None] * c + classes
         corners = [tf.gather(flat, base + offsets[i]) for i in range(4)]
-        return _blend_argmax(corners, pick(wy, index), pick(wx, index))
+        winner = _blend_argmax(corners, tf.gather_nd(wy, index), tf.gather_nd(wx, index))
+        classes = tf.broadcast_to(classes[:, None, None, :], tf.concat([tf.shape(winner), [width]], 0))
+        return tf.gather(classes, winner[..., None], batch_dims=3)[..., 0]
 
-    def candidates_argmax(index, width):
-        """Blend of the ``width`` likeliest classes of the windows at ``index`` (None: all), and which are proven."""
-        values, classes = tf.math.top_k(pick(upper, index), k=width + 1, sorted=True)
-        proven = values[..., width] < pick(best_lower, index)
-        classes = classes[..., :width]
-        winner = blend(index, classes)
-        classes = tf.broadcast_to(classes[..., None, None, :], tf.concat([tf.shape(winner), [width]], 0))
-        return tf.gather(classes, winner[..., None], batch_dims=len(winner.shape))[..., 0], proven
-
-    # Settled windows: one class's upper bound is the only one at or above the best lower bound, so it wins
-    # every pixel of the window (most windows of a trained model's logits); no blending needed there.
-    best = tf.argmax(upper, axis=-1, output_type=tf.int32)
-    top = tf.reduce_max(upper, axis=-1, keepdims=True)
-    runner_up = tf.reduce_max(tf.where(upper < top, upper, tf.constant(-float("inf"))), axis=-1)
-    tied = tf.reduce_sum(tf.cast(upper >= top, tf.int32), axis=-1) > 1
-    settled = ~tied & (runner_up < best_lower)
     result = tf.broadcast_to(best[..., None, None],
                              tf.concat([tf.shape(best), tf.shape(wy)[-1:], tf.shape(wx)[-1:]], 0))
-    unsure = tf.where(~settled)
-    first, proven = candidates_argmax(unsure, k)
-    result = tf.tensor_scatter_nd_update(result, unsure, first)
-    unsure = tf.boolean_mask(unsure, ~proven)
-    if 4 * k < c - 1:  # a second, wider look at the windows the first could not settle
-        second, proven2 = candidates_argmax(unsure, 4 * k)
-        result = tf.tensor_scatter_nd_update(result, unsure, second)
-        unsure = tf.boolean_mask(unsure, ~proven2)
-    every = tf.broadcast_to(tf.range(c)[None], tf.stack([tf.shape(unsure)[0], c]))
-    return tf.tensor_scatter_nd_update(result, unsure, blend(unsure, every))
+    settled = 1
+    for width in sorted({w for w in (k, 4 * k) if w < c} | {c}):
+        index = tf.cast(tf.where((rivals > settled) & (rivals <= width)), tf.int32)
+        result = tf.tensor_scatter_nd_update(result, index, rivals_argmax(index, width))
+        settled = width
+    return result
