@@ -10,7 +10,11 @@ The top-level names are lazy, so ``import segcli`` does not import TensorFlow
 
 from __future__ import annotations
 
+from segcli.tf_allocator import prefer_bfc_allocator
+
 __version__ = "0.2.0"
+
+prefer_bfc_allocator()  # before anything imports TensorFlow; see segcli/tf_allocator.py
 
 _LAZY = {"SegFormer", "MiTBackbone", "SegFormerB0", "SegFormerB1", "SegFormerB2", "SegFormerB3", "SegFormerB4",
          "SegFormerB5", "create_model"}

@@ -9,6 +9,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest
 
+import segcli  # noqa: F401,E402  before any test imports TensorFlow: the allocator segcli's users get
+
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
