@@ -170,18 +170,23 @@ def bench_segcli(data: Path, arch: str, size: int, batch: int, run_dir: Path) ->
             "first_epoch_s": float(rows[0]["seconds"]), "loss": float(last["train_loss"])}
 
 
-BEGIN, END = "<!-- train_throughput.py: begin -->", "<!-- train_throughput.py: end -->"
+def cpu_kind() -> str:
+    """amx, avx512 or avx2: one section of the results per kind of CPU, so a run replaces only its own kind's."""
+    from segcli.hardware import cpu_info, has_amx
+
+    return "amx" if has_amx() else "avx512" if "avx512f" in cpu_info()["isa"] else "avx2"
 
 
-def write_section(path: Path, report: str) -> None:
-    """Replace this script's section of ``path`` (between BEGIN and END), keeping the other benchmarks' sections."""
+def write_section(path: Path, report: str, kind: str) -> None:
+    """Replace this script's section of ``path`` for this ``kind`` of CPU, keeping the other sections."""
+    begin, end = f"<!-- train_throughput.py {kind}: begin -->", f"<!-- train_throughput.py {kind}: end -->"
     text = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{report.rstrip()}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+    block = f"{begin}\n{report.rstrip()}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1].lstrip("\n")
     else:
-        text = block + "\n" + text
+        text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
 
 
@@ -341,7 +346,9 @@ def format_report(rows: list[dict], args, machine: dict, load: tuple[float, floa
     lines += [
         "",
         "Both sides run the same augmentation function (segcli's: random rescale 0.75-1.5, pad, crop, flip, "
-        "photometric distortion). keras-hub runs without XLA (`jit_compile=False`).",
+        "photometric distortion). keras-hub runs without XLA (`jit_compile=False`). Both run with TensorFlow's "
+        f"{'BFC' if args.tf_allocator == 'bfc' else 'default'} CPU allocator "
+        f"(`TF_CPU_ALLOCATOR_USE_BFC={os.environ['TF_CPU_ALLOCATOR_USE_BFC']}`).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -355,6 +362,9 @@ def parse_args(argv=None):
     parser.add_argument("--write", action="store_true", help=f"Write the report to {RESULTS_FILE.name}.")
     parser.add_argument("--quick", action="store_true",
                         help="Smoke check: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + ".")
+    parser.add_argument("--tf-allocator", choices=("bfc", "default"), default="bfc",
+                        help="TensorFlow's CPU allocator for both trainers (bfc: segcli's default, and keras-hub's "
+                             "faster setting too).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -374,6 +384,7 @@ def main(argv=None) -> None:
         keras_hub_worker(json.loads(args.worker))
         return
     command = "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true" if args.tf_allocator == "bfc" else "false"  # both children
     machine = machine_info()
     load_start = load_1min()
     log(f"{machine['cpu']}, {machine['cores']} cores, load {load_start:.2f}")
@@ -385,7 +396,7 @@ def main(argv=None) -> None:
     report = format_report(rows, args, machine, (load_start, load_1min()), command.strip())
     print(report, end="")
     if args.write:
-        write_section(RESULTS_FILE, report)
+        write_section(RESULTS_FILE, report, cpu_kind())
         log(f"wrote {RESULTS_FILE}")
 
 
