@@ -23,6 +23,10 @@ Contenders, each in its own fresh process, each at its best batch size among ``-
   compile within ``--compile-timeout``); keras-hub ``SegFormerImageSegmenter`` (its own random weights: no mask
   agreement).
 
+Every TensorFlow process (segcli's TF routes, keras-hub, the peak measurement) runs with TF's BFC CPU allocator
+(``TF_CPU_ALLOCATOR_USE_BFC=true``), which segcli sets for itself and which is keras-hub's faster setting too
+(benchmarks/TF_ALLOCATOR.md).
+
 Timing: per contender one untimed warm-up pass over the first batch, then ``--passes`` timed passes over all N
 images; ms/img is the median pass. With every pass the child records the CPU time that *other* processes used
 (``/proc/stat`` busy time minus this process's), and ``uptime``'s 1-minute load at its start and end; a contender
@@ -53,6 +57,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # every TF contender (segcli's, keras-hub's): see below
 
 import numpy as np
 
