@@ -18,6 +18,8 @@ wins: ``TF_CPU_ALLOCATOR_USE_BFC=false`` gives TensorFlow's default back.
 >>> prefer_bfc_allocator(env)
 >>> env
 {'TF_CPU_ALLOCATOR_USE_BFC': 'false'}
+>>> allocator_name(env)
+'default'
 """
 
 from __future__ import annotations
@@ -32,3 +34,9 @@ def prefer_bfc_allocator(environ=None) -> None:
     """Set ``TF_CPU_ALLOCATOR_USE_BFC=true`` in ``environ`` (default ``os.environ``) unless it is set."""
     environ = os.environ if environ is None else environ
     environ.setdefault(ENV, "true")
+
+
+def allocator_name(environ=None) -> str:
+    """``bfc`` or ``default``: the allocator TensorFlow builds from ``environ``, read as TensorFlow reads it."""
+    environ = os.environ if environ is None else environ
+    return "bfc" if environ.get(ENV, "").strip().lower() in ("1", "true") else "default"

@@ -17,11 +17,14 @@ def framework_info() -> dict:
     import keras
     import tensorflow as tf
 
+    from segcli.tf_allocator import allocator_name
+
     return {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "device": ", ".join(sorted({d.device_type for d in tf.config.list_logical_devices()})) or "CPU",
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
+        "tf_allocator": allocator_name(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
     }

@@ -14,8 +14,8 @@ from segcli.cli.output import err, info, out, print_json
 def _env_line(env: dict, peak: dict | None) -> str:
     isa = ",".join(env["isa"]) or "no AVX2"
     line = (f"device {env['device']} | {env['cpu']} ({env['logical_cores']} cores, {isa}) | "
-            f"TF {env['tensorflow']} (oneDNN {'on' if env['onednn'] else 'off'}, threads intra "
-            f"{env['intra_op_threads'] or 'auto'}/inter {env['inter_op_threads'] or 'auto'}) | "
+            f"TF {env['tensorflow']} (oneDNN {'on' if env['onednn'] else 'off'}, {env['tf_allocator']} allocator, "
+            f"threads intra {env['intra_op_threads'] or 'auto'}/inter {env['inter_op_threads'] or 'auto'}) | "
             f"Keras {env['keras']} | Python {env['python']}")
     if peak:
         how = "measured now" if peak.get("measured_now") else "saved; --peak re-measures"

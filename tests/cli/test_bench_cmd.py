@@ -41,7 +41,7 @@ def test_a_sweep_gives_one_row_per_combination():
 def test_table_shows_environment_and_columns():
     result = CliRunner().invoke(app, ["bench", *TINY, "--image-size", "32x64"])
     assert result.exit_code == 0, result.output
-    for text in ("TF ", "Keras ", "cores", "segformer_test", "32x64", "img/s", "p99 ms", "GFLOP/img",
+    for text in ("TF ", "bfc allocator", "Keras ", "cores", "segformer_test", "32x64", "img/s", "p99 ms", "GFLOP/img",
                  "fp32 peak: unknown (run `segcli bench --peak` once to measure it)"):
         assert text in result.stdout, text
 
