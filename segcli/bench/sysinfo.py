@@ -6,10 +6,22 @@
 
 from __future__ import annotations
 
-import os
 import platform
 
 from segcli.hardware import ISA_FLAGS, cpu_info  # noqa: F401  (bench reports them)
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow's oneDNN ops are on in this process (imports TensorFlow); ``None`` if it cannot say.
+
+    TensorFlow decides from ``TF_ENABLE_ONEDNN_OPTS`` and, when that is unset, from the CPU's features, so
+    the variable alone does not tell.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def framework_info() -> dict:
@@ -19,12 +31,13 @@ def framework_info() -> dict:
 
     from segcli.tf_allocator import allocator_name
 
+    onednn = onednn_enabled()
     return {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "device": ", ".join(sorted({d.device_type for d in tf.config.list_logical_devices()})) or "CPU",
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
-        "tf_allocator": allocator_name(),
+        "onednn": onednn,
+        "tf_allocator": allocator_name(onednn=bool(onednn)),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
     }

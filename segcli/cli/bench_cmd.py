@@ -11,10 +11,13 @@ from segcli.cli import options as shared
 from segcli.cli.output import err, info, out, print_json
 
 
+ONEDNN_STATE = {True: "on", False: "off", None: "unknown"}
+
+
 def _env_line(env: dict, peak: dict | None) -> str:
     isa = ",".join(env["isa"]) or "no AVX2"
     line = (f"device {env['device']} | {env['cpu']} ({env['logical_cores']} cores, {isa}) | "
-            f"TF {env['tensorflow']} (oneDNN {'on' if env['onednn'] else 'off'}, {env['tf_allocator']} allocator, "
+            f"TF {env['tensorflow']} (oneDNN {ONEDNN_STATE[env['onednn']]}, {env['tf_allocator']} allocator, "
             f"threads intra {env['intra_op_threads'] or 'auto'}/inter {env['inter_op_threads'] or 'auto'}) | "
             f"Keras {env['keras']} | Python {env['python']}")
     if peak:
