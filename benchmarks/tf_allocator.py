@@ -1,5 +1,8 @@
 """TensorFlow's default CPU allocator against its BFC allocator, which segcli now asks for (segcli/tf_allocator.py).
 
+TensorFlow's default depends on the CPU: plain ``malloc`` where its oneDNN ops are off (by default, CPUs without
+AVX-512 VNNI/BF16 or AMX), oneDNN's BFC-based allocator where they are on. The report names the one in use.
+
 Each cell runs in its own process with ``TF_CPU_ALLOCATOR_USE_BFC`` set to ``false`` (TensorFlow's default) or
 ``true``, the two interleaved over ``--reps`` repetitions:
 
@@ -10,7 +13,7 @@ Each cell runs in its own process with ``TF_CPU_ALLOCATOR_USE_BFC`` set to ``fal
 
 Each cell also gives the process's system CPU time (the kernel's share, where page faults are counted) and its peak
 resident memory, from ``os.wait4``. Prints a table with the CPU and its ISA; ``--write`` also writes
-benchmarks/TF_ALLOCATOR.md.
+benchmarks/TF_ALLOCATOR.md, in the section for this kind of CPU (amx, avx512, avx2; the others are kept).
 
     .venv/bin/python benchmarks/tf_allocator.py            # about 7 minutes on 2 cores
     .venv/bin/python benchmarks/tf_allocator.py --write
@@ -26,6 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sections import cpu_kind, write_section  # benchmarks/sections.py, next to this script
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "TF_ALLOCATOR.md"
@@ -103,6 +108,15 @@ def measure(args, found: dict) -> dict:
     return cells
 
 
+def tensorflow_default() -> str:
+    """What ``TF_CPU_ALLOCATOR_USE_BFC=false`` gives on this CPU, asked of a fresh TensorFlow process."""
+    probe = "from segcli.bench.sysinfo import framework_info; print(framework_info()['tf_allocator'])"
+    out, _, _ = run_child([sys.executable, "-c", probe], "false")
+    name = out.strip().splitlines()[-1]
+    return {"malloc": "plain malloc (TensorFlow's oneDNN ops are off)",
+            "onednn-bfc": "oneDNN's BFC-based allocator (TensorFlow's oneDNN ops are on)"}.get(name, name)
+
+
 def render(args, found: dict, cells: dict, started: str, load: tuple) -> str:
     from segcli.hardware import cpu_info
 
@@ -115,6 +129,7 @@ def render(args, found: dict, cells: dict, started: str, load: tuple) -> str:
         "",
         f"- Machine: {cpu['cpu']}, {cpu['logical_cores']} cores, ISA {', '.join(cpu['isa'])}. Load average at the "
         f"start {'/'.join(f'{v:.2f}' for v in load[0])}, at the end {'/'.join(f'{v:.2f}' for v in load[1])}.",
+        f"- TensorFlow's default allocator on this CPU: {tensorflow_default()}.",
         "",
         "| workload | default | BFC | BFC speed-up | system CPU s, default / BFC | peak RSS MB, default / BFC |",
         "|---|---:|---:|---:|---:|---:|",
@@ -147,7 +162,7 @@ def main(argv=None) -> None:
     report = render(args, found, cells, started, (load_start, os.getloadavg()))
     print(report)
     if args.write:
-        RESULTS.write_text(report)
+        write_section(RESULTS, report, cpu_kind(), "tf_allocator.py")
 
 
 if __name__ == "__main__":

@@ -175,11 +175,17 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--breakdown", action="store_true", help="also profile where each step's time goes")
+    parser.add_argument("--tf-allocator", choices=("bfc", "default"), default="bfc",
+                        help="TensorFlow's CPU allocator (segcli asks for bfc; see TF_ALLOCATOR.md)")
     args = parser.parse_args(argv)
+    from segcli.tf_allocator import ENV, allocator_name
+
+    os.environ[ENV] = "true" if args.tf_allocator == "bfc" else "false"  # before TensorFlow builds its allocator
     import tensorflow as tf
 
     print(f"CPU: {cpu_line()}; TensorFlow {tf.__version__}, oneDNN opts "
-          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')}; load average {os.getloadavg()[0]:.2f}\n")
+          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')}, {allocator_name()} allocator; "
+          f"load average {os.getloadavg()[0]:.2f}\n")
     print("| op | fp32 ms | bf16 ms | fp32 / bf16 |\n|---|---:|---:|---:|")
     for name, f32, b16, ratio in op_table(args.repeats):
         print(f"| {name} | {f32:.1f} | {b16:.1f} | {ratio:.2f}x |")

@@ -46,6 +46,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from sections import cpu_kind, write_section  # benchmarks/sections.py, next to this script
+
 HERE = Path(__file__).resolve()
 RESULTS_FILE = HERE.parent / "TRAIN_RESULTS.md"
 EPOCHS = 2
@@ -168,26 +170,6 @@ def bench_segcli(data: Path, arch: str, size: int, batch: int, run_dir: Path) ->
     last = rows[-1]
     return {"img_per_s": float(last["images_per_sec"]), "seconds": float(last["seconds"]),
             "first_epoch_s": float(rows[0]["seconds"]), "loss": float(last["train_loss"])}
-
-
-def cpu_kind() -> str:
-    """amx, avx512 or avx2: one section of the results per kind of CPU, so a run replaces only its own kind's."""
-    from segcli.hardware import cpu_info, has_amx
-
-    return "amx" if has_amx() else "avx512" if "avx512f" in cpu_info()["isa"] else "avx2"
-
-
-def write_section(path: Path, report: str, kind: str) -> None:
-    """Replace this script's section of ``path`` for this ``kind`` of CPU, keeping the other sections."""
-    begin, end = f"<!-- train_throughput.py {kind}: begin -->", f"<!-- train_throughput.py {kind}: end -->"
-    text = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{report.rstrip()}\n{end}\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
 
 
 # --- keras-hub side (runs in a worker subprocess: this file with --worker) ------------------------------------------
@@ -396,7 +378,7 @@ def main(argv=None) -> None:
     report = format_report(rows, args, machine, (load_start, load_1min()), command.strip())
     print(report, end="")
     if args.write:
-        write_section(RESULTS_FILE, report, cpu_kind())
+        write_section(RESULTS_FILE, report, cpu_kind(), "train_throughput.py")
         log(f"wrote {RESULTS_FILE}")
 
 
