@@ -183,8 +183,11 @@ def main(argv=None):
     os.environ[ENV] = "true" if args.tf_allocator == "bfc" else "false"  # before TensorFlow builds its allocator
     import tensorflow as tf
 
-    print(f"CPU: {cpu_line()}; TensorFlow {tf.__version__}, oneDNN opts "
-          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')}, {allocator_name()} allocator; "
+    from segcli.bench.sysinfo import onednn_enabled
+
+    onednn = onednn_enabled()
+    print(f"CPU: {cpu_line()}; TensorFlow {tf.__version__}, oneDNN {'on' if onednn else 'off'}, "
+          f"{allocator_name(onednn=bool(onednn))} allocator; "
           f"load average {os.getloadavg()[0]:.2f}\n")
     print("| op | fp32 ms | bf16 ms | fp32 / bf16 |\n|---|---:|---:|---:|")
     for name, f32, b16, ratio in op_table(args.repeats):
