@@ -6,7 +6,8 @@ from samples/photos, as in compare_peers.py) into 512x512 PNG masks, through the
 backend first gets one untimed run, which converts and caches its OpenVINO IR. Then the batch sizes run
 interleaved, ``--reps`` times. Each cell is the run's img/s from predict's summary: images over the time of its
 predict loop, which includes the first call at each input shape (OpenVINO's compile, TensorFlow's trace), as a
-user's run does. Prints a table with the CPU and its ISA; ``--write`` also writes benchmarks/PREDICT_BATCH.md.
+user's run does. Prints a table with the CPU and its ISA; ``--write`` also writes benchmarks/PREDICT_BATCH.md, in
+the section for this kind of CPU (amx, avx512, avx2; the others are kept).
 
     .venv/bin/python benchmarks/predict_batch.py            # about 6 minutes on 2 cores
     .venv/bin/python benchmarks/predict_batch.py --write
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sections import cpu_kind, write_section  # benchmarks/sections.py, next to this script
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -113,7 +116,7 @@ def main(argv=None) -> None:
     report = render(args, rates, started, load_start, os.getloadavg())
     print(report)
     if args.write:
-        RESULTS.write_text(report)
+        write_section(RESULTS, report, cpu_kind(), "predict_batch.py")
 
 
 if __name__ == "__main__":
