@@ -178,17 +178,16 @@ def main(argv=None):
     parser.add_argument("--tf-allocator", choices=("bfc", "default"), default="bfc",
                         help="TensorFlow's CPU allocator (segcli asks for bfc; see TF_ALLOCATOR.md)")
     args = parser.parse_args(argv)
-    from segcli.tf_allocator import ENV, allocator_name
+    from segcli.tf_allocator import ENV
 
     os.environ[ENV] = "true" if args.tf_allocator == "bfc" else "false"  # before TensorFlow builds its allocator
     import tensorflow as tf
 
-    from segcli.bench.sysinfo import onednn_enabled
+    from segcli.bench.sysinfo import framework_info
 
-    onednn = onednn_enabled()
-    print(f"CPU: {cpu_line()}; TensorFlow {tf.__version__}, oneDNN {'on' if onednn else 'off'}, "
-          f"{allocator_name(onednn=bool(onednn))} allocator; "
-          f"load average {os.getloadavg()[0]:.2f}\n")
+    env = framework_info()
+    print(f"CPU: {cpu_line()}; TensorFlow {tf.__version__}, oneDNN {'on' if env['onednn'] else 'off'}, "
+          f"{env['tf_allocator']} allocator; load average {os.getloadavg()[0]:.2f}\n")
     print("| op | fp32 ms | bf16 ms | fp32 / bf16 |\n|---|---:|---:|---:|")
     for name, f32, b16, ratio in op_table(args.repeats):
         print(f"| {name} | {f32:.1f} | {b16:.1f} | {ratio:.2f}x |")
