@@ -72,3 +72,16 @@ def has_amx(isa=None) -> bool:
     """True when the CPU has AMX tiles (bf16 and int8 matrix units)."""
     isa = cpu_info()["isa"] if isa is None else isa
     return "amx_bf16" in isa or "amx_tile" in isa
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow's oneDNN ops are on in this process (imports TensorFlow); ``None`` if it cannot say.
+
+    TensorFlow decides from ``TF_ENABLE_ONEDNN_OPTS`` and, when that is unset, from the CPU's features, so
+    the variable alone does not tell.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())

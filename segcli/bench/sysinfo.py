@@ -8,20 +8,7 @@ from __future__ import annotations
 
 import platform
 
-from segcli.hardware import ISA_FLAGS, cpu_info  # noqa: F401  (bench reports them)
-
-
-def onednn_enabled() -> bool | None:
-    """Whether TensorFlow's oneDNN ops are on in this process (imports TensorFlow); ``None`` if it cannot say.
-
-    TensorFlow decides from ``TF_ENABLE_ONEDNN_OPTS`` and, when that is unset, from the CPU's features, so
-    the variable alone does not tell.
-    """
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
-        return None
-    return bool(_pywrap_util_port.IsMklEnabled())
+from segcli.hardware import ISA_FLAGS, cpu_info, onednn_enabled  # noqa: F401  (bench reports them)
 
 
 def framework_info() -> dict:

@@ -12,6 +12,7 @@ atomically, so a run killed at any moment resumes and loses at most the epoch in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -118,7 +119,11 @@ def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool
     for note in ds.notes:
         reporter.message(f"note: {note}")
     trainer = Trainer(s, ds, report, out, chief, reporter, resume, tf_config)
-    trainer.setup()
+    try:
+        trainer.setup()
+    except BaseException:
+        trainer.restore_process_settings()
+        raise
     return trainer.run()
 
 
@@ -131,6 +136,7 @@ class Trainer:
         self.state = {"epoch": 0, "history": [], "best_miou": None, "best_epoch": None, "bad_epochs": 0,
                       "best_per_class": [], "stopped_early": False}
         self._traced = False
+        self._undo = contextlib.ExitStack()  # process-wide precision settings, restored when the run ends
 
     # --- setup -------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -140,7 +146,8 @@ class Trainer:
         import tensorflow as tf
 
         from segcli.train.losses import class_weights
-        from segcli.train.precision import accurate_bias_grads, check_precision, cpu_flags
+        from segcli.hardware import onednn_enabled
+        from segcli.train.precision import accurate_bias_grads, bf16_graph_rewrite, check_precision, cpu_flags
 
         s, ds = self.s, self.ds
         self.strategy, strategy_name = distribute.make_strategy(s.strategy)
@@ -149,13 +156,16 @@ class Trainer:
             raise SettingError(f"`batch_size` {s.batch_size} does not split over {replicas} replicas; use a "
                                f"multiple of {replicas}.")
         gpus = len(tf.config.list_logical_devices("GPU"))
-        policy = check_precision(s.precision, gpus=gpus, cpu_flags=cpu_flags())
-        if policy != "float32":
+        plan = check_precision(s.precision, gpus=gpus, cpu_flags=cpu_flags(), onednn=bool(onednn_enabled()))
+        if plan.keras_policy != "float32":
             accurate_bias_grads()
+        if plan.graph_rewrite:
+            self._undo.enter_context(bf16_graph_rewrite())
         self.steps = s.steps_per_epoch or max(1, math.ceil(len(ds.splits["train"]) / s.batch_size))
-        self._previous_policy = keras.mixed_precision.global_policy().name
+        previous_policy = keras.mixed_precision.global_policy().name
+        self._undo.callback(keras.mixed_precision.set_global_policy, previous_policy)
         keras.utils.set_random_seed(s.seed)
-        keras.mixed_precision.set_global_policy(policy)
+        keras.mixed_precision.set_global_policy(plan.keras_policy)
         with self.strategy.scope():
             loaded = _load_model(s, ds.num_classes, self.reporter)
         from segcli.models.registry import PRESETS
@@ -171,7 +181,8 @@ class Trainer:
             "layout": ds.layout, "val_source": ds.val_source, "train_pairs": len(ds.splits["train"]),
             "val_pairs": len(ds.splits["val"]), "steps_per_epoch": self.steps, "total_steps": self.total_steps,
             "warmup_steps": s.warmup_steps, "class_weight_values": self.class_weights, "replicas": replicas,
-            "strategy": strategy_name, "precision": s.precision, "keras_policy": policy,
+            "strategy": strategy_name, "precision": s.precision, "keras_policy": plan.keras_policy,
+            "precision_engine": plan.engine,
             "head_lr": s.lr * s.head_lr_mult, "recipe": self.recipe_name, "model_source": loaded.source,
             "pretrained_loaded": pretrained_loaded,
             "workers": max(1, len(self.tf_config.get("cluster", {}).get("worker", [])))}
@@ -182,6 +193,10 @@ class Trainer:
         self._build_data()  # before the start files: resolves the cache mode they record
         self.writer.start(dataclasses.asdict(s), ds)
         self._build_steps()
+
+    def restore_process_settings(self) -> None:
+        """Undo :meth:`setup`'s process-wide settings: the Keras dtype policy and TF's bf16 rewrite switch."""
+        self._undo.close()
 
     def _make_optimizers(self) -> None:
         from segcli.train.precision import DynamicLossScale
@@ -209,7 +224,11 @@ class Trainer:
         return (f"Training {s.preset} on {s.data}: {r['train_pairs']} train / {r['val_pairs']} val pairs, "
                 f"{r['num_classes']} classes, {s.image_size[0]}x{s.image_size[1]} crops, batch {s.batch_size}, "
                 f"{s.epochs} epochs x {self.steps} steps, {r['strategy']} strategy ({r['replicas']} replica(s)), "
-                f"{s.precision}; {start}; {how}. Run directory: {self.out}")
+                f"{self._precision_words()}; {start}; {how}. Run directory: {self.out}")
+
+    def _precision_words(self) -> str:
+        s = self.s
+        return s.precision if s.precision == "fp32" else f"{s.precision} ({s.resolved['precision_engine']})"
 
     def _restore(self) -> None:
         if self.resume and (self.out / ck.LAST).is_file():
@@ -361,15 +380,13 @@ class Trainer:
             write_run_report(self.s, self.out)
 
     def run(self) -> TrainResult:
-        """All remaining epochs; the Keras dtype policy is restored afterwards."""
-        import keras
-
+        """All remaining epochs; the Keras dtype policy and TF's bf16 rewrite switch are restored afterwards."""
         try:
             while self.state["epoch"] < self.s.epochs and not self.state["stopped_early"]:
                 losses, seconds = self.train_epoch()
                 self.end_of_epoch(losses, seconds, self.validate())
         finally:
-            keras.mixed_precision.set_global_policy(self._previous_policy)
+            self.restore_process_settings()
         self.write_report()
         st = self.state
         return TrainResult(out=self.out, epochs_run=st["epoch"], best_miou=st["best_miou"],

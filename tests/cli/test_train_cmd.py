@@ -186,11 +186,19 @@ def test_from_scratch_recipe_progress_json_log_then_the_paper_recipe_in_bf16(tmp
     assert "pretrained weights loaded: the paper's fine-tuning recipe (lr 6e-05, head x10" in result.stderr
     settings = json.loads((tuned / "config.json").read_text())["settings"]
     assert (settings["lr"], settings["head_lr_mult"], settings["epochs"]) == (PAPER.lr, PAPER.head_lr_mult, 1)
-    assert settings["resolved"]["keras_policy"] == ("mixed_bfloat16" if native_bf16 else "float32")
+    from tensorflow.python.util import _pywrap_util_port
+
+    rewrite = native_bf16 and _pywrap_util_port.IsMklEnabled()  # TF's oneDNN ops on: its bf16 graph rewrite
+    assert settings["resolved"]["keras_policy"] == ("mixed_bfloat16" if native_bf16 and not rewrite else "float32")
+    if rewrite:
+        assert settings["resolved"]["precision_engine"] == "TF oneDNN bf16 graph rewrite"
+        assert "bf16 (TF oneDNN bf16 graph rewrite); weights from" in result.stderr
     assert np.isfinite(json.loads(result.stdout)["history"][0]["train_loss"])
     import keras
+    import tensorflow as tf
 
     assert keras.mixed_precision.global_policy().name == "float32"  # the run restored it
+    assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
 
 
 def test_a_nan_loss_stops_with_one_line(tmp_path, monkeypatch):

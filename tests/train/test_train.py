@@ -110,9 +110,16 @@ def test_precision_refusals_name_the_hardware():
         check_precision("fp16", gpus=0, cpu_flags={"avx512_bf16"})
     with pytest.raises(SettingError, match="precision bf16 needs a CPU with AMX or AVX-512 BF16"):
         check_precision("bf16", gpus=0, cpu_flags={"avx2", "avx512f", "avx512_vnni"})
-    assert check_precision("bf16", gpus=0, cpu_flags={"amx_bf16"}) == "mixed_bfloat16"
-    assert check_precision("fp16", gpus=1, cpu_flags=set()) == "mixed_float16"
-    assert check_precision("fp32", gpus=0, cpu_flags=set()) == "float32"
+
+    def plan(*args, **kwargs):
+        chosen = check_precision(*args, **kwargs)
+        return chosen.keras_policy, chosen.graph_rewrite
+
+    assert plan("bf16", gpus=0, cpu_flags={"amx_bf16"}, onednn=True) == ("float32", True)  # TF's oneDNN rewrite
+    assert plan("bf16", gpus=0, cpu_flags={"avx512_bf16"}, onednn=False) == ("mixed_bfloat16", False)
+    assert plan("bf16", gpus=1, cpu_flags=set(), onednn=True) == ("mixed_bfloat16", False)
+    assert plan("fp16", gpus=1, cpu_flags=set()) == ("mixed_float16", False)
+    assert plan("fp32", gpus=0, cpu_flags={"amx_bf16"}, onednn=True) == ("float32", False)
 
 
 def test_fp16_loss_scale_skips_non_finite_gradients_and_halves():
