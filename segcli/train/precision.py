@@ -9,8 +9,8 @@ finite steps (the usual dynamic scheme).
 On a CPU with oneDNN on (TensorFlow's default on CPUs with AVX-512 BF16 or AMX), ``bf16`` instead keeps the
 layers in float32 and lets TensorFlow's oneDNN graph rewrite (``auto_mixed_precision_onednn_bfloat16``) move
 the traced step to bfloat16 (:func:`bf16_graph_rewrite`). It converts matmuls and convolutions, and the
-elementwise work between them, without the Casts at every layer edge that a Keras policy adds: a B0 step at
-512 px ran 1.30x fp32 that way, against 1.11x under the Keras policy (benchmarks/TRAIN_RESULTS.md).
+elementwise work between them, without the Casts at every layer edge that a Keras policy adds, and a B0 step
+at 512 px ran faster that way than under the Keras policy (benchmarks/TRAIN_RESULTS.md, train_precision.py).
 :data:`REWRITE_KEEPS_FLOAT32` names the ops it would convert that segcli keeps in float32.
 
 TensorFlow's CPU kernel for the gradient of ``BiasAdd`` (every Keras Dense and Conv bias) sums a bfloat16
@@ -44,9 +44,12 @@ REWRITE_OPTION = "auto_mixed_precision_onednn_bfloat16"
 #: environment variables TensorFlow reads when it rewrites a graph (auto_mixed_precision_lists.h):
 #: BiasAddGrad sums in bfloat16 (see above); Erf and Erfc, the exact GELU, run slower in bfloat16 than in
 #: float32; Mean, SquaredDifference and Rsqrt are LayerNorm's statistics; ResizeBilinear, the final logits'
-#: resize, would round the head's logits to bfloat16 before the loss. Keeping them cost nothing measurable.
+#: resize, would round the head's logits to bfloat16 before the loss; AddV2 and AddN keep the residual stream
+#: and the summed gradients in float32, as torch.autocast's type promotion does: without them bf16 ended further
+#: below fp32's mIoU, for a few per cent of speed (the evidence is in benchmarks/TRAIN_RESULTS.md).
 REWRITE_KEEPS_FLOAT32 = {
-    "TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_INFERLIST_REMOVE": "BiasAddGrad,Erf,Erfc,Mean,SquaredDifference,Rsqrt",
+    "TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_INFERLIST_REMOVE":
+        "BiasAddGrad,Erf,Erfc,Mean,SquaredDifference,Rsqrt,AddV2,AddN",
     "TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_CLEARLIST_REMOVE": "ResizeBilinear",
 }
 
