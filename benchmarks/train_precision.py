@@ -4,15 +4,17 @@ Prints Markdown tables (stdout) for:
 
 1. single ops at fp32 vs bf16 through TensorFlow (oneDNN): matmul, conv, layer norm, GELU, softmax, elementwise add;
 2. the SegFormer train step (forward + backward + two AdamW updates, segcli's own step) at ``--size`` px,
-   batch ``--batch``, under three settings: fp32; Keras ``mixed_bfloat16`` (what ``--precision bf16`` uses);
-   fp32 with TF's graph rewrite ``auto_mixed_precision_onednn_bfloat16``;
-3. what the traced bf16 step holds: ops by dtype and the number of Cast ops;
+   batch ``--batch``, under four settings: fp32; Keras ``mixed_bfloat16`` (what ``--precision bf16`` uses where
+   TensorFlow's oneDNN ops are off, and on a GPU); fp32 with TF's graph rewrite
+   ``auto_mixed_precision_onednn_bfloat16`` and its own op lists; the same rewrite with the ops that segcli keeps
+   in float32 (what ``--precision bf16`` uses where oneDNN is on: ``segcli.train.precision``);
+3. what the traced Keras-policy step holds: ops by dtype and the number of Cast ops;
 4. with ``--breakdown``: where the step's time goes, from TensorFlow's profiler (3 profiled steps per setting),
    per part of the model, split into matmul/conv kernels, Casts and everything else (elementwise, reductions,
    resizes, random numbers). Times are kernel milliseconds per step summed over the worker threads.
 
-Each timing is the median of ``--repeats`` runs after a warm-up; the settings alternate, so a change in machine
-load hits them alike. The CPU model and ISA flags are printed with the results.
+Each timing is the median of ``--repeats`` runs after two warm-up steps; the four settings alternate step by step,
+so a change in machine load hits them alike. The CPU model and ISA flags are printed with the results.
 
     python benchmarks/train_precision.py --preset segformer_b0 --size 256 --batch 8
 """
@@ -73,6 +75,29 @@ def op_table(repeats: int) -> list:
             result[dtype.name] = median_ms(lambda: fn().numpy(), repeats)
         rows.append((name, result["float32"], result["bfloat16"], result["float32"] / result["bfloat16"]))
     return rows
+
+
+KERAS_BF16 = "mixed_bfloat16 (Keras policy)"
+TF_REWRITE = "fp32 + TF's oneDNN bf16 rewrite, TF's own lists"
+SEGCLI_REWRITE = "fp32 + TF's oneDNN bf16 rewrite, segcli's float32 ops (`--precision bf16`)"
+#: setting: (Keras policy, the rewrite's list variables: None for no rewrite, {} for TF's own lists,
+#: "segcli" for segcli.train.precision.REWRITE_KEEPS_FLOAT32)
+SETTINGS = {"fp32": ("float32", None), KERAS_BF16: ("mixed_bfloat16", None), TF_REWRITE: ("float32", {}),
+            SEGCLI_REWRITE: ("float32", "segcli")}
+
+
+def under(step, keep_float32):
+    """A callable that runs one ``step`` (under TF's bf16 rewrite unless ``keep_float32`` is None) and waits."""
+    from segcli.train.precision import REWRITE_KEEPS_FLOAT32, bf16_graph_rewrite
+
+    if keep_float32 is None:
+        return lambda: step().numpy()
+    lists = REWRITE_KEEPS_FLOAT32 if keep_float32 == "segcli" else keep_float32
+
+    def rewritten():
+        with bf16_graph_rewrite(lists):
+            return step().numpy()
+    return rewritten
 
 
 def make_step(preset: str, size: int, batch: int, policy: str):
@@ -192,20 +217,15 @@ def main(argv=None):
     for name, f32, b16, ratio in op_table(args.repeats):
         print(f"| {name} | {f32:.1f} | {b16:.1f} | {ratio:.2f}x |")
 
-    steps = {"fp32": make_step(args.preset, args.size, args.batch, "float32"),
-             "mixed_bfloat16 (Keras policy)": make_step(args.preset, args.size, args.batch, "mixed_bfloat16")}
-    for step in steps.values():
-        step()  # trace
+    raw = {name: make_step(args.preset, args.size, args.batch, policy) for name, (policy, _) in SETTINGS.items()}
+    steps = {name: under(raw[name], lists) for name, (_, lists) in SETTINGS.items()}
     times = {name: [] for name in steps}
+    for step in steps.values():
+        for _ in range(2):  # trace, rewrite, warm up
+            step()
     for _ in range(args.repeats):  # alternate, so load changes hit every setting alike
         for name, step in steps.items():
-            times[name].append(median_ms(lambda: step().numpy(), 1, warmup=0))
-    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
-    rewritten = make_step(args.preset, args.size, args.batch, "float32")
-    rewritten()
-    times["fp32 + grappler auto_mixed_precision_onednn_bfloat16"] = [
-        median_ms(lambda: rewritten().numpy(), args.repeats, warmup=1)]
-    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": False})
+            times[name].append(median_ms(step, 1, warmup=0))
     base = statistics.median(times["fp32"])
     print(f"\n{args.preset} train step, {args.size}x{args.size}, batch {args.batch} (median of {args.repeats}):\n")
     print("| setting | ms / step | img/s | speed vs fp32 |\n|---|---:|---:|---:|")
@@ -213,8 +233,8 @@ def main(argv=None):
         ms = statistics.median(values)
         print(f"| {name} | {ms:.0f} | {args.batch / ms * 1e3:.2f} | {base / ms:.2f}x |")
     if args.breakdown:
-        print_breakdown({"fp32": steps["fp32"], "bf16": steps["mixed_bfloat16 (Keras policy)"]})
-    census = graph_census(steps["mixed_bfloat16 (Keras policy)"])
+        print_breakdown({"fp32": steps["fp32"], "bf16 (rewrite)": steps[SEGCLI_REWRITE]})
+    census = graph_census(raw[KERAS_BF16])
     print(f"\nmixed_bfloat16 step graph: {census}; load average after {os.getloadavg()[0]:.2f}")
 
 
