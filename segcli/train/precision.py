@@ -107,14 +107,15 @@ def bf16_graph_rewrite(keep_float32: dict | None = None):
     ``keep_float32``: list variables for TF (default :data:`REWRITE_KEEPS_FLOAT32`; ``{}`` for TF's own lists).
 
     TensorFlow rewrites a function when it first calls it under a given optimizer config, so the switch must stay
-    on for every call. The switch and the environment variables are process-wide; both are restored on exit. A
-    list variable the user has set wins over segcli's.
+    on for every call. The switch and the environment variables are process-wide; both are restored on exit,
+    the switch to exactly its earlier state (unset stays unset, so functions already instantiated under that
+    config are not instantiated again). A list variable the user has set wins over segcli's.
     """
     import tensorflow as tf
 
     keep_float32 = REWRITE_KEEPS_FLOAT32 if keep_float32 is None else keep_float32
     saved_env = {key: os.environ.get(key) for key in keep_float32}
-    saved_option = tf.config.optimizer.get_experimental_options().get(REWRITE_OPTION, False)
+    saved_option = tf.config.optimizer.get_experimental_options().get(REWRITE_OPTION)  # None: never set
     for key, value in keep_float32.items():
         os.environ.setdefault(key, value)
     tf.config.optimizer.set_experimental_options({REWRITE_OPTION: True})

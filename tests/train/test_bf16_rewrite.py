@@ -36,11 +36,12 @@ def test_the_rewrite_runs_matmuls_in_bf16_inside_and_restores_everything_after()
 
     assert float(_matmul()()[0, 0]) == NOT_BF16
     before = {key: os.environ.get(key) for key in REWRITE_KEEPS_FLOAT32}
+    switch_before = tf.config.optimizer.get_experimental_options().get(REWRITE_OPTION)  # None: never set
     with bf16_graph_rewrite():
         assert float(_matmul()()[0, 0]) == 1.0
         assert all(os.environ[key] == value for key, value in REWRITE_KEEPS_FLOAT32.items())
     assert float(_matmul()()[0, 0]) == NOT_BF16
-    assert not tf.config.optimizer.get_experimental_options().get(REWRITE_OPTION, False)
+    assert tf.config.optimizer.get_experimental_options().get(REWRITE_OPTION) == switch_before  # not just "off"
     assert {key: os.environ.get(key) for key in REWRITE_KEEPS_FLOAT32} == before
 
 
