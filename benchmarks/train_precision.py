@@ -28,6 +28,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from segcli.train.precision import REWRITE_KEEPS_FLOAT32, bf16_graph_rewrite  # noqa: E402 (no TensorFlow)
+
 
 def cpu_line() -> str:
     from segcli.hardware import cpu_info
@@ -80,22 +82,18 @@ def op_table(repeats: int) -> list:
 KERAS_BF16 = "mixed_bfloat16 (Keras policy)"
 TF_REWRITE = "fp32 + TF's oneDNN bf16 rewrite, TF's own lists"
 SEGCLI_REWRITE = "fp32 + TF's oneDNN bf16 rewrite, segcli's float32 ops (`--precision bf16`)"
-#: setting: (Keras policy, the rewrite's list variables: None for no rewrite, {} for TF's own lists,
-#: "segcli" for segcli.train.precision.REWRITE_KEEPS_FLOAT32)
+#: setting: (Keras policy, the rewrite's list variables: None for no rewrite, {} for TF's own lists)
 SETTINGS = {"fp32": ("float32", None), KERAS_BF16: ("mixed_bfloat16", None), TF_REWRITE: ("float32", {}),
-            SEGCLI_REWRITE: ("float32", "segcli")}
+            SEGCLI_REWRITE: ("float32", REWRITE_KEEPS_FLOAT32)}
 
 
 def under(step, keep_float32):
     """A callable that runs one ``step`` (under TF's bf16 rewrite unless ``keep_float32`` is None) and waits."""
-    from segcli.train.precision import REWRITE_KEEPS_FLOAT32, bf16_graph_rewrite
-
     if keep_float32 is None:
         return lambda: step().numpy()
-    lists = REWRITE_KEEPS_FLOAT32 if keep_float32 == "segcli" else keep_float32
 
     def rewritten():
-        with bf16_graph_rewrite(lists):
+        with bf16_graph_rewrite(keep_float32):
             return step().numpy()
     return rewritten
 

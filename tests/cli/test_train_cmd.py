@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -199,6 +200,27 @@ def test_from_scratch_recipe_progress_json_log_then_the_paper_recipe_in_bf16(tmp
 
     assert keras.mixed_precision.global_policy().name == "float32"  # the run restored it
     assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
+
+
+def test_a_run_that_fails_in_setup_leaves_no_bf16_settings_behind(tmp_path, monkeypatch):
+    """The precision is set up before the model loads; a model that cannot load must not leave it switched on."""
+    import keras
+    import tensorflow as tf
+
+    from segcli.train.precision import REWRITE_KEEPS_FLOAT32
+
+    data = make_easy(tmp_path / "data", n=4, size=32)
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    before = {key: os.environ.get(key) for key in REWRITE_KEEPS_FLOAT32}
+    args = [str(data), "--preset", "broken.keras", "--image-size", "32", "--epochs", "1", "--batch-size", "2"]
+    result = _train([*args, "--precision", "bf16", "--out", str(tmp_path / "run")], tmp_path, monkeypatch)
+    assert result.exit_code == 2
+    flags = set(open("/proc/cpuinfo").read().split())
+    if flags & {"avx512_bf16", "amx_bf16"}:  # bf16 was set up, then the model failed to load
+        assert _one_error_line(result).startswith("broken.keras cannot be loaded as a Keras model (BadZipFile")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
+    assert {key: os.environ.get(key) for key in REWRITE_KEEPS_FLOAT32} == before
 
 
 def test_a_nan_loss_stops_with_one_line(tmp_path, monkeypatch):
