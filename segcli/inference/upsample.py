@@ -1,16 +1,17 @@
 """Bilinear upsample fused with argmax, to any output size, without full-resolution logits.
 
-``bilinear_argmax(logits, (H, W))`` equals ``argmax(tf.image.resize(logits, (H, W), "bilinear"), -1)``
-except where two classes tie within float rounding, but never builds the (B, H, W, C) tensor.
+``bilinear_argmax(logits, (H, W))`` equals ``argmax(tf.image.resize(logits, (H, W), "bilinear"), -1)``,
+exact ties included (the lowest class wins, as argmax's), but never builds the (B, H, W, C) tensor.
 
 How: TF's bilinear resize (half-pixel centres) makes each output pixel a blend of one 2x2 *window* of
 the edge-padded logits, with the pixel's own row and column weights. A blend lies between the window's
 per-class minimum and maximum, so a class whose window maximum is below the best per-class window minimum
 can never win there. The classes that pass this bound are the window's *rivals*; they are counted, and a
 window with one rival takes it for every output pixel it covers. The others blend their rivals for those
-pixels: the ``candidates`` classes with the highest maxima when that covers them all, else 4x that, else
-every class. The arithmetic is TF's own (``in = (y + 0.5) * h / H - 0.5``; ``lo + (hi - lo) * lerp``
-along x, then y), so the winners are the same numbers TF would compare.
+pixels, listed in class order (so exact ties go to the lowest class), in groups of windows with at most
+``candidates``, 4x that, or any number of rivals. The arithmetic is TF's own
+(``in = (y + 0.5) * h / H - 0.5``; ``lo + (hi - lo) * lerp`` along x, then y), so the winners are the same
+numbers TF would compare.
 
 >>> import numpy as np, tensorflow as tf
 >>> logits = np.random.default_rng(0).normal(size=(2, 9, 13, 20)).astype("float32")
@@ -53,7 +54,7 @@ def _axis_windows(in_size, out_size, start=0, stop=None):
 
 
 def bilinear_argmax(logits, size, candidates: int = CANDIDATES, rows=None):
-    """``argmax(tf.image.resize(logits, size, "bilinear"), -1)`` as int32 (B, H, W), exact up to ties.
+    """``argmax(tf.image.resize(logits, size, "bilinear"), -1)`` as int32 (B, H, W), ties included.
 
     ``logits`` is float32 (B, h, w, C), any scale up or down; ``size`` is (H, W). ``rows=(start, stop)``
     returns only those output rows of the (H, W) result (bands for large outputs: memory follows the band).
@@ -110,13 +111,31 @@ def _blend_argmax(corners, wy, wx):
     return tf.argmax(top + (bottom - top) * wy, axis=-1, output_type=tf.int32)
 
 
+def _listed(flags, fill, width):
+    """(n, C) flags, at most ``width`` set per row -> (n, width) int32: each row's set classes in ascending
+    order (so ties go to the lowest class, as argmax's do), the remaining slots ``fill``.
+
+    >>> import tensorflow as tf
+    >>> _listed(tf.constant([[False, True, False, True], [True, False, False, False]]), tf.constant([3, 0]), 3).numpy()
+    array([[1, 3, 3],
+           [0, 0, 0]], dtype=int32)
+    """
+    import tensorflow as tf
+
+    at = tf.cast(tf.where(flags), tf.int32)  # (m, 2): row, class; rows in order, classes ascending in each
+    first = tf.cumsum(tf.reduce_sum(tf.cast(flags, tf.int32), axis=1), exclusive=True)  # row's first entry
+    slot = tf.range(tf.shape(at)[0]) - tf.gather(first, at[:, 0])
+    filled = tf.broadcast_to(fill[:, None], tf.stack([tf.shape(flags)[0], width]))
+    return tf.tensor_scatter_nd_update(filled, tf.stack([at[:, 0], slot], 1), at[:, 1])
+
+
 def _window_argmax(padded, ys, xs, y_lerps, x_lerps, k, c):
     """Winning class for every (window, row slot, column slot): (B, ny, nx, R, Cx) int32.
 
     Window (iy, ix) has its top-left corner at padded pixel (ys[iy], xs[ix]). A class is a *rival* in a window
     when its maximum there reaches the best per-class minimum: only rivals can win a pixel of the window. A
     window with one rival is settled (most windows of a trained model's logits); the others blend their
-    rivals, found among the ``k``, then ``4 k``, then all classes with the highest maxima.
+    rivals, in groups of windows with at most ``k``, ``4 k`` and all classes as rivals.
     """
     import tensorflow as tf
 
@@ -128,7 +147,7 @@ def _window_argmax(padded, ys, xs, y_lerps, x_lerps, k, c):
     def windows(t):  # (B, h + 1, w + 1) per-window values -> the used windows only
         return tf.gather(tf.gather(t, ys, axis=1), xs, axis=2)
 
-    best, rivals = windows(best), windows(rivals)
+    best, rivals, best_lower = windows(best), windows(rivals), windows(best_lower)
     shape = tf.shape(padded)
     flat = tf.reshape(padded, [-1])
     row = (tf.range(shape[0])[:, None, None] * shape[1] + ys[None, :, None]) * shape[2] + xs[None, None, :]
@@ -138,12 +157,13 @@ def _window_argmax(padded, ys, xs, y_lerps, x_lerps, k, c):
     wx = tf.broadcast_to(x_lerps[None, None, :, :], tf.stack([batch, ny, nx, tf.shape(x_lerps)[1]]))
 
     def rivals_argmax(index, width):
-        """Blend of the ``width`` classes with the highest maxima in the windows at ``index``: (n, R, Cx)."""
+        """Blend of the rivals (at most ``width``) of the windows at ``index``: (n, R, Cx)."""
         if width >= c:
             classes = tf.broadcast_to(tf.range(c)[None], tf.stack([tf.shape(index)[0], c]))
         else:
             at = tf.stack([index[:, 0], tf.gather(ys, index[:, 1]), tf.gather(xs, index[:, 2])], axis=1)
-            classes = tf.math.top_k(tf.gather_nd(upper, at), k=width, sorted=False).indices
+            is_rival = tf.gather_nd(upper, at) >= tf.gather_nd(best_lower, index)[:, None]
+            classes = _listed(is_rival, tf.gather_nd(best, index), width)
         base = tf.gather_nd(row, index)[..., None] * c + classes
         corners = [tf.gather(flat, base + offsets[i]) for i in range(4)]
         winner = _blend_argmax(corners, tf.gather_nd(wy, index), tf.gather_nd(wx, index))
