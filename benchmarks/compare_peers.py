@@ -777,6 +777,20 @@ def trained_precision(args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shown_argv(argv: list[str]) -> list[str]:
+    """The command line for the results header, without ``--work`` and its value (a path on this machine).
+
+    >>> shown_argv(["--models", "b0", "--work", "/tmp/w", "--work=/tmp/v", "--passes", "3"])
+    ['--models', 'b0', '--passes', '3']
+    """
+    shown, skip = [], False
+    for arg in argv:
+        if not skip and not arg.startswith("--work"):
+            shown.append(arg)
+        skip = arg == "--work"
+    return shown
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -803,7 +817,7 @@ def main(argv=None):
     parser.add_argument("--trained-model", default=str(DEMO), help="with --trained: the model (default: the demo)")
     parser.add_argument("--trained-data", default=str(DATA), help="with --trained: its labelled data (split layout)")
     args = parser.parse_args(argv)
-    args.argv = [a for a in argv if not a.startswith("--work")]
+    args.argv = shown_argv(argv)
     if args.child:
         print(json.dumps(run_child(args)))
         return
