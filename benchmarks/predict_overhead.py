@@ -28,6 +28,8 @@ mode need for a huge image?
     .venv/bin/python benchmarks/predict_overhead.py --skip-memory   # overhead only (about a minute)
     .venv/bin/python benchmarks/predict_overhead.py --exported-only --write-exported   # item 3 (~6 min):
         # writes benchmarks/RESULTS_exported.md (needs compare_peers.py's work folder, made if missing)
+    .venv/bin/python benchmarks/predict_overhead.py --exported-only --exported-batches 8 --passes 2 --rounds 3 \
+        --retries 0 --write-exported   # the end-to-end pair in 3 alternating rounds: a steadier ratio
 """
 
 from __future__ import annotations
@@ -343,32 +345,75 @@ def _raw_end_to_end(run, files, args) -> dict:
     return {"img_per_s": statistics.median(rates), "foreign_cores": round(max(foreign), 2)}
 
 
+def _exported_cell(args, made, what, fmt, path, batch) -> dict:
+    """One child process timing ``what`` on one file; re-run up to ``--retries`` times while others load the CPU."""
+    best = None
+    for _ in range(1 + args.retries):
+        cmd = [sys.executable, __file__, "--exported-child", f"{what}:{fmt}:{path}", "--images-dir",
+               made["images"], "--batch-size", str(batch), "--passes", str(args.passes)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=made["env"])
+        if done.returncode:
+            raise RuntimeError(done.stderr[-2000:])
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  {fmt} b{batch} {what}: {got}", file=sys.stderr, flush=True)
+        if best is None or got["foreign_cores"] < best["foreign_cores"]:
+            best = got
+        if got["foreign_cores"] <= args.max_foreign:
+            break
+    return best
+
+
+def _median_cell(cells: list[dict]) -> dict:
+    import statistics
+
+    return {"img_per_s": statistics.median(c["img_per_s"] for c in cells),
+            "foreign_cores": max(c["foreign_cores"] for c in cells)}
+
+
 def measure_exported(args) -> dict:
+    """Per file and batch: the raw forward and the runner once, then ``--rounds`` rounds of the raw end-to-end
+    script and predict in alternating order, so that both sides of the ratio see the same minutes of the machine.
+    """
     sys.path.insert(0, str(HERE))
-    work = Path(args.work)
-    made = _exports(work)
+    made = _exports(Path(args.work))
     rows = {}
     for fmt in args.formats.split(","):
         path = made["paths"][fmt]
         for batch in [int(b) for b in args.exported_batches.split(",")]:
-            row = {}
-            for what in ("raw", "runner", "raw-e2e", "predict"):
-                best = None
-                for attempt in range(1 + args.retries):
-                    cmd = [sys.executable, __file__, "--exported-child", f"{what}:{fmt}:{path}", "--images-dir",
-                           made["images"], "--batch-size", str(batch), "--passes", str(args.passes)]
-                    done = subprocess.run(cmd, capture_output=True, text=True, env=made["env"])
-                    if done.returncode:
-                        raise RuntimeError(done.stderr[-2000:])
-                    got = json.loads(done.stdout.strip().splitlines()[-1])
-                    print(f"  {fmt} b{batch} {what}: {got}", file=sys.stderr, flush=True)
-                    if best is None or got["foreign_cores"] < best["foreign_cores"]:
-                        best = got
-                    if got["foreign_cores"] <= args.max_foreign:
-                        break
-                row[what] = best
+            row = {what: _exported_cell(args, made, what, fmt, path, batch) for what in ("raw", "runner")}
+            rounds = []
+            for r in range(args.rounds):
+                order = ("raw-e2e", "predict") if r % 2 == 0 else ("predict", "raw-e2e")
+                rounds.append({what: _exported_cell(args, made, what, fmt, path, batch) for what in order})
+            row["raw-e2e"] = _median_cell([r["raw-e2e"] for r in rounds])
+            row["predict"] = _median_cell([r["predict"] for r in rounds])
+            row["ratios"] = [r["predict"]["img_per_s"] / r["raw-e2e"]["img_per_s"] for r in rounds]
             rows[(fmt, batch)] = row
-    return {"rows": rows, "images": len(list(Path(made["images"]).glob("*.jpg"))), "load_end": os.getloadavg()}
+    return {"rows": rows, "images": len(list(Path(made["images"]).glob("*.jpg"))), "load_end": os.getloadavg(),
+            "rounds": args.rounds}
+
+
+def _rounds_note(rounds: int) -> str:
+    if rounds == 1:
+        return ""
+    return (f" Raw end to end and predict: {rounds} rounds in alternating order, a process each; their img/s are "
+            f"the medians, and 'predict / raw e2e' is the median of the {rounds} rounds' ratios (their range in "
+            f"brackets).")
+
+
+def _ratio_cell(row: dict) -> str:
+    """'predict / raw e2e': the median of the rounds' ratios, with their range when there are several.
+
+    >>> _ratio_cell({"ratios": [0.81, 0.95, 1.02]})
+    '95% (81-102%)'
+    >>> _ratio_cell({"ratios": [0.9]})
+    '90%'
+    """
+    import statistics
+
+    ratios = row["ratios"]
+    text = f"{100 * statistics.median(ratios):.0f}%"
+    return text if len(ratios) == 1 else f"{text} ({100 * min(ratios):.0f}-{100 * max(ratios):.0f}%)"
 
 
 def render_exported(result: dict, title: str, load_start) -> str:
@@ -379,7 +424,8 @@ def render_exported(result: dict, title: str, load_start) -> str:
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu['cpu']}, {cpu['logical_cores']} cores, "
              f"ISA {', '.join(cpu['isa'])}; load average {'/'.join(f'{v:.2f}' for v in load_start)} at the start, "
              f"{'/'.join(f'{v:.2f}' for v in result['load_end'])} at the end. {result['images']} JPEGs 512x512, "
-             f"SegFormer-B0, 150 classes; each cell its own process; 'foreign' = cores other processes used.", "",
+             f"SegFormer-B0, 150 classes; each cell its own process; 'foreign' = cores other processes used."
+             + _rounds_note(result.get("rounds", 1)), "",
              "| file | batch | raw forward img/s | segcli runner img/s | raw end to end img/s | "
              "segcli predict e2e img/s (masks) | predict / raw e2e | predict / raw forward | "
              "foreign (raw/runner/raw e2e/predict) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -387,7 +433,7 @@ def render_exported(result: dict, title: str, load_start) -> str:
         raw, runner, e2e, pred = row["raw"], row["runner"], row["raw-e2e"], row["predict"]
         lines.append(f"| {EXPORTED[fmt]} | {batch} | {raw['img_per_s']:.2f} | {runner['img_per_s']:.2f} | "
                      f"{e2e['img_per_s']:.2f} | {pred['img_per_s']:.2f} | "
-                     f"**{100 * pred['img_per_s'] / e2e['img_per_s']:.0f}%** | "
+                     f"**{_ratio_cell(row)}** | "
                      f"{100 * pred['img_per_s'] / raw['img_per_s']:.0f}% | "
                      f"{raw['foreign_cores']}/{runner['foreign_cores']}/{e2e['foreign_cores']}/"
                      f"{pred['foreign_cores']} |")
@@ -415,6 +461,8 @@ def main() -> None:
     parser.add_argument("--exported-batches", default="1,8")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--retries", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="exported files: rounds of raw end to end and predict, alternating")
     parser.add_argument("--max-foreign", type=float, default=0.5)
     parser.add_argument("--work", default="/tmp/segcli_peers", help="compare_peers.py's work folder")
     parser.add_argument("--title", default="segcli predict on exported files vs the raw runtime")
