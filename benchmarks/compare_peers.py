@@ -28,10 +28,12 @@ Every TensorFlow process (segcli's TF routes, keras-hub, the peak measurement) r
 (benchmarks/TF_ALLOCATOR.md).
 
 Timing: per contender one untimed warm-up pass over the first batch, then ``--passes`` timed passes over all N
-images; ms/img is the median pass. With every pass the child records the CPU time that *other* processes used
-(``/proc/stat`` busy time minus this process's), and ``uptime``'s 1-minute load at its start and end; a contender
-whose foreign load exceeded ``--max-foreign`` cores is run again (up to ``--retries``), keeping the quietest try.
-``segcli`` rows also time the forward pass alone (the runner's ``predict_logits`` on a decoded uint8 batch).
+images, each followed by a timing of the forward pass alone (segcli: the forward predict calls on a decoded uint8
+batch; peers: their runtime call), so both come from the same minute. With every pass the child records the CPU
+time that *other* processes used (``/proc/stat`` busy time minus this process's), and ``uptime``'s 1-minute load at
+its start and end; ms/img is the pass with the least foreign CPU (ties: the faster), and fwd the forward timed right
+after it. A contender whose foreign load exceeded ``--max-foreign`` cores is run again (up to ``--retries``),
+keeping the quietest try.
 
 GFLOP/img counts the work each graph executes: TF's profiler on segcli's folded graph (segcli routes) and on the
 unfolded graph (every peer runs the plain decode head), each including the full-resolution resize.
@@ -311,26 +313,26 @@ def run_child(args) -> dict:
     out = Path(args.work) / "masks" / args.arch / args.child
     out.mkdir(parents=True, exist_ok=True)
     label, kind, precision = CONTENDERS[args.child]
-    if kind == "segcli":
-        timed, forward = segcli_child(args, info, files, out)
-    else:
-        timed, forward = peer_child(args, info, files, out)
-    return {**timed, "forward": forward}
+    return (segcli_child if kind == "segcli" else peer_child)(args, info, files, out)
 
 
-def _passes(one_pass, files, passes: int) -> dict:
-    """Time ``passes`` passes; the reported pass is the one with the least foreign CPU (ties: the faster)."""
-    times, foreign, load_start = [], [], load1()
+def _passes(one_pass, files, passes: int, forward) -> dict:
+    """Time ``passes`` passes, each followed by ``forward()`` (the forward pass alone, ms/img), so that both come
+    from the same minute of the machine; the reported pass, and its forward, is the one with the least foreign CPU
+    (ties: the faster)."""
+    times, foreign, forwards, load_start = [], [], [], load1()
     for _ in range(passes):
         with Meter() as m:
             one_pass()
         times.append(m.seconds)
         foreign.append(m.foreign_cores)
+        forwards.append(forward())
     quiet = min(range(passes), key=lambda i: (round(foreign[i], 1), times[i]))
     ms = 1000 * times[quiet] / len(files)
     return {"ms_per_img": ms, "img_per_s": 1000 / ms, "median_ms_per_img": 1000 * statistics.median(times) / len(files),
             "pass_seconds": [round(t, 3) for t in times], "pass_foreign": [round(f, 2) for f in foreign],
-            "foreign_cores": round(foreign[quiet], 2), "load_start": load_start, "load_end": load1()}
+            "foreign_cores": round(foreign[quiet], 2), "load_start": load_start, "load_end": load1(),
+            "forward": forwards[quiet], "pass_forward": [round(f, 1) for f in forwards]}
 
 
 def wait_quiet(threshold: float, max_wait: float, window: float = 2.0) -> float:
@@ -381,14 +383,15 @@ def segcli_child(args, info, files, out):
                              precision=precision)
     run_predict([str(warm)], opened, PredictOptions(out=Path(args.work) / "warm_out" / name, batch_size=args.batch,
                                                     overlay=False, overwrite=True))
-    timed = _passes(lambda: run_predict([images_dir], opened, options), files, args.passes)
-    timed["engine"] = f"{opened.backend} {opened.precision}"
     # the forward pass alone, as predict calls it
     from segcli.inference.predictor import Predictor
 
     seg = Predictor(opened.model, batch_size=args.batch, input_size=opened.input_size)
     batch = np.stack([read_image(f) for f in files[:args.batch]])
-    return timed, _time_forward(seg._forward, batch)
+    timed = _passes(lambda: run_predict([images_dir], opened, options), files, args.passes,
+                    lambda: _time_forward(seg._forward, batch))
+    timed["engine"] = f"{opened.backend} {opened.precision}"
+    return timed
 
 
 def peer_child(args, info, files, out):
@@ -414,9 +417,8 @@ def peer_child(args, info, files, out):
     start = time.perf_counter()
     one_pass(files[:args.batch])  # warm-up (torch.compile / tf.function tracing happen here)
     log(f"    first batch {time.perf_counter() - start:.1f} s")
-    timed = _passes(one_pass, files, args.passes)
     batch = np.stack([decode(p) for p in files[:args.batch]]).astype(np.float32)
-    return timed, _time_forward(run, batch)
+    return _passes(one_pass, files, args.passes, lambda: _time_forward(run, batch))
 
 
 def peer_runner(name, info, arch):
@@ -616,7 +618,8 @@ def render(args, cpu, peak, results, started, load_start, load_end) -> str:
         "with other engineers' test runs, so rows with foreign > 0.3 are slowed by them.",
         "- GFLOP/img is what the graph executes (TF profiler, full-resolution logits included): segcli routes run "
         "the folded head, every peer the plain head. '% peak' = GFLOP/img x img/s / fp32 peak; 'fwd' columns time "
-        "the forward pass alone (segcli: the runner predict calls; peers: the same runtime call on a decoded batch).",
+        "the forward pass alone (segcli: the runner predict calls; peers: the same runtime call on a decoded batch), "
+        "timed right after each pass; the row shows the one after its reported pass.",
         *(f"- {note}" for note in args.notes),
         "",
     ]
