@@ -146,8 +146,8 @@ class Trainer:
         import tensorflow as tf
 
         from segcli.train.losses import class_weights
-        from segcli.hardware import onednn_enabled
-        from segcli.train.precision import accurate_bias_grads, bf16_graph_rewrite, check_precision, cpu_flags
+        from segcli.hardware import cpu_info, onednn_enabled
+        from segcli.train.precision import accurate_bias_grads, bf16_graph_rewrite, check_precision
 
         s, ds = self.s, self.ds
         self.strategy, strategy_name = distribute.make_strategy(s.strategy)
@@ -156,7 +156,7 @@ class Trainer:
             raise SettingError(f"`batch_size` {s.batch_size} does not split over {replicas} replicas; use a "
                                f"multiple of {replicas}.")
         gpus = len(tf.config.list_logical_devices("GPU"))
-        plan = check_precision(s.precision, gpus=gpus, cpu_flags=cpu_flags(), onednn=bool(onednn_enabled()))
+        plan = check_precision(s.precision, gpus=gpus, cpu_flags=set(cpu_info()["isa"]), onednn=bool(onednn_enabled()))
         if plan.keras_policy != "float32":
             accurate_bias_grads()
         if plan.graph_rewrite:

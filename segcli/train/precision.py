@@ -18,8 +18,6 @@ gradient in bfloat16: over 8,192 rows it came out up to 36 % wrong (TF 2.21), an
 behind fp32. :func:`accurate_bias_grads` replaces that gradient, for bfloat16 only, with ``reduce_sum``, which
 accumulates in float32 (0.3 %, the rounding of the bf16 result); other types keep TensorFlow's own.
 
->>> has_bf16_cpu({"avx512_bf16"}), has_bf16_cpu({"avx2", "avx512f"})
-(True, False)
 >>> check_precision("bf16", gpus=0, cpu_flags={"amx_bf16"}, onednn=True)
 PrecisionPlan(name='bf16', keras_policy='float32', graph_rewrite=True)
 >>> check_precision("fp16", gpus=0, cpu_flags=set())
@@ -33,12 +31,10 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
-
+from segcli.hardware import has_bf16
 from segcli.train.settings import SettingError
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 REWRITE_OPTION = "auto_mixed_precision_onednn_bfloat16"
 #: What the oneDNN bf16 rewrite would compute in bfloat16 that segcli keeps in float32, through the
 #: environment variables TensorFlow reads when it rewrites a graph (auto_mixed_precision_lists.h):
@@ -68,30 +64,16 @@ class PrecisionPlan:
         return "TF oneDNN bf16 graph rewrite" if self.graph_rewrite else f"Keras {self.keras_policy} policy"
 
 
-def cpu_flags(path="/proc/cpuinfo") -> set:
-    """The ISA flags of the first CPU in /proc/cpuinfo (empty where there is none)."""
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def has_bf16_cpu(flags) -> bool:
-    return any(f in flags for f in BF16_FLAGS)
-
-
 def check_precision(name: str, gpus: int, cpu_flags: set, onednn: bool = False) -> PrecisionPlan:
     """How to compute in ``name`` on this machine, or SettingError when it cannot.
 
-    ``onednn``: TensorFlow's oneDNN ops are on in this process (:func:`segcli.hardware.onednn_enabled`).
+    ``cpu_flags``: the CPU's ISA flags (``segcli.hardware.cpu_info()["isa"]``); ``onednn``: TensorFlow's oneDNN
+    ops are on in this process (:func:`segcli.hardware.onednn_enabled`).
     """
     if name == "fp16" and not gpus:
         raise SettingError("`precision` fp16 needs a GPU (float16 with loss scaling); this machine has none. "
                            "Use bf16 on a CPU with AMX or AVX-512 BF16, or fp32.")
-    if name == "bf16" and not gpus and not has_bf16_cpu(cpu_flags):
+    if name == "bf16" and not gpus and not has_bf16(cpu_flags):
         raise SettingError("`precision` bf16 needs a CPU with AMX or AVX-512 BF16 (/proc/cpuinfo flags amx_bf16 "
                            "or avx512_bf16) or a GPU; this CPU has neither, and emulated bf16 is slower than fp32. "
                            "Use fp32.")
