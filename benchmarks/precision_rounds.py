@@ -10,7 +10,7 @@ ratios against that round's fp32, end to end and forward alone; the table gives 
 ratio with its range. bf16 is left out on CPUs without AMX or AVX-512 BF16.
 
     .venv/bin/python benchmarks/precision_rounds.py --models b0 --rounds 5
-    # writes its CPU kind's section of benchmarks/RESULTS_precision.md (an AMX run adds its own section)
+    # writes the (model, kind of CPU) section of benchmarks/RESULTS_precision.md (an AMX run adds its own)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sections import cpu_kind, write_section  # noqa: E402
 ROUTES = {"fp32": "segcli-ov-fp32", "bf16": "segcli-ov-bf16", "int8": "segcli-ov-int8"}
 RESULTS = HERE / "RESULTS_precision.md"
 HEADER = ("# segcli's bf16 and int8 against its own fp32, in alternating rounds\n\n"
-          "Written by `benchmarks/precision_rounds.py`, one section per kind of CPU (a run replaces its own kind's).\n")
+          "Written by `benchmarks/precision_rounds.py`, one section per model and kind of CPU (a run replaces its own).\n")
 
 
 def rotated(items: list, shift: int) -> list:
@@ -83,7 +83,7 @@ def render(arch: str, rounds: list[dict], precisions: list[str], argv: list[str]
     lower = [p for p in precisions if p != "fp32"]
     head = "| round | " + " | ".join(f"{p} e2e ms/img (fwd; batch)" for p in precisions) + " | " + \
         " | ".join(f"{p} / fp32 e2e (fwd)" for p in lower) + " | max foreign |"
-    lines = [f"## SegFormer-{arch.upper()}, 512x512 JPEGs -> PNG masks, {len(rounds)} rounds", "",
+    lines = [f"## SegFormer-{arch.upper()} on {cpu_kind()}, 512x512 JPEGs -> PNG masks, {len(rounds)} rounds", "",
              f"`benchmarks/precision_rounds.py {' '.join(argv)}`, {started}. {cpu['cpu']}, {cpu['logical_cores']} "
              f"cores, ISA {', '.join(cpu['isa'])}. Load average {'/'.join(f'{v:.2f}' for v in loads[0])} at the "
              f"start, {'/'.join(f'{v:.2f}' for v in loads[1])} at the end. Each cell: the route's quietest pass at "
@@ -128,23 +128,20 @@ def main(argv=None) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SEGCLI_HOME": str(work / "home")}
-    reports = []
+    kind, out = cpu_kind(), Path(args.out) if args.out else None
+    if out and not out.is_file():
+        out.write_text(HEADER)
     for arch in [m.strip() for m in args.models.split(",") if m.strip()]:
         subprocess.run([sys.executable, peers.__file__, "--setup", "--arch", arch, "--work", str(work),
                         "--images", str(args.images)], check=True, env=env)
         started, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
         rounds = run_rounds(args, env, arch, precisions)
-        shown = peers.shown_argv(argv)
-        reports.append(render(arch, rounds, precisions, shown, started, (load_start, os.getloadavg())))
+        report = render(arch, rounds, precisions, peers.shown_argv(argv), started, (load_start, os.getloadavg()))
         (work / f"precision_rounds_{arch}.json").write_text(json.dumps(rounds, indent=1, default=str))
-    report = "\n".join(reports)
-    print(report)
-    if args.out:
-        kind, out = cpu_kind(), Path(args.out)
-        if not out.is_file():
-            out.write_text(HEADER)
-        write_section(out, f"# {kind} CPU\n\n{report}", kind, "precision_rounds")
-        peers.log(f"wrote the {kind} section of {args.out}")
+        print(report)
+        if out:  # one section per model and kind of CPU: a run replaces only its own
+            write_section(out, report, kind, f"precision_rounds {arch}")
+            peers.log(f"wrote the {kind} {arch} section of {out}")
 
 
 if __name__ == "__main__":
