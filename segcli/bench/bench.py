@@ -229,13 +229,7 @@ def run_bench(config: BenchConfig, on_row_start=None, on_iter=None) -> BenchRepo
     from segcli.bench.sysinfo import environment
 
     env = environment()
-    peak = None
-    if config.measure_peak:
-        peak = {**flops_mod.measure_peak(), "measured_now": True}
-        flops_mod.save_peak({k: v for k, v in peak.items() if k != "measured_now"}, env)
-    else:
-        saved = flops_mod.saved_peak(env)
-        peak = {**saved, "measured_now": False} if saved else None
+    peak = flops_mod.current_peak(env, config.measure_peak)
 
     rows, end_to_end = [], None
     for name in config.presets:

@@ -96,3 +96,14 @@ def load_all_peaks() -> dict:
 def saved_peak(env: dict) -> dict | None:
     """The peak measured earlier on this CPU and thread count, or None."""
     return load_all_peaks().get(_peak_key(env))
+
+
+def current_peak(env: dict, measure: bool = False) -> dict | None:
+    """The fp32 matmul peak for ``env``'s CPU, with ``measured_now``: measured now and saved when ``measure``,
+    else the one saved earlier (None if there is none)."""
+    if measure:
+        peak = measure_peak()
+        save_peak(peak, env)
+        return {**peak, "measured_now": True}
+    saved = saved_peak(env)
+    return {**saved, "measured_now": False} if saved else None
