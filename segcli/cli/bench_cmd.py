@@ -31,7 +31,7 @@ def _env_line(env: dict, peak: dict | None) -> str:
 def _table(rows):
     from rich.table import Table
 
-    table = Table(title="segcli bench (forward pass, random weights)")
+    table = Table(title="segcli bench (TensorFlow forward pass, random weights)")
     for column in ("preset", "size", "batch", "img/s", "p50 ms", "p90 ms", "p99 ms", "GFLOP/img", "GFLOP/s",
                    "% peak", "peak RSS MB", "precision"):
         table.add_column(column, justify="left" if column in ("preset", "precision") else "right")
@@ -73,8 +73,16 @@ def bench(
     from segcli.bench import bench as engine
 
     if model is not None:
-        _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json)
+        _refuse_flags("for preset rows only (random weights); with --model leave them out", {
+            "--preset": bool(preset), "--mixed-precision": mixed_precision, "--num-classes": num_classes is not None,
+            "--input": input_dir is not None})
+        _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json, peak)
         return
+    _refuse_flags("for --model only (a run directory, .keras file, imported name or exported file); preset "
+                  "rows time TensorFlow's forward pass with random weights", {
+                      "--formats": formats is not None, "--data": data is not None,
+                      f"--precision {precision}": precision.lower() != "fp32",
+                      f"--backend {backend}": backend.lower() not in ("auto", "tensorflow")})
 
     config = engine.BenchConfig(
         presets=engine.parse_presets(preset) if preset else list(engine.DEFAULT_PRESETS),
@@ -116,7 +124,25 @@ def bench(
                   highlight=False)
 
 
-def _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json) -> None:
+def _refuse_flags(what: str, given: dict) -> None:
+    """One error line naming the flags of the other mode that were given: they would be ignored otherwise.
+
+    >>> _refuse_flags("x", {"--data": False})
+    >>> _refuse_flags("for --model only", {"--formats": True, "--data": True, "--backend openvino": True})
+    Traceback (most recent call last):
+    ...
+    segcli.errors.UsageError: --formats, --data and --backend openvino: for --model only.
+    """
+    from segcli.errors import UsageError
+
+    flags = [flag for flag, on in given.items() if on]
+    if flags:
+        names = " and ".join([", ".join(flags[:-1]), flags[-1]] if len(flags) > 1 else flags)
+        raise UsageError(f"{names}: {what}.")
+
+
+def _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json,
+                 measure_peak=False) -> None:
     from segcli.bench import flops as flops_mod
     from segcli.bench.formats import bench_model, parse_formats
     from segcli.bench.sysinfo import environment
@@ -125,7 +151,7 @@ def _bench_model(model, formats, data, precision, backend, image_size, batch_siz
     size = parse_image_size(image_size[0], name="--image-size") if image_size else (512, 512)
     batch = int(batch_size[0]) if batch_size else 1
     env = environment()
-    peak = flops_mod.saved_peak(env)
+    peak = flops_mod.current_peak(env, measure_peak)
     rows = bench_model(model, parse_formats(formats) if formats else None, data, size, batch, warmup, iters,
                        precision.lower(), peak["gflops_per_s"] if peak else None,
                        on_row=lambda name: info(f"{name} ..."), backend=backend)

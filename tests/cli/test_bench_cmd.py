@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from segcli.cli.app import app
@@ -61,6 +62,33 @@ def test_bad_values_are_one_red_line_and_exit_2():
         assert "Traceback" not in result.output
 
 
+def test_flags_of_the_other_mode_are_refused_not_ignored():
+    """Preset rows time TensorFlow with random weights; --backend/--precision/--formats/--data belong to --model,
+    and --preset/--mixed-precision/--num-classes/--input to preset rows. Given to the wrong mode, they used to be
+    dropped in silence (a bench that said nothing of OpenVINO after --backend openvino)."""
+    model_only = ("for --model only (a run directory, .keras file, imported name or exported file); preset rows "
+                  "time TensorFlow's forward pass with random weights.")
+    preset_only = "for preset rows only (random weights); with --model leave them out."
+    for args, message in [
+        (["--backend", "openvino"], f"error: --backend openvino: {model_only}"),
+        (["--precision", "bf16", "--formats", "onnx"], f"error: --formats and --precision bf16: {model_only}"),
+        (["--data", "samples"], f"error: --data: {model_only}"),
+        (["--model", "samples/demo_model", "--mixed-precision", "--preset", "segformer_b0"],
+         f"error: --preset and --mixed-precision: {preset_only}"),
+    ]:
+        result = CliRunner().invoke(app, ["bench", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.stderr.split()), (args, result.stderr)
+        assert "Traceback" not in result.output
+
+
+def test_preset_rows_still_take_the_default_and_the_tensorflow_backend():
+    for backend in ("auto", "tensorflow"):
+        result = CliRunner().invoke(app, ["bench", *TINY, "--backend", backend, "--precision", "fp32", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)[0]["precision"] == "float32"
+
+
 def test_input_folder_times_the_predict_path(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -91,3 +119,14 @@ def test_tensorflow_import_noise_stays_off_the_terminal():
     assert proc.returncode == 0, proc.stderr
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit", "retracing"):
         assert noise not in proc.stderr
+
+
+def test_peak_with_a_model_is_measured_and_gives_the_share_of_peak(segcli_home):
+    demo = Path(__file__).resolve().parents[2] / "samples" / "demo_model"
+    args = ["bench", "--model", str(demo), "--backend", "tensorflow", "--image-size", "64", "--iters", "1", "--json"]
+    result = CliRunner().invoke(app, [*args, "--peak"])
+    assert result.exit_code == 0, result.output
+    assert "measured now" in result.stderr
+    row = json.loads(result.stdout)[0]
+    assert row["fraction_of_peak"] == pytest.approx(row["gflops_per_image"] * row["img_per_s"] / json.loads(
+        (segcli_home / "bench" / "peak.json").read_text()).popitem()[1]["gflops_per_s"], rel=0.02, abs=1e-4)
