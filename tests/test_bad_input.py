@@ -316,6 +316,23 @@ def predict_out_under_a_file(w, tmp):
                 f"folder."])
 
 
+def predict_tile_without_slide_mode(w, tmp):
+    png(tmp / "in" / "a.png", rgb(32, 32))
+
+    def check(proc):
+        assert not (tmp / "out").exists()  # refused before the model loads or anything is written
+
+    return Run(["predict", tmp / "in", "--out", tmp / "out", "--model", w["model"], "--tile", "256"], [tmp / "in"], 2,
+               ["error: --tile 256: only slide mode uses a tile; set mode to slide, or leave the tile out."],
+               check=check)
+
+
+def eval_stride_without_slide_mode(w, tmp):
+    data = dataset(tmp / "data", index_masks(), ["background", "a", "b"])
+    return Run(["eval", data, "--model", w["model"], "--stride", "64"], [data], 2,
+               ["error: --stride 64: only slide mode uses a stride; set mode to slide, or leave the stride out."])
+
+
 def eval_labels_above_the_class_count(w, tmp):
     data = dataset(tmp / "data", index_masks(bad_value=7), ["background", "a", "b"])
     return Run(["eval", data, "--model", w["model"]], [data], 2,
@@ -566,6 +583,7 @@ SLOW = {predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder,
 CASES = [predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
          predict_weights_folder_with_bad_json, predict_weights_folder_with_a_record_that_is_no_object,
          predict_unknown_model_name, predict_empty_folder, predict_missing_folder, predict_out_under_a_file,
+         predict_tile_without_slide_mode, eval_stride_without_slide_mode,
          eval_labels_above_the_class_count, eval_0_255_masks_work_with_a_note, eval_missing_folder, eval_empty_folder,
          eval_weights_folder_missing_keys,
          train_labels_above_the_class_count, train_rgb_masks_without_a_palette, train_unknown_preset,

@@ -156,9 +156,10 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     classes were read as, e.g. 0/255 masks as two classes; the drawn val split only when it is scored).
     """
     from segcli.data.folder_dataset import discover
-    from segcli.inference.predictor import Predictor
+    from segcli.inference.predictor import Predictor, check_mode
     from segcli.inference.tta import with_tta
 
+    check_mode(mode, tile, stride)
     ds = discover(data, val_fraction=val_fraction, seed=seed, label_map=label_map, keep_classes=keep_classes)
     pairs, split = _pairs(ds, split)
     source = _open(source, backend, precision)

@@ -150,6 +150,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     frame counts as one image).
     """
     from segcli.inference.overlay import palette_lut
+    from segcli.inference.predictor import check_mode
     from segcli.inference.runners import OpenedModel, open_model
     from segcli.inference.video import check_video_options, frame_estimate, predict_videos, split_inputs
 
@@ -157,6 +158,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     options.out = Path(options.out)
     if not 0.0 <= options.alpha <= 1.0:
         raise UsageError(f"alpha {options.alpha}: must be within 0..1.", value="alpha")
+    check_mode(options.mode, options.tile, options.stride)
     check_video_options(options.every, options.smooth)
     check_writable(options.out)
     videos, image_inputs = split_inputs(inputs)

@@ -95,6 +95,23 @@ def _graph(model):
     return SegFormerGraph(model, folded=folded)
 
 
+def check_mode(mode: str, tile=None, stride=None) -> None:
+    """``mode`` is whole or slide, and a tile or stride comes only with slide (whole mode would ignore them).
+
+    >>> check_mode("slide", tile=256)
+    >>> check_mode("whole", tile=256)
+    Traceback (most recent call last):
+    ...
+    segcli.errors.UsageError: tile 256: only slide mode uses a tile; set mode to slide, or leave the tile out.
+    """
+    if mode not in ("whole", "slide"):
+        raise UsageError(f"mode {mode!r}: use 'whole' or 'slide'.", value="mode")
+    for name, value in (("tile", tile), ("stride", stride)):
+        if mode == "whole" and value is not None:
+            raise UsageError(f"{name} {value}: only slide mode uses a {name}; set mode to slide, or leave the {name} "
+                             f"out.", value=name)
+
+
 def _round32(n: float) -> int:
     return max(32, int(round(n / 32.0)) * 32)
 
@@ -124,8 +141,7 @@ class Predictor:
 
     def __init__(self, model, mode="whole", batch_size=8, input_size=None, tile=None, stride=None,
                  max_side=DEFAULT_MAX_SIDE):
-        if mode not in ("whole", "slide"):
-            raise UsageError(f"mode {mode!r}: use 'whole' or 'slide'.", value="mode")
+        check_mode(mode, tile, stride)
         if int(batch_size) < 1:
             raise UsageError(f"batch size {batch_size}: must be at least 1.", value="batch_size")
         self.mode = mode
