@@ -513,6 +513,16 @@ def run_contender(args, env, name, arch, batch) -> dict | None:
     return best
 
 
+def fastest_batch(rows: dict) -> tuple[dict, int | None]:
+    """The batch sizes whose child ran (batch -> row), and the one with the least ms/img (None if none ran).
+
+    >>> fastest_batch({1: {"ms_per_img": 80.0}, 4: {"ms_per_img": 75.0}, 8: {"error": "timed out"}, 16: None})
+    ({1: {'ms_per_img': 80.0}, 4: {'ms_per_img': 75.0}}, 4)
+    """
+    ok = {b: r for b, r in rows.items() if r and "error" not in r}
+    return ok, (min(ok, key=lambda b: ok[b]["ms_per_img"]) if ok else None)
+
+
 def agreement(work: Path, arch: str, name: str, count: int) -> float | None:
     import cv2
 
@@ -563,9 +573,8 @@ def main_parent(args):
                 rows[batch] = run_contender(args, env, name, arch, batch)
                 if name == "torch-compile" and "error" in (rows[batch] or {}):
                     break
-            ok = {b: r for b, r in rows.items() if r and "error" not in r}
+            ok, best_batch = fastest_batch(rows)
             if ok:
-                best_batch = min(ok, key=lambda b: ok[b]["ms_per_img"])
                 # the kept masks are the last run's; agreement does not depend on the batch
                 results[(arch, name)] = {**ok[best_batch], "batch": best_batch,
                                          "by_batch": {b: round(r["ms_per_img"], 1) for b, r in ok.items()},

@@ -58,10 +58,9 @@ def spread(values: list[float]) -> str:
 def best_batch(args, env, route: str, arch: str) -> dict:
     """The route's row at its fastest batch (one child process per batch size)."""
     rows = {batch: peers.run_contender(args, env, route, arch, batch) for batch in args.batch_sizes}
-    ok = {b: r for b, r in rows.items() if r and "error" not in r}
+    ok, batch = peers.fastest_batch(rows)
     if not ok:
         raise SystemExit(f"{route} failed at every batch size: {next(iter(rows.values()))}")
-    batch = min(ok, key=lambda b: ok[b]["ms_per_img"])
     return {**ok[batch], "batch": batch}
 
 

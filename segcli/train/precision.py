@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+
 from segcli.hardware import has_bf16
 from segcli.train.settings import SettingError
 
