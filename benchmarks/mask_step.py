@@ -51,7 +51,7 @@ def main() -> None:
     from segcli.models.segformer.graph import SegFormerGraph
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_precision import cpu_line
+    from sections import cpu_line
 
     n = 8
     model = create_segmenter("segformer_b0", num_classes=150)

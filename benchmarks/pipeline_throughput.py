@@ -51,7 +51,8 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=12, help="pipeline batches timed per cache mode")
     parser.add_argument("--steps", type=int, default=3, help="model steps timed")
     args = parser.parse_args(argv)
-    from train_precision import cpu_line, make_step
+    from sections import cpu_line
+    from train_precision import make_step
 
     from segcli.data.folder_dataset import discover
     from segcli.data.synth import generate

@@ -16,6 +16,14 @@ def cpu_kind() -> str:
     return "amx" if has_amx() else "avx512" if "avx512f" in cpu_info()["isa"] else "avx2"
 
 
+def cpu_line() -> str:
+    """The CPU model, its logical CPUs and the ISA flags that matter here: every result names its machine."""
+    from segcli.hardware import cpu_info
+
+    info = cpu_info()
+    return f"{info['cpu']}, {info['logical_cores']} logical CPUs, flags: {' '.join(info['isa'])}"
+
+
 def write_section(path: Path, report: str, kind: str, owner: str) -> None:
     """Replace ``owner``'s section of ``path`` for this ``kind`` of CPU, keeping the other sections."""
     begin, end = f"<!-- {owner} {kind}: begin -->", f"<!-- {owner} {kind}: end -->"

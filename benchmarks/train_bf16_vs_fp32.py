@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for the data and runs (default: a temp dir)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_precision import cpu_line
+    from sections import cpu_line
 
     work = args.work or Path(tempfile.mkdtemp(prefix="segcli_bf16_"))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -28,14 +28,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from sections import cpu_line  # noqa: E402
 from segcli.train.precision import REWRITE_KEEPS_FLOAT32, bf16_graph_rewrite  # noqa: E402 (no TensorFlow)
-
-
-def cpu_line() -> str:
-    from segcli.hardware import cpu_info
-
-    info = cpu_info()
-    return f"{info['cpu']}, {info['logical_cores']} logical CPUs, flags: {' '.join(info['isa'])}"
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:

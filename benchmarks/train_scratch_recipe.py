@@ -30,6 +30,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from sections import cpu_line  # noqa: E402
+
 # lr is the backbone's; head = lr * head_lr_mult; warmup as a share of all steps; scale = random-rescale range.
 RECIPES = {
     "A": {"lr": 1e-3, "head_lr_mult": 1.0, "warmup": 0.10, "scale": (0.5, 2.0), "class_weights": "auto"},  # by hand, 0.1
@@ -40,13 +42,6 @@ RECIPES = {
     "F": {"lr": 4e-3, "head_lr_mult": 1.0, "warmup": 0.20, "scale": (0.75, 1.5), "class_weights": "auto"},
     "default": {},
 }
-
-
-def cpu_line() -> str:
-    from segcli.hardware import cpu_info
-
-    info = cpu_info()
-    return f"{info['cpu']}, {info['logical_cores']} logical CPUs, {' '.join(info['isa'])}"
 
 
 class LogReporter:
