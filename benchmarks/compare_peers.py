@@ -785,8 +785,26 @@ def trained_precision(args) -> str:
         lines.append(f"| {label} | {100 * agree:.3f}% | {miou if miou is None else f'{miou:.4f}'} | {change} | "
                      f"{'yes' if agree >= 0.995 else 'no'} |")
     if export:
-        lines += ["", f"int8 export report: `{export[:600]}`"]
+        lines += ["", f"int8 export's own check: {export_check(export)}"]
     return "\n".join(lines) + "\n"
+
+
+def export_check(output: str) -> str:
+    """What ``segcli export --json`` says of its accuracy gate, in one line (its error line when it refused).
+
+    >>> export_check('{"mask_agreement": 0.99898, "miou_reference": 0.82179, "miou": 0.82211, "passed": true, '
+    ...              '"criterion": "mask agreement >= 99%; mIoU drop <= 0.01", "samples": 2}')
+    'mask agreement 99.898% on 2 sample images, mIoU 0.8218 -> 0.8221 on all of --data (mask agreement >= 99%; mIoU drop <= 0.01): passed'
+    >>> export_check("error: int8 drops mIoU by 0.03, over the 0.01 budget")
+    'error: int8 drops mIoU by 0.03, over the 0.01 budget'
+    """
+    try:
+        r = json.loads(output)
+    except ValueError:
+        return output
+    miou = f", mIoU {r['miou_reference']:.4f} -> {r['miou']:.4f} on all of --data" if r.get("miou") is not None else ""
+    return (f"mask agreement {100 * r['mask_agreement']:.3f}% on {r['samples']} sample images{miou} "
+            f"({r['criterion']}): {'passed' if r['passed'] else 'refused'}")
 
 
 def shown_argv(argv: list[str]) -> list[str]:
@@ -825,7 +843,7 @@ def main(argv=None):
     parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trained", action="store_true",
-                        help="precision table on a trained model (agreement, mIoU), appended to --out")
+                        help="precision table on a trained model (agreement, mIoU): its section of --out")
     parser.add_argument("--trained-model", default=str(DEMO), help="with --trained: the model (default: the demo)")
     parser.add_argument("--trained-data", default=str(DATA), help="with --trained: its labelled data (split layout)")
     args = parser.parse_args(argv)
@@ -838,10 +856,11 @@ def main(argv=None):
         return
     if args.trained:
         os.environ["SEGCLI_HOME"] = str(Path(args.work) / "home")
+        from sections import cpu_kind, write_section
+
         text = trained_precision(args)
-        print(text)
-        with open(args.out, "a") as f:
-            f.write("\n" + text)
+        print(text)  # a run replaces its own (model, kind of CPU) section of --out
+        write_section(Path(args.out), text, cpu_kind(), f"compare_peers --trained {Path(args.trained_model).name}")
         return
     if args.peak:
         (Path(args.work) / "peak.json").write_text(json.dumps({"gflops_per_s": measure_peak()}))
