@@ -31,7 +31,8 @@ def write_section(path: Path, report: str, kind: str, owner: str) -> None:
     block = f"{begin}\n{report.rstrip()}\n{end}\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
+        rest = rest.split(end, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + rest if rest else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block if text.strip() else block
     path.write_text(text)
