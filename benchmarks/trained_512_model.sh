@@ -3,7 +3,7 @@
 #   bash benchmarks/trained_512_model.sh WORK      -> WORK/synth512 (data) and WORK/run512b (the model)
 # No weights can be downloaded here, so it starts from random init: 27 epochs at 128 px crops (the from-scratch
 # recipe), 2 epochs at 512 (the paper's recipe), then 6 at 512 with lr 6e-4, head x1, 50 warm-up steps.
-# About 25 minutes on 2 cores. Each stage resumes if killed (segcli train --resume).
+# About 30 minutes on 2 cores. Each stage resumes if killed (segcli train --resume).
 set -euo pipefail
 work=${1:?usage: trained_512_model.sh WORK}
 segcli=${SEGCLI:-segcli}

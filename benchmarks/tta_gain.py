@@ -3,7 +3,8 @@
 For each model and its labelled data, runs ``segcli eval DATA --model M --backend tensorflow --tta T --json`` as a
 subprocess for every setting (none, flip, three scales, both) and tabulates val mIoU, its change against no TTA,
 and the views per image (each view is one forward pass: the cost). The TensorFlow backend is used so that only
-``--tta`` changes between rows. No timing: on a small val set eval's img/s is mostly tracing. Writes its section (one per kind of CPU) of ``benchmarks/RESULTS_tta.md``:
+``--tta`` changes between rows. No timing: on a small val set eval's img/s is mostly tracing. Writes its section
+(one per kind of CPU) of ``benchmarks/RESULTS_tta.md``:
 
     .venv/bin/python benchmarks/tta_gain.py                     # the demo model on samples/
     .venv/bin/python benchmarks/tta_gain.py --pair samples/demo_model=samples --pair WORK/run512b=WORK/synth512

@@ -2,8 +2,9 @@
 
 Every decimal number in README.md's prose and tables (code, inline code and comments aside) must be, up to the
 README's rounding, a number in a results file under benchmarks/ (the ``*.md`` files the scripts write and the raw
-``*.jsonl`` rows; NOTES.md is a hand-kept log, so it does not count). A run that replaces a results file then
-fails this test until the README quotes the new numbers.
+``*.jsonl`` rows; NOTES.md is a hand-kept log, so it does not count): in a file that its paragraph links, when the
+paragraph links one. A run that replaces a results file then fails this test until the README quotes the new
+numbers.
 """
 
 from __future__ import annotations
