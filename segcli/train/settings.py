@@ -147,6 +147,8 @@ def validate(s: TrainSettings) -> None:
             raise SettingError(f"`{name}` must be positive; got {value}.")
     if s.weight_decay < 0:
         raise SettingError(f"`weight_decay` must be 0 or more; got {s.weight_decay}.")
+    if not 0.0 < s.val_fraction < 1.0:
+        raise SettingError(f"`val_fraction` must be between 0 and 1 (exclusive), e.g. 0.1; got {s.val_fraction}.")
     if s.patience is not None and s.patience <= 0:
         raise SettingError(f"`patience` must be a positive number of epochs; got {s.patience}.")
     for name, allowed in (("strategy", STRATEGIES), ("precision", PRECISIONS)):

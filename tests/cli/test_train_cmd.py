@@ -52,6 +52,7 @@ BASE = ["--preset", "segformer_test", "--image-size", "32", "--epochs", "1", "--
     ("easy", ["--precision", "fp16"], "--precision fp16 needs a GPU (float16 with loss scaling); this machine has "
                                       "none. Use bf16 on a CPU with AMX or AVX-512 BF16, or fp32."),
     ("easy", ["--cache", "ram"], "--cache 'ram': use memory, disk or none."),
+    ("easy", ["--val-fraction", "2"], "--val-fraction must be between 0 and 1 (exclusive), e.g. 0.1; got 2.0."),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_writes_nothing(tmp_path, monkeypatch, make, extra, message):
     data = tmp_path / "data"
