@@ -36,6 +36,7 @@ def _progress():
 def render_conversion(report, console) -> None:
     """The conversion report as a summary line, a class table and the dropped/clipped table."""
     from rich.table import Table
+    from rich.text import Text  # cells hold user text: "[x1, y1, ...]" or a file name in brackets is not markup
 
     images = ", ".join(f"{split} {n}" for split, n in report.images.items())
     how = "linked (relative symbolic links)" if report.images_linked else "copied"
@@ -47,7 +48,7 @@ def render_conversion(report, console) -> None:
     for col, justify in (("id", "right"), ("class", "left"), ("color", "left"), ("annotations", "right")):
         table.add_column(col, justify=justify)
     for i, cls in enumerate(report.classes):
-        table.add_row(str(i), cls["name"], str(cls["color"]), str(report.annotations.get(cls["name"], 0)))
+        table.add_row(str(i), Text(cls["name"]), str(cls["color"]), str(report.annotations.get(cls["name"], 0)))
     if "ignore (255)" in report.annotations:
         table.add_row("255", "ignore", "", str(report.annotations["ignore (255)"]))
     console.print(table)
@@ -58,7 +59,7 @@ def render_conversion(report, console) -> None:
     for col in ("file", "annotation", "action", "reason"):
         table.add_column(col, overflow="fold")
     for issue in report.issues[:SHOWN_ISSUES]:
-        table.add_row(issue.file, issue.item, issue.action, issue.reason)
+        table.add_row(Text(issue.file), Text(issue.item), issue.action, Text(issue.reason))
     if len(report.issues) > SHOWN_ISSUES:
         table.add_row("...", f"and {len(report.issues) - SHOWN_ISSUES} more", "", f"see {report.out}/convert.json")
     console.print(table)
@@ -95,13 +96,14 @@ def convert(
       segcli data convert labelme/ --from labelme --classes cat,dog --out data/
     """
     from segcli.cli.data_cmd import render_report
-    from segcli.cli.output import error, out, print_json
+    from segcli.cli.output import error, info, out, print_json
     from segcli.data.convert import convert as run
 
     names = classes.split(",") if classes is not None else None
     progress, stop = _progress()
     try:
-        result = run(src, fmt, out_dir, images=images, copy=copy, class_names=names, progress=progress)
+        result = run(src, fmt, out_dir, images=images, copy=copy, class_names=names, progress=progress,
+                     notify=lambda line: info(f"note: {line}"))
     finally:
         stop()
     if json_out:

@@ -1,12 +1,15 @@
 """``segcli data check``: read every pair once and say whether the dataset can be trained on.
 
-Problems (the dataset cannot be trained on; ``ok`` is False): images without
-masks, masks without images, unreadable files, image/mask size mismatches,
-mask values outside the classes. Warnings (trainable, but look): masks with
-no labelled pixel. Every finding names its file; :func:`group_findings`
-folds identical findings (same kind and value) into one row for display.
-The report also counts pixels per class (all splits, and the train split
-alone for class weights). A dataset's label map and class subset apply.
+Problems (the dataset cannot be trained on; ``ok`` is False, and ``segcli
+train`` refuses it): no val split (a single pair, which eval scores but
+training cannot validate on), images without masks, masks without images,
+unreadable files, image/mask size mismatches, mask values outside the
+classes. Warnings (trainable, but look): masks with no labelled pixel.
+Every finding names its file (or, for no val split, the dataset folder);
+:func:`group_findings` folds identical findings (same kind and value) into
+one row for display. The report also counts pixels per class (all splits,
+and the train split alone for class weights). A dataset's label map and
+class subset apply.
 
 >>> import tempfile, numpy as np
 >>> from segcli.data.image_io import encode_png, write_atomic
@@ -35,7 +38,7 @@ from segcli.errors import DataError
 
 @dataclass
 class Finding:
-    kind: str  # missing_mask, missing_image, unreadable, size_mismatch, bad_values, empty_mask
+    kind: str  # no_val_split, missing_mask, missing_image, unreadable, size_mismatch, bad_values, empty_mask
     file: str
     message: str
     value: str = ""  # what identical findings share (the bad values, the sizes, the reason); "" for none
@@ -169,11 +172,24 @@ def _check_pair(ds: FolderDataset, pair, split: str):
     return findings, counts, labelled
 
 
+def _no_val_split(ds: FolderDataset):
+    """A Finding when ``ds`` has no val split to validate on (``discover`` leaves it empty for a single pair)."""
+    if ds.splits.get("val"):
+        return None
+    n = len(ds.pairs())
+    return Finding("no_val_split", str(ds.root), f"{ds.root}: only {n} image/mask pair{'' if n == 1 else 's'} and "
+                                                 f"no val split, so no validation is possible; add images or a val "
+                                                 f"split.")
+
+
 def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) -> CheckReport:
     """Read every pair of ``ds`` and report problems, warnings and the class histogram."""
     report = CheckReport(root=str(ds.root), layout=ds.layout, pairs={s: len(ds.splits.get(s, [])) for s in SPLITS},
                          classes=ds.classes.as_dicts(), class_source=ds.class_source, val_source=ds.val_source,
                          notes=list(ds.notes))
+    no_val = _no_val_split(ds)
+    if no_val is not None:
+        report.problems.append(no_val)
     for path in ds.images_without_masks:
         report.problems.append(Finding("missing_mask", str(path), f"{path}: image has no mask "
                                        f"(expected a .png with the same name in the masks folder)."))

@@ -109,13 +109,9 @@ def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool
 
     resolve(s.preset)  # an unknown name or a missing file fails now, before the data check and TensorFlow
     ds, report = _check_data(s)
-    if not report.ok:
+    if not report.ok:  # a dataset without a val split is one of its problems
         raise DatasetRefused(f"{s.data}: the data check found {len(report.problems)} problem(s), training refused; "
                              f"first: {report.first_problem()}", report)
-    if not ds.splits["train"] or not ds.splits["val"]:  # discover leaves val empty for a single pair (eval scores it)
-        n = len(ds.pairs())
-        raise DataError(f"{s.data}: only {n} image/mask pair{'' if n == 1 else 's'} and no val split, so no "
-                        f"validation is possible; add images or a val split.")
     for note in ds.notes:
         reporter.message(f"note: {note}")
     trainer = Trainer(s, ds, report, out, chief, reporter, resume, tf_config)

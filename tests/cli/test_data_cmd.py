@@ -103,12 +103,25 @@ def test_bad_label_map_and_class_names_are_one_line_exit_2(tmp_path):
     assert _one_error_line(result) == "--val-fraction 1.5: give a fraction between 0 and 1 (exclusive), e.g. 0.1."
 
 
-def test_one_pair_is_checked_with_a_note(tmp_path):
+def test_one_pair_without_a_val_split_cannot_be_trained_on_exit_1(tmp_path):
     make_easy(tmp_path, n=1, size=16)
+    before = tree(tmp_path)
     result = CliRunner().invoke(app, ["data", "check", str(tmp_path)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "pairs: train 1, val 0 (val none)" in result.stdout
     assert "note: only 1 image/mask pair and no val split: eval scores it" in result.stdout
+    assert "NOT OK: 1 problem(s); fix them before training." in result.stdout
+    problem = (f"{tmp_path}: only 1 image/mask pair and no val split, so no validation is possible; add images or a "
+               f"val split.")
+    assert _one_error_line(result) == f"{tmp_path}: 1 problem(s), first: {problem}"  # what `segcli train` refuses
+    result = CliRunner().invoke(app, ["data", "check", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["problems"] == [{"kind": "no_val_split", "file": str(tmp_path), "message": problem, "value": ""}]
+    assert tree(tmp_path) == before  # read only
+    make_easy(tmp_path / "two", n=2, size=16)  # two pairs: one is drawn for val
+    assert CliRunner().invoke(app, ["data", "check", str(tmp_path / "two")]).exit_code == 0
 
 
 def test_help_draws_every_registered_layout():

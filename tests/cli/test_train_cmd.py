@@ -35,8 +35,8 @@ BASE = ["--preset", "segformer_test", "--image-size", "32", "--epochs", "1", "--
                "DATA/ann_dir/{{train,val}})."),
     ("empty", [], "{data}: empty folder; expected DATA/images + DATA/masks, DATA/train/{{images,masks}} "
                   "(+ DATA/val/{{images,masks}}), or DATA/img_dir/{{train,val}} + DATA/ann_dir/{{train,val}}."),
-    ("one", [], "{data}: only 1 image/mask pair and no val split, so no validation is possible; add images or a "
-                "val split."),
+    ("one", [], "{data}: the data check found 1 problem(s), training refused; first: {data}: only 1 image/mask pair "
+                "and no val split, so no validation is possible; add images or a val split."),
     ("easy", ["--num-classes", "2"],
      "{data}: the data check found 4 problem(s), training refused; first: {data}/masks/img_000.png: mask values [2] "
      "are outside the 2 classes 0..1 (255 = ignore); fix the mask or raise --num-classes."),

@@ -108,8 +108,11 @@ def test_values_outside_the_class_file_are_reported_even_when_a_subset_would_ign
     assert [h["pixels"] for h in report.histogram] == [2]
 
 
-def test_a_single_pair_is_checked(tmp_path):
+def test_a_single_pair_is_checked_and_cannot_be_trained_on(tmp_path):
     make_easy(tmp_path, n=1, size=16)
     report = check_dataset(discover(tmp_path))
-    assert report.ok and report.pairs == {"train": 1, "val": 0} and report.val_source == "none"
+    assert report.pairs == {"train": 1, "val": 0} and report.val_source == "none"
     assert sum(h["pixels"] for h in report.histogram) == 16 * 16
+    assert not report.ok and [(f.kind, f.file) for f in report.problems] == [("no_val_split", str(tmp_path))]
+    assert report.first_problem() == (f"{tmp_path}: only 1 image/mask pair and no val split, so no validation is "
+                                      f"possible; add images or a val split.")

@@ -57,6 +57,13 @@ def assert_linked(link: Path, target: Path) -> None:
     assert link.resolve() == target.resolve()
 
 
+def assert_one_image_written(result) -> None:
+    """One image and no val split: DATA is written, but its data check says training needs a val split (exit 1)."""
+    assert result.exit_code == 1, result.output
+    assert "only 1 image/mask pair and no val split, so no validation is possible" in result.stdout
+    assert "NOT OK: 1 problem(s); fix them before training." in result.stdout
+
+
 def test_coco_folder_gives_train_and_val_masks_in_area_order_and_reports_every_drop(tmp_path):
     expected = write_coco(tmp_path / "coco")
     before = tree(tmp_path / "coco")
@@ -102,7 +109,7 @@ def test_coco_json_with_images_elsewhere_class_list_and_copy(tmp_path):
     assert not (tmp_path / "data").exists()
     result = run(tmp_path / "ann" / "train.json", "--from", "coco", "--out", tmp_path / "data",
                  "--images", tmp_path / "src", "--classes", "road,car", "--copy")
-    assert result.exit_code == 0, result.output
+    assert_one_image_written(result)
     data = tmp_path / "data"
     copied = data / "train" / "images" / "a.png"
     assert not copied.is_symlink() and copied.read_bytes() == (tmp_path / "src" / "a.png").read_bytes()
@@ -143,7 +150,7 @@ def test_labelme_shapes_class_order_embedded_image_and_report(tmp_path):
 def test_labelme_without_class_list_takes_sorted_labels(tmp_path):
     write_labelme(tmp_path / "lm")
     result = run(tmp_path / "lm" / "a.json", "--from", "labelme", "--out", tmp_path / "data")
-    assert result.exit_code == 0, result.output
+    assert_one_image_written(result)
     assert [c["name"] for c in class_list(tmp_path / "data")] == ["background", "bird", "cat", "dog", "road"]
     mask = read_mask(tmp_path / "data" / "train" / "masks" / "a.png")
     assert mask[55, 58] == 1 and mask[5, 5] == 4  # the bird triangle is kept, over the road
@@ -253,17 +260,106 @@ def test_an_interrupted_conversion_leaves_the_earlier_dataset_as_it_was(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coco", "data"]
 
 
+def added_files_line(out: Path, first: Path, others: int) -> str:
+    more = f" (and {others} other{'s' if others > 1 else ''})" if others else ""
+    return (f"error: output folder {out} holds {first}{more}, which its earlier conversion did not write and "
+            f"replacing it would delete; move {'them' if others else 'it'} out of {out} or choose another --out.\n")
+
+
+def test_files_added_to_an_earlier_conversion_stop_the_next_one_and_are_kept(tmp_path):
+    write_coco(tmp_path / "coco")
+    out = tmp_path / "data"
+    assert run(tmp_path / "coco", "--from", "coco", "--out", out).exit_code == 0
+    (out / "NOTES.md").write_text("my notes")
+    (out / "train" / "images_extra").mkdir()
+    (out / "train" / "images_extra" / "keep.txt").write_text("keep me")
+    write_png(out / "train" / "images" / "extra.png", np.zeros((SIZE, SIZE, 3), np.uint8))  # a pair added by hand
+    write_png(out / "train" / "masks" / "extra.png", np.zeros((SIZE, SIZE), np.uint8))
+    before = tree(tmp_path)
+    result = run(tmp_path / "coco", "--from", "coco", "--out", out)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == added_files_line(out, out / "NOTES.md", 3)
+    assert tree(tmp_path) == before
+    for path in (out / "NOTES.md", out / "train" / "images" / "extra.png", out / "train" / "masks" / "extra.png"):
+        path.unlink()
+    result = run(tmp_path / "coco", "--from", "coco", "--out", out)
+    assert result.exit_code == 2 and result.stderr == added_files_line(out, out / "train" / "images_extra", 0)
+    assert (out / "train" / "images_extra" / "keep.txt").read_text() == "keep me"
+    (out / "train" / "images_extra" / "keep.txt").unlink()
+    (out / "train" / "images_extra").rmdir()
+    assert run(tmp_path / "coco", "--from", "coco", "--out", out).exit_code == 0
+
+
+def test_an_earlier_conversion_without_a_file_list_owns_its_image_mask_pairs(tmp_path):
+    write_coco(tmp_path / "coco")
+    out = tmp_path / "data"
+    assert run(tmp_path / "coco", "--from", "coco", "--out", out).exit_code == 0
+    first = tree(out)
+    legacy = {k: v for k, v in record(out).items() if k != "written"}  # as segcli wrote it before listing files
+    (out / "convert.json").write_text(json.dumps({**legacy, "version": 1}, indent=2) + "\n")
+    (out / "val" / "masks" / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    result = run(tmp_path / "coco", "--from", "coco", "--out", out)
+    assert result.exit_code == 2 and result.stderr == added_files_line(out, out / "val" / "masks" / "notes.txt", 0)
+    assert tree(tmp_path) == before
+    (out / "val" / "masks" / "notes.txt").unlink()
+    assert run(tmp_path / "coco", "--from", "coco", "--out", out).exit_code == 0
+    assert tree(out) == first
+
+
+def test_replacing_a_conversion_from_another_source_says_so_in_one_note(tmp_path):
+    write_coco(tmp_path / "coco")
+    write_labelme(tmp_path / "lm")
+    out = tmp_path / "data"
+    first = run(tmp_path / "coco", "--from", "coco", "--out", out)
+    assert first.exit_code == 0 and first.stderr == ""
+    result = run(tmp_path / "lm", "--from", "labelme", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"note: replacing {out}, a conversion from coco ({(tmp_path / 'coco').resolve()}), "
+                             f"with one from labelme ({(tmp_path / 'lm').resolve()}).\n")
+    assert record(out)["options"]["format"] == "labelme"
+    again = run(tmp_path / "lm", "--from", "labelme", "--out", out)
+    assert again.exit_code == 0 and again.stderr == ""
+
+
 def test_round_trip_mask_to_polygons_to_coco_to_mask_agrees_on_99_percent(tmp_path):
     # COCO's rasteriser keeps a pixel when its centre is inside the polygon, so a polygon through the centres
     # of a mask's boundary pixels gives back about half of them: at 256 px that is under 1% of the image.
     original = write_round_trip(tmp_path / "src", 256)
     result = run(tmp_path / "src" / "scene.json", "--from", "coco", "--out", tmp_path / "data")
-    assert result.exit_code == 0, result.output
+    assert_one_image_written(result)
     converted = read_mask(tmp_path / "data" / "train" / "masks" / "scene.png")
     assert (converted == original).mean() >= 0.99
     for value in (1, 2, 3):  # each shape comes back where it was, with at most a one-pixel seam lost
         eroded = cv2.erode((original == value).astype(np.uint8), np.ones((3, 3), np.uint8))
         assert (converted[eroded > 0] == value).all()
+
+
+def test_malformed_polygons_and_bracketed_names_are_reported_in_full(tmp_path, monkeypatch):
+    write_png(tmp_path / "src" / "a.png", np.zeros((SIZE, SIZE, 3), np.uint8))
+
+    def ann(i, polygon):
+        return {"id": i, "image_id": 1, "category_id": 1, "segmentation": [polygon], "iscrowd": 0}
+
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": SIZE, "height": SIZE},
+                       {"id": 2, "file_name": "[draft] b.png", "width": SIZE, "height": SIZE}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [ann(1, [1, 1, 30, 1, 30, 30, 1]), ann(2, [1, 1, "x", 1, 30, 30]),
+                            ann(3, [10, 10, 30, 10, 30, 30, 10, 30])]}
+    (tmp_path / "src" / "a.json").write_text(json.dumps(coco))
+    monkeypatch.chdir(tmp_path)  # short relative paths keep the table's rows on one line each
+    result = run(Path("src") / "a.json", "--from", "coco", "--out", "data")
+    assert_one_image_written(result)
+    odd = "malformed polygon: an odd number of coordinates (7)"
+    missing = "missing image: src/[draft] b.png does not exist"
+    assert issues(tmp_path / "data") == {
+        ("a.json", "annotation 1 ('thing')", "dropped", odd),
+        ("a.json", "annotation 2 ('thing')", "dropped", "malformed polygon: not a list of finite numbers x1, y1, x2, "
+                                                        "y2, ..."),
+        ("a.json", "image [draft] b.png", "dropped", missing),
+    }
+    for text in (odd, "image [draft] b.png", missing):  # user text is shown as it is, not read as Rich markup
+        assert text in result.stdout
 
 
 def _bad_sources(tmp_path: Path) -> dict:
@@ -279,7 +375,13 @@ def _bad_sources(tmp_path: Path) -> dict:
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("keep me")
     (tmp_path / "file_out").write_text("")
-    coco, cvat, broken = tmp_path / "coco", tmp_path / "cvat", tmp_path / "broken"
+    twice = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}, {"id": 1, "name": "dup"}]}
+    (tmp_path / "twice.json").write_text(json.dumps(twice))
+    (tmp_path / "clash").mkdir()
+    for name, categories in (("instances_train.json", twice["categories"][:1]),
+                             ("instances_val.json", twice["categories"][1:])):
+        (tmp_path / "clash" / name).write_text(json.dumps({**twice, "categories": categories}))
+    coco, cvat, broken, clash = tmp_path / "coco", tmp_path / "cvat", tmp_path / "broken", tmp_path / "clash"
     out = tmp_path / "data"
     return {
         "missing SRC": ((tmp_path / "nope", "--from", "coco", "--out", out),
@@ -301,6 +403,13 @@ def _bad_sources(tmp_path: Path) -> dict:
         "CVAT for video": ((tmp_path / "video.xml", "--from", "cvat", "--out", out),
                            f"{tmp_path / 'video.xml'}: holds <track> elements (CVAT for video); export the task "
                            f"as 'CVAT for images 1.1'."),
+        "category id twice in one file": ((tmp_path / "twice.json", "--from", "coco", "--out", out),
+                                          f"{tmp_path / 'twice.json'}: category id 1 is listed twice in twice.json, "
+                                          f"as 'thing' and as 'dup'; give each category id one name."),
+        "category id named apart in two files": ((clash, "--from", "coco", "--out", out),
+                                                 f"{clash / 'instances_val.json'}: category id 1 is 'dup' here but "
+                                                 f"'thing' in {clash / 'instances_train.json'}; the files must share "
+                                                 f"one category list."),
         "out inside SRC": ((coco, "--from", "coco", "--out", coco / "data"),
                            f"output folder {coco / 'data'} is inside the source {coco}; choose a folder outside it."),
         "out is SRC": ((coco, "--from", "coco", "--out", coco),
@@ -346,7 +455,7 @@ def test_unreadable_and_unsupported_images_are_dropped_with_their_reason(tmp_pat
     data["images"].append({"id": 3, "file_name": "c.gif", "width": SIZE, "height": SIZE})
     (tmp_path / "coco" / "instances_train.json").write_text(json.dumps(data))
     result = run(tmp_path / "coco", "--from", "coco", "--out", tmp_path / "data")
-    assert result.exit_code == 0, result.output
+    assert_one_image_written(result)
     found = issues(tmp_path / "data")
     assert ("instances_val.json", "image b.png", "dropped",
             f"{tmp_path / 'coco' / 'b.png'}: not a readable image (corrupt or unsupported format)") in found
@@ -387,7 +496,7 @@ def test_compressed_rle_with_the_wrong_size_is_reported(tmp_path):
                              "segmentation": {"size": [SIZE, SIZE], "counts": "!!"}}]}
     (tmp_path / "src" / "a.json").write_text(json.dumps(coco))
     result = run(tmp_path / "src" / "a.json", "--from", "coco", "--out", tmp_path / "data")
-    assert result.exit_code == 0, result.output
+    assert_one_image_written(result)
     assert issues(tmp_path / "data") == {
         ("a.json", "annotation 1 ('thing')", "dropped", "RLE is 32x32 but the image is 64x64"),
         ("a.json", "annotation 2 ('thing')", "dropped",

@@ -64,11 +64,12 @@ def plan(fmt: str, src, images=None, class_names: Optional[list] = None):
 
 
 def convert(src, fmt: str, out, images=None, copy: bool = False, class_names: Optional[list] = None,
-            progress: Optional[Callable] = None):
+            progress: Optional[Callable] = None, notify: Optional[Callable] = None):
     """Convert ``src`` (format ``fmt``) into the split-layout dataset ``out`` and run the data check on it.
 
     ``images`` is the image folder where the format does not fix it; ``copy`` copies images instead of
-    linking them; ``class_names`` fixes the class order (formats with their own class table refuse it).
+    linking them; ``class_names`` fixes the class order (formats with their own class table refuse it);
+    ``notify(line)`` hears, before anything is written, that ``out`` holds a conversion from another source.
     Returns a :class:`~segcli.data.convert.writer.ConvertResult`.
     """
     from segcli.data.convert import writer
@@ -78,6 +79,7 @@ def convert(src, fmt: str, out, images=None, copy: bool = False, class_names: Op
     options = {"format": fmt, "source": str(writer.real_path(src)),
                "images": str(writer.real_path(Path(images))) if images is not None else None,
                "copy": bool(copy), "classes": list(class_names) if class_names is not None else None}
-    report = writer.write(the_plan, fmt, src, Path(out), copy=copy, options=options, progress=progress)
+    report = writer.write(the_plan, fmt, src, Path(out), copy=copy, options=options, progress=progress,
+                          notify=notify)
     check, error = writer.check(Path(out).expanduser())
     return writer.ConvertResult(report=report, check=check, check_error=error)

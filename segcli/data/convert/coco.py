@@ -68,17 +68,25 @@ def _load(path: Path) -> dict:
 
 
 def _categories(files: list):
-    """{category id: {"name", "color"}} over all files; DataError when they disagree."""
+    """{category id: {"name", "color", "file" (the first to list it)}} over all files; DataError when they disagree."""
     categories: dict = {}
     for path, data in files:
         for i, cat in enumerate(data["categories"]):
             if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
                 raise DataError(f"{path}: category {i} needs an integer \"id\" and a \"name\"; got {cat!r}.")
-            known = categories.setdefault(cat["id"], {"name": cat["name"], "color": cat.get("color")})
+            known = categories.setdefault(cat["id"], {"name": cat["name"], "color": cat.get("color"), "file": path})
             if known["name"] != cat["name"]:
-                raise DataError(f"{path}: category id {cat['id']} is '{cat['name']}' here but '{known['name']}' in "
-                                f"another file; the files must share one category list.")
+                raise DataError(_name_clash(path, cat, known))
     return categories
+
+
+def _name_clash(path: Path, cat: dict, known: dict) -> str:
+    """The error line for category id ``cat["id"]`` named ``cat["name"]`` in ``path`` after ``known``."""
+    if known["file"] == path:
+        return (f"{path}: category id {cat['id']} is listed twice in {path.name}, as '{known['name']}' and as "
+                f"'{cat['name']}'; give each category id one name.")
+    return (f"{path}: category id {cat['id']} is '{cat['name']}' here but '{known['name']}' in {known['file']}; "
+            f"the files must share one category list.")
 
 
 def _is_color(value) -> bool:
@@ -129,6 +137,13 @@ def _rle_region(seg: dict, height: int, width: int):
         return None, f"unreadable RLE: {exc}"
 
 
+def _malformed(poly) -> str:
+    """Why ``poly`` is not a flat list of finite x, y numbers, or ""."""
+    if not isinstance(poly, list) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in poly):
+        return "not a list of finite numbers x1, y1, x2, y2, ..."
+    return f"an odd number of coordinates ({len(poly)})" if len(poly) % 2 else ""
+
+
 def _polygons_region(seg: list, height: int, width: int, file, item: str, issues: list):
     """(region or None, some point outside the image)."""
     if seg and all(isinstance(v, (int, float)) for v in seg):
@@ -136,9 +151,9 @@ def _polygons_region(seg: list, height: int, width: int, file, item: str, issues
     polygons, out = [], False
     for k, poly in enumerate(seg, 1):
         part = item if len(seg) == 1 else f"{item}, polygon {k} of {len(seg)}"
-        numbers = isinstance(poly, list) and all(isinstance(v, (int, float)) and math.isfinite(v) for v in poly)
-        if not numbers or len(poly) % 2:
-            issues.append(Issue(str(file), part, "dropped", "malformed polygon: expected [x1, y1, x2, y2, ...]"))
+        why = _malformed(poly)
+        if why:
+            issues.append(Issue(str(file), part, "dropped", f"malformed polygon: {why}"))
             continue
         xy = np.asarray(poly, np.float64).reshape(-1, 2)
         problem = polygon_problem(xy)

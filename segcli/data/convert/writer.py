@@ -13,8 +13,10 @@ between the two renames, no DATA) and a work folder that the next run removes.
 **Idempotent.** The same source and options write the same bytes: images in a fixed order, deterministic PNG
 encoding, and no timestamps in ``convert.json``.
 
-DATA must be new, empty, or an earlier conversion (it holds ``convert.json``); it may not be, lie inside, or
-contain the source or its image folder.
+DATA must be new, empty, or an earlier conversion (it holds ``convert.json``) holding nothing but what that
+conversion wrote: ``convert.json`` lists the images of each split (``written``), so a file added since (notes,
+an extra folder, an extra image/mask pair) stops the run instead of being deleted with the folder. DATA may
+not be, lie inside, or contain the source or its image folder.
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
-from segcli.data.convert.common import IGNORE, ConvertReport, Issue, Plan, Sample
+from segcli.data.convert.common import IGNORE, ConvertReport, Issue, Plan, Sample, read_json
 from segcli.data.image_io import IMAGE_EXTENSIONS
 from segcli.errors import DataError, UsageError
 
 RECORD = "convert.json"
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the record lists the images written ("written"); 1 did not
+SPLIT_NAMES = ("train", "val")
 
 
 @dataclass
@@ -58,8 +61,9 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(Path(path).expanduser()))
 
 
-def check_out(out: Path, src: Path, image_dirs: list) -> None:
-    """UsageError when ``out`` cannot take the dataset: it overlaps the inputs, is a file, or holds other files."""
+def check_out(out: Path, src: Path, image_dirs: list) -> Optional[dict]:
+    """UsageError when ``out`` cannot take the dataset: it overlaps the inputs, is a file, or holds other files.
+    Returns the record of the earlier conversion ``out`` holds, or None."""
     target = real_path(out)
     inputs = [("the source", src)] + [("the image folder", d) for d in image_dirs if d is not None]
     for what, path in inputs:
@@ -79,6 +83,69 @@ def check_out(out: Path, src: Path, image_dirs: list) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / RECORD).is_file():
         raise UsageError(f"output folder {out} is not empty and holds no earlier conversion ({RECORD}); "
                          f"give a new or empty folder.")
+    return _check_earlier(out) if (out / RECORD).is_file() else None
+
+
+def _mask_name(name: str) -> str:
+    """The mask of image ``name`` (relative to DATA/<split>/images), relative to DATA/<split>/masks."""
+    return PurePosixPath(name).with_suffix(".png").as_posix()
+
+
+def _written(out: Path, record: dict) -> dict:
+    """{split: image names} the record lists; a version 1 record lists none, so the pairs on disk stand in."""
+    written = record.get("written")
+    if isinstance(written, dict):
+        return {s: [n for n in written.get(s) or [] if isinstance(n, str)] for s in SPLIT_NAMES}
+    pairs = {}
+    for split in SPLIT_NAMES:
+        images = out / split / "images"
+        names = sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if not p.is_dir())
+        pairs[split] = [n for n in names if (out / split / "masks" / _mask_name(n)).is_file()]
+    return pairs
+
+
+def _owned(out: Path, record: dict) -> set:
+    """Paths in ``out`` (relative, POSIX) the conversion of ``record`` wrote, the folders holding them included."""
+    files = {RECORD, "classes.json"}
+    for split, names in _written(out, record).items():
+        files.update(f"{split}/images/{name}" for name in names)
+        files.update(f"{split}/masks/{_mask_name(name)}" for name in names)
+    return files | {p.as_posix() for f in files for p in PurePosixPath(f).parents if p.name}
+
+
+def _foreign(out: Path, owned: set) -> list:
+    """Paths in ``out`` (relative, sorted) not in ``owned``; a foreign folder stands for everything in it."""
+    found = []
+    for top, dirs, files in os.walk(out):
+        rel = PurePosixPath(Path(top).relative_to(out).as_posix())
+        found += [(rel / name).as_posix() for name in dirs + files if (rel / name).as_posix() not in owned]
+        dirs[:] = [d for d in dirs if (rel / d).as_posix() in owned]
+    return sorted(found)
+
+
+def _check_earlier(out: Path) -> dict:
+    """The record of the conversion in ``out``; UsageError naming the first path in ``out`` it did not write."""
+    record = read_json(out / RECORD, f"restore it, or move {out} aside")
+    record = record if isinstance(record, dict) else {}
+    foreign = _foreign(out, _owned(out, record))
+    if foreign:
+        more = len(foreign) - 1
+        others = f" (and {more} other{'s' if more > 1 else ''})" if more else ""
+        raise UsageError(f"output folder {out} holds {out / foreign[0]}{others}, which its earlier conversion did "
+                         f"not write and replacing it would delete; move {'them' if more else 'it'} out of {out} "
+                         f"or choose another --out.")
+    return record
+
+
+def replacing_note(out: Path, earlier: Optional[dict], options: Optional[dict]) -> Optional[str]:
+    """One line when the earlier conversion in ``out`` came from another format or source, else None."""
+    before, now = (earlier or {}).get("options"), options or {}
+    if not isinstance(before, dict) or not now:
+        return None
+    if (before.get("format"), before.get("source")) == (now.get("format"), now.get("source")):
+        return None
+    return (f"replacing {out}, a conversion from {before.get('format')} ({before.get('source')}), with one from "
+            f"{now.get('format')} ({now.get('source')}).")
 
 
 def image_size(image) -> tuple:
@@ -100,6 +167,7 @@ class _Writer:
     def __init__(self, data: Path, final: Path, copy: bool, issues: list):
         self.data, self.final, self.copy, self.issues = data, final, copy, issues
         self.taken: dict = {}  # (split, stem) -> source
+        self.written: dict = {split: [] for split in SPLIT_NAMES}  # image names, in the order written
         self.images: Counter = Counter()
         self.annotations: Counter = Counter()
 
@@ -152,13 +220,14 @@ class _Writer:
             return
         self.issues.extend(issues)
         self.taken[sample.split, stem] = sample.source
-        self._put(sample, stem, encode_png(label))
+        self._put(sample, encode_png(label))
+        self.written[sample.split].append(sample.name)
         self.images[sample.split] += 1
         self.annotations.update(counts)
 
-    def _put(self, sample: Sample, stem: str, mask_png: bytes) -> None:
+    def _put(self, sample: Sample, mask_png: bytes) -> None:
         image_path = self.data / sample.split / "images" / sample.name
-        mask_path = self.data / sample.split / "masks" / f"{stem}.png"
+        mask_path = self.data / sample.split / "masks" / _mask_name(sample.name)
         for path in (image_path, mask_path):
             path.parent.mkdir(parents=True, exist_ok=True)
         mask_path.write_bytes(mask_png)
@@ -183,12 +252,15 @@ def _swap(data: Path, out: Path, work: Path) -> None:
 
 
 def write(plan: Plan, fmt: str, src: Path, out: Path, copy: bool = False, options: Optional[dict] = None,
-          progress: Optional[Callable] = None) -> ConvertReport:
-    """Write ``plan`` into ``out`` (see the module docstring) and return the report."""
+          progress: Optional[Callable] = None, notify: Optional[Callable] = None) -> ConvertReport:
+    """Write ``plan`` into ``out`` (see the module docstring) and return the report; ``notify(line)`` hears
+    :func:`replacing_note` before anything is written."""
     out = Path(out).expanduser()
     if out.is_symlink():  # replace the folder it points to, not the link
         out = real_path(out)
-    check_out(out, src, plan.image_dirs)
+    note = replacing_note(out, check_out(out, src, plan.image_dirs), options)
+    if note and notify is not None:
+        notify(note)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for stale in _leftovers(out):
@@ -220,6 +292,7 @@ def _write_all(plan: Plan, fmt, src, out: Path, copy: bool, options, progress, w
         raise DataError(f"{src}: none of its {len(plan.samples)} images could be converted{detail}.")
     report = _report(plan, fmt, src, out, copy, writer, issues)
     record = {"converter": "segcli data convert", "version": RECORD_VERSION, "options": options or {},
+              "written": {split: names for split, names in writer.written.items() if names},
               "report": report.to_dict()}
     (work / "data" / "classes.json").write_text(json.dumps({"classes": plan.classes}, indent=2) + "\n")
     (work / "data" / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
