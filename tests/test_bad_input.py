@@ -550,7 +550,7 @@ def export_bad_format(w, tmp):
 
 def export_wrong_suffix(w, tmp):
     return Run(["export", "--model", w["model"], "--format", "tflite", "--out", tmp / "m.onnx"], [w["model"]], 2,
-               [f"error: --out {tmp / 'm.onnx'}: a tflite export must end with .tflite."])
+               [f"error: --out {tmp / 'm.onnx'}: a TFLite export must end with .tflite."])
 
 
 def export_corrupt_keras_file(w, tmp):
@@ -575,6 +575,34 @@ def export_out_under_a_file(w, tmp):
                 f"choose another path."])
 
 
+def export_overwrite_of_a_folder_of_other_files(w, tmp):
+    folder = tmp / "mine"  # even beside a model.xml: --overwrite replaces an earlier export, not the user's files
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.xml").write_text("<net/>\n")
+    (folder / "notes.txt").write_text("my notes\n")
+    (folder / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    return Run(["export", "--model", w["model"], "--format", "openvino", "--out", folder, "--overwrite"],
+               [w["model"], folder], 2,
+               [f"error: --out {folder} holds notes.txt, which an OpenVINO export does not write; choose a new --out "
+                f"or move the files."])
+
+
+def export_overwrite_of_a_folder_at_a_file_path(w, tmp):
+    folder = tmp / "m.tflite"
+    folder.mkdir()
+    (folder / "data.csv").write_text("a,b\n")
+    return Run(["export", "--model", w["model"], "--format", "tflite", "--out", folder, "--overwrite"],
+               [w["model"], folder], 2,
+               [f"error: --out {folder} is a folder, not a TFLite file; choose a new --out or move the files."])
+
+
+def export_negative_sample_size(w, tmp):
+    return Run(["export", "--model", w["model"], "--format", "tflite", "--out", tmp / "m.tflite", "--sample-size",
+                "-32"], [w["model"]], 2,
+               ["error: --sample-size -32: smaller than 32 pixels; SegFormer downsamples by 32, use at least 32."],
+               check=lambda proc: not list(tmp.iterdir()) or pytest.fail("a refused export wrote files"))
+
+
 #: Cases that start TensorFlow (load a model or train) and so take more than ~5 s.
 SLOW = {predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
         eval_labels_above_the_class_count, eval_0_255_masks_work_with_a_note, train_corrupt_keras_file_as_preset,
@@ -596,7 +624,8 @@ CASES = [predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder
          convert_missing_source, convert_zero_byte_annotation_file, convert_every_image_broken,
          convert_empty_labelme_folder,
          export_bad_format, export_wrong_suffix, export_corrupt_keras_file, export_unknown_model_name,
-         export_out_under_a_file]
+         export_out_under_a_file, export_overwrite_of_a_folder_of_other_files,
+         export_overwrite_of_a_folder_at_a_file_path, export_negative_sample_size]
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.__name__, marks=[pytest.mark.slow] if c in SLOW else [])

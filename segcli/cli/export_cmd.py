@@ -46,9 +46,10 @@ def export(
     quantize: str = typer.Option(None, "--quantize", help="TFLite only: float16 or int8 (dynamic range)."),
     samples: Path = typer.Option(None, "--samples", help="Folder of images for the parity check (default: "
                                                         "synthetic images)."),
-    sample_size: int = typer.Option(None, "--sample-size", help="Side of the square parity images (default: the "
-                                                                "model's input size, else 256)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    sample_size: int = typer.Option(None, "--sample-size", help="Side of the square parity images, at least 32 "
+                                                                "(default: the model's input size, else 256)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of this format at --out "
+                                                              "(never a file or folder of anything else)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Export a model and check parity in the target runtime: max |Δ| of the logits and mask agreement.
@@ -59,7 +60,6 @@ def export(
 
     if max_miou_drop is not None and data is None:
         raise UsageError("--max-miou-drop needs --data, a labelled folder to measure the mIoU on.")
-    size = (sample_size, sample_size) if sample_size else None
     budget = (0.01 if max_miou_drop is None else max_miou_drop) if data is not None else None
     try:
         from segcli.export.formats import get_format
@@ -67,7 +67,7 @@ def export(
         get_format(fmt)
         report = export_model(model, fmt, out, logits=logits, quantize=quantize, precision=precision, calib=calib,
                               max_miou_drop=budget, score=_score(data) if data is not None else None,
-                              samples=samples, sample_size=size, overwrite=overwrite,
+                              samples=samples, sample_size=sample_size, overwrite=overwrite,
                               on_start=None if json_out else lambda: info(f"exporting {model} to {fmt} ..."))
     except UsageError as exc:
         raise UsageError(_flag_words(str(exc))) from None
@@ -77,17 +77,18 @@ def export(
     console.print(_table(report))
 
 
-#: Library words for values -> the flags that set them, for messages shown on the command line.
+#: Library words for values -> the flags that set them, for messages shown on the command line: at the start
+#: of a message, and (_INLINE) anywhere in it.
 _FLAGS = (("format ", "--format "), ("out ", "--out "), ("quantize ", "--quantize "), ("precision ", "--precision "),
-          ("calib ", "--calib "), ("samples ", "--samples "), ("logits=True", "--logits"),
-          ("overwrite=True", "--overwrite"))
+          ("calib ", "--calib "), ("samples ", "--samples "), ("sample size ", "--sample-size "))
+_INLINE = (("logits=True", "--logits"), ("overwrite=True", "--overwrite"), ("a new out ", "a new --out "))
 
 
 def _flag_words(message: str) -> str:
-    for word, flag in _FLAGS:
+    for word, flag in _FLAGS + _INLINE:
         if message.startswith(word):
             message = flag + message[len(word):]
-    for word, flag in _FLAGS[-2:]:
+    for word, flag in _INLINE:
         message = message.replace(word, flag)
     return message
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segcli.data.image_size import parse_image_size
 from segcli.errors import UsageError
 from segcli.export.formats import (FLOAT_RULE, ExportError, ExportOptions, get_format, masks_of, names)
 
@@ -114,7 +115,10 @@ def _reference(model, images: np.ndarray):
 def _check_out(fmt, out, overwrite: bool) -> Path:
     out = Path(out)
     if fmt.suffix and out.suffix.lower() != fmt.suffix:
-        raise UsageError(f"out {out}: a {fmt.name} export must end with {fmt.suffix}.")
+        raise UsageError(f"out {out}: {fmt.a_title} export must end with {fmt.suffix}.")
+    foreign = fmt.foreign(out) if out.exists() else None
+    if foreign:  # overwrite replaces an earlier export, never a folder or file of the user's
+        raise UsageError(f"out {out} {foreign}; choose a new out or move the files.")
     if out.exists() and not overwrite:
         raise UsageError(f"out {out} already exists; pass overwrite=True to replace it.")
     existing = next(p for p in out.absolute().parents if p.exists())
@@ -162,9 +166,9 @@ def export_model(spec, fmt: str, out, *, logits: bool = False, quantize: str | N
     """Export model ``spec`` (anything ``segcli.models.load.load`` accepts) and check its parity.
 
     ``samples`` is a folder of images to check on; without it, the first calibration images when ``calib``
-    is given, else ``sample_count`` synthetic images of ``sample_size`` (default: the model's input size, else
-    256x256). ``calib`` is a folder of
-    calibration images (int8). ``score(runner) -> mIoU`` with ``max_miou_drop`` gates the accuracy.
+    is given, else ``sample_count`` synthetic images of ``sample_size`` (N or (H, W), at least 32; default: the
+    model's input size, else 256x256). ``calib`` is a folder of calibration images (int8).
+    ``score(runner) -> mIoU`` with ``max_miou_drop`` gates the accuracy.
     ``on_start()`` is called once the model is loaded, before the export work.
     """
     from segcli.models.load import load
@@ -179,6 +183,7 @@ def export_model(spec, fmt: str, out, *, logits: bool = False, quantize: str | N
     fmt.check(ExportOptions(logits=logits, quantize=quantize, precision=options.precision,
                             calibration=np.zeros((1, 1, 1, 3), np.uint8) if calib else None))
     fmt.require()
+    sample_size = None if sample_size is None else parse_image_size(sample_size, "sample size")
     out = _check_out(fmt, out, overwrite)
     start = time.perf_counter()
 

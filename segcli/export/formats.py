@@ -27,6 +27,7 @@ import importlib
 import json
 import pkgutil
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
 
@@ -82,8 +83,11 @@ class ExportFormat:
     """One export format. Subclasses set the class attributes and implement :meth:`write` and :meth:`open_runner`."""
 
     name = ""
+    title = ""  # the format's name in messages: "ONNX"
     suffix: str | None = None  # a file format's suffix; None: the export is a folder
     folder_file: str | None = None  # the file inside a folder export that names the format (model.xml)
+    #: A folder export's entries besides segcli.json, as patterns of paths inside it (folders end with "/").
+    writes: tuple = ()
     order = 100  # place in listings
     logits_stride = 4
 
@@ -133,6 +137,21 @@ class ExportFormat:
         else:
             os.replace(tmp, out)
 
+    @property
+    def a_title(self) -> str:
+        """The format's name with its article, for messages: "an ONNX", "a TFLite"."""
+        title = self.title or self.name
+        return f"{'an' if title[:1].upper() in 'AEIOU' else 'a'} {title}"
+
+    def foreign(self, path: Path) -> str | None:
+        """What makes the existing ``path`` more than an earlier export of this format (None: it is one)."""
+        if self.suffix:
+            return f"is a folder, not {self.a_title} file" if path.is_dir() else None
+        if not path.is_dir():
+            return f"is a file, not {self.a_title} export folder"
+        entry = _foreign_entry(path, self.writes + (METADATA_FILE,))
+        return f"holds {entry}, which {self.a_title} export does not write" if entry else None
+
     def leftovers(self, tmp: Path) -> list:
         """Files besides ``tmp`` that a failed export must remove."""
         return []
@@ -141,6 +160,21 @@ class ExportFormat:
         if self.suffix:
             return path.suffix.lower() == self.suffix
         return bool(self.folder_file) and (path.name == self.folder_file or (path / self.folder_file).is_file())
+
+
+def _foreign_entry(folder: Path, patterns: tuple, prefix: str = "") -> str | None:
+    """The first entry under ``folder`` (sorted, top level first; a folder ends with "/") that no pattern allows.
+
+    Symlinks are never allowed: an export writes none.
+    """
+    for entry in sorted(folder.iterdir()):
+        name = prefix + entry.name + ("/" if entry.is_dir() else "")
+        if entry.is_symlink() or not any(fnmatch(name, p) for p in patterns):
+            return name
+        found = _foreign_entry(entry, patterns, name) if entry.is_dir() else None
+        if found:
+            return found
+    return None
 
 
 @lru_cache(maxsize=None)

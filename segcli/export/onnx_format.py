@@ -142,7 +142,7 @@ class OnnxRunner(Runner):
 
 
 class OnnxFormat(ExportFormat):
-    name, suffix, order = "onnx", ".onnx", 20
+    name, title, suffix, order = "onnx", "ONNX", ".onnx", 20
 
     def require(self) -> None:
         require()

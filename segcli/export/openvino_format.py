@@ -216,7 +216,8 @@ class OpenVinoRunner(Runner):
 
 
 class OpenVinoFormat(ExportFormat):
-    name, folder_file, order = "openvino", XML, 40
+    name, title, folder_file, order = "openvino", "OpenVINO", XML, 40
+    writes = (XML, BIN)
 
     def require(self) -> None:
         _ov()

@@ -64,7 +64,9 @@ class SavedModelRunner(Runner):
 
 
 class SavedModelFormat(ExportFormat):
-    name, folder_file, order, logits_stride = "savedmodel", "saved_model.pb", 10, 1
+    name, title, folder_file, order, logits_stride = "savedmodel", "SavedModel", "saved_model.pb", 10, 1
+    writes = ("saved_model.pb", "fingerprint.pb", "variables/", "variables/variables.index",
+              "variables/variables.data-*-of-*", "assets/")
 
     def check(self, options) -> None:
         super().check(ExportOptions(quantize=options.quantize, precision=options.precision))

@@ -95,7 +95,7 @@ def _usable_cores() -> int:
 
 
 class TFLiteFormat(ExportFormat):
-    name, suffix, order = "tflite", ".tflite", 30
+    name, title, suffix, order = "tflite", "TFLite", ".tflite", 30
 
     def check(self, options) -> None:
         if options.quantize is not None and options.quantize not in QUANTIZE:

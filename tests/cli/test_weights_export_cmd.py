@@ -43,6 +43,21 @@ def test_import_of_a_folder_that_is_no_checkpoint_is_one_line(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_checkpoint_whose_hidden_size_does_not_split_into_its_heads_is_one_line(tmp_path, segcli_home):
+    ckpt = tmp_path / "ckpt"  # stage 3: 24 channels, 5 heads (transformers' default heads 1, 2, 5, 8)
+    hf.make(ckpt, dict(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], decoder_hidden_size=16), num_labels=3)
+    expected = (f"error: {ckpt}: stage 3 of 4 has hidden size 24 and 5 attention heads; segcli needs each stage's "
+                f"hidden size to be divisible by its number of heads. Use a checkpoint whose hidden sizes divide "
+                f"evenly by their heads (every published SegFormer does).")
+    result = run("weights", "import", ckpt, "--as", "tiny")
+    assert (result.exit_code, result.output.strip()) == (2, expected)
+    assert list(segcli_home.rglob("*")) == []  # nothing cached
+    (tmp_path / "imgs").mkdir()  # --model pointing at the checkpoint folder stops the same way
+    cv2.imwrite(str(tmp_path / "imgs" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    result = run("predict", tmp_path / "imgs", "--model", ckpt, "--out", tmp_path / "out")
+    assert (result.exit_code, result.output.strip()) == (2, expected)
+
+
 def test_fetch_offline_fails_at_once_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -78,6 +93,28 @@ def test_export_then_predict_runs_the_exported_file(tiny_keras, tmp_path, fmt, n
     for i in range(2):
         mask = cv2.imread(str(tmp_path / "out" / f"{i}.png"), cv2.IMREAD_UNCHANGED)
         assert (mask == expected[i]).mean() >= 0.99
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.is_dir() else [path.name]
+
+
+@pytest.mark.parametrize("fmt, name", [("openvino", "ov"), ("onnx", "m.onnx"),
+                                       pytest.param("savedmodel", "sm", marks=pytest.mark.slow)])
+def test_overwrite_replaces_an_earlier_export(tiny_keras, tmp_path, fmt, name):
+    out = tmp_path / name
+    export = ["export", "--model", tiny_keras, "--format", fmt, "--out", out, "--sample-size", 32, "--json"]
+    assert run(*export).exit_code == 0
+    written = _tree(out)  # everything this format writes, which --overwrite must accept as its own
+    result = run(*export)
+    assert (result.exit_code, result.output.strip()) == (2, f"error: --out {out} already exists; pass --overwrite "
+                                                            f"to replace it.")
+    stale = out / "segcli.json" if out.is_dir() else out
+    stale.write_bytes(b"from the earlier export")
+    result = run(*export, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] and stale.read_bytes() != b"from the earlier export"
+    assert _tree(out) == written and sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp or old copy
 
 
 def test_export_with_an_unknown_format_is_one_line(tiny_keras, tmp_path):

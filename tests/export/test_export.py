@@ -124,8 +124,14 @@ def test_bad_arguments_get_one_line(trained, tmp_path):
 
     with pytest.raises(UsageError, match=r"^format keras: use one of savedmodel, onnx, tflite, openvino\.$"):
         export_model(trained, "keras", tmp_path / "x")
-    with pytest.raises(UsageError, match=r"^out .*model\.bin: a onnx export must end with \.onnx\.$"):
+    with pytest.raises(UsageError, match=r"^out .*model\.bin: an ONNX export must end with \.onnx\.$"):
         export_model(trained, "onnx", tmp_path / "model.bin")
+    with pytest.raises(UsageError, match=r"^out .*m\.onnx: a TFLite export must end with \.tflite\.$"):
+        export_model(trained, "tflite", tmp_path / "m.onnx")
+    for size in (0, -32, (64, 16)):
+        with pytest.raises(UsageError, match=r"^sample size .*: smaller than 32 pixels; SegFormer downsamples by 32, "
+                                             r"use at least 32\.$"):
+            export_model(trained, "tflite", tmp_path / "m.tflite", sample_size=size)
     with pytest.raises(UsageError, match=r"^quantize int8: only tflite exports take it\.$"):
         export_model(trained, "onnx", tmp_path / "m.onnx", quantize="int8")
     with pytest.raises(UsageError, match=r"^logits=True applies to savedmodel"):

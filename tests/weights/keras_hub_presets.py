@@ -11,13 +11,13 @@ MEAN = np.array([0.485, 0.456, 0.406]) * 255
 STD = np.array([0.229, 0.224, 0.225]) * 255
 
 
-def make(folder, size=64, num_classes=5, projection_filters=32, segmenter=True, seed=0):
+def make(folder, size=64, num_classes=5, projection_filters=32, segmenter=True, seed=0, arch=TINY):
     """Save a random keras-hub SegFormerImageSegmenter (or bare MiTBackbone) with ``save_to_preset``."""
     import keras
     import keras_hub
 
     keras.utils.set_random_seed(seed)
-    encoder = keras_hub.models.MiTBackbone(image_shape=(size, size, 3), **TINY)
+    encoder = keras_hub.models.MiTBackbone(image_shape=(size, size, 3), **arch)
     if not segmenter:
         encoder.save_to_preset(str(folder))
         return encoder

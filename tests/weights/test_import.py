@@ -66,6 +66,21 @@ def test_keras_hub_preprocessor_with_other_normalisation_is_refused(tmp_path):
         import_checkpoint(tmp_path / "preset", "kh_tiny")
 
 
+def test_keras_hub_preset_whose_hidden_size_does_not_split_into_its_heads_is_refused(tmp_path, segcli_home):
+    pytest.importorskip("keras_hub")
+    from segcli.weights.importer import import_checkpoint
+    from tests.weights import keras_hub_presets as kh
+
+    kh.make(tmp_path / "preset", segmenter=False, arch={**kh.TINY, "hidden_dims": [8, 16, 24, 64]})  # 24 / 5 heads
+    with pytest.raises(CheckpointError) as info:
+        import_checkpoint(tmp_path / "preset", "kh_tiny")
+    assert str(info.value) == (f"{tmp_path / 'preset'}: stage 3 of 4 has hidden size 24 and 5 attention heads; "
+                               f"segcli needs each stage's hidden size to be divisible by its number of heads. Use a "
+                               f"checkpoint whose hidden sizes divide evenly by their heads (every published SegFormer "
+                               f"does).")
+    assert list(segcli_home.rglob("*")) == []
+
+
 def test_hf_folder_import_under_a_custom_name_keeps_its_labels(tmp_path):
     from segcli.models.load import load
     from segcli.checkpoints.cache import entry_dir

@@ -69,7 +69,19 @@ def read_config(folder: Path) -> dict:
         raise CheckpointError(f"{path} is not valid JSON ({exc}).") from None
     if config.get("model_type") != "segformer":
         raise CheckpointError(f"{path} describes model_type={config.get('model_type')!r}, not a SegFormer checkpoint.")
+    check_heads(config.get("hidden_sizes") or (), config.get("num_attention_heads") or (), folder)
     return config
+
+
+def check_heads(hidden_sizes, num_heads, folder) -> None:
+    """Refuse a checkpoint with a stage whose hidden size does not split evenly into its attention heads."""
+    for stage, (size, heads) in enumerate(zip(hidden_sizes, num_heads), 1):
+        if int(heads) < 1 or int(size) % int(heads):
+            raise CheckpointError(
+                f"{folder}: stage {stage} of {len(hidden_sizes)} has hidden size {size} and {heads} attention heads; "
+                f"segcli needs each stage's hidden size to be divisible by its number of heads. Use a checkpoint "
+                f"whose hidden sizes divide evenly by their heads (every published SegFormer does)."
+            )
 
 
 def read_tensors(folder: Path) -> dict[str, np.ndarray]:

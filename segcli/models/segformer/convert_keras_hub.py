@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.errors import CheckpointError, MissingDependencyError
+from segcli.models.segformer.convert_hf import check_heads
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -176,6 +177,8 @@ def convert(folder):
     folder = Path(folder)
     config = _read_json(folder / CONFIG_FILE)
     encoder_config = _encoder_config(config, folder)
+    arch = backbone_config(encoder_config)
+    check_heads(arch["hidden_sizes"], arch["num_attention_heads"], folder)
     task = folder / TASK_FILE
     segmenter = task.is_file() and (folder / TASK_WEIGHTS_FILE).is_file()
     if segmenter:
@@ -184,7 +187,6 @@ def convert(folder):
             raise CheckpointError(f"{task} describes a keras-hub {task_name}, not a SegFormerImageSegmenter.")
     normalisation = _check_normalisation(folder)
     khub = _load_keras_hub(folder, segmenter)
-    arch = backbone_config(encoder_config)
     backbone = MiTBackbone(**arch)
     image_shape = list(encoder_config.get("image_shape") or [None, None, 3])
     record = {"scope": "segmenter" if segmenter else "backbone", "backbone_config": arch,
