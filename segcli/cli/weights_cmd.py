@@ -97,12 +97,15 @@ def import_weights(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Convert a local checkpoint folder into segcli's cache, for machines without network."""
-    from segcli.cli.output import out, print_json
+    from segcli.cli.output import info, out, print_json
     from segcli.checkpoints.cache import read_entry
     from segcli.weights.importer import import_checkpoint
 
+    earlier = _earlier_source(name)
     entry = import_checkpoint(folder, name)
     _, record = read_entry(entry, name)
+    if earlier is not None:
+        info(f"note: '{name}' held an earlier import (from {earlier}); this one replaced it.")
     if json_out:
         print_json({"name": name, "path": str(entry), **record})
         return
@@ -110,6 +113,21 @@ def import_weights(
     out.print(f"imported {folder} as '{name}' ({record['scope']}{classes}) -> {entry}", highlight=False)
     for note in record.get("keras_hub_differences", []):
         out.print(f"note: {note}", highlight=False)
+
+
+def _earlier_source(name: str) -> str | None:
+    """Where the cache entry ``name`` was imported or fetched from, if there is one ("unknown" if unreadable)."""
+    import json
+
+    from segcli.checkpoints.cache import RECORD_FILE, entry_dir
+
+    record_file = entry_dir(name) / RECORD_FILE
+    if not record_file.is_file():
+        return None
+    try:
+        return str(json.loads(record_file.read_text()).get("source") or "unknown")
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
 
 
 def path(

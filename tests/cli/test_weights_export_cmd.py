@@ -35,6 +35,17 @@ def test_import_then_list_and_presets_show_it_cached(tmp_path, segcli_home):
     assert "my_tiny" in names
 
 
+def test_importing_again_under_a_taken_name_says_what_it_replaced(tmp_path, segcli_home):
+    hf.make(tmp_path / "first", num_labels=4)
+    hf.make(tmp_path / "second", num_labels=3)
+    assert run("weights", "import", tmp_path / "first", "--as", "mine").exit_code == 0
+    again = run("weights", "import", tmp_path / "second", "--as", "mine")
+    assert again.exit_code == 0, again.output
+    assert again.stderr.strip() == (f"note: 'mine' held an earlier import (from {(tmp_path / 'first').resolve()}); "
+                                    f"this one replaced it.")
+    record = json.loads((segcli_home / "weights" / "mine" / "record.json").read_text())
+    assert record["num_classes"] == 3
+
 def test_import_of_a_folder_that_is_no_checkpoint_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run("weights", "import", tmp_path / "empty", "--as", "x")
