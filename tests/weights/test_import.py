@@ -121,6 +121,20 @@ def test_bad_names_and_folders_get_one_line(tmp_path):
         import_checkpoint(tmp_path / "missing", "x")
 
 
+def test_a_truncated_safetensors_file_says_to_copy_it_again(tmp_path, segcli_home):
+    from segcli.weights.importer import import_checkpoint
+
+    hf.make(tmp_path / "ckpt", num_labels=3)
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError) as info:
+        import_checkpoint(tmp_path / "ckpt", "x")
+    message = str(info.value)
+    assert message.startswith(f"{weights} cannot be read as safetensors (")
+    assert message.endswith("); copy or download the checkpoint again (a damaged or partly copied file reads like "
+                            "this).")
+    assert not (segcli_home / "weights" / "x").exists()
+
 def test_corrupt_entry_is_never_loaded_silently(tmp_path):
     from segcli.models import SegFormer
     from segcli.weights.importer import import_checkpoint

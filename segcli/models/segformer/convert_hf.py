@@ -94,7 +94,8 @@ def read_tensors(folder: Path) -> dict[str, np.ndarray]:
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} cannot be read as safetensors ({exc}).") from None
+        raise CheckpointError(f"{path} cannot be read as safetensors ({exc}); copy or download the checkpoint "
+                              f"again (a damaged or partly copied file reads like this).") from None
     return {canonical_name(k): v for k, v in tensors.items()}
 
 
