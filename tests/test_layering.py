@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "segcli"
 #: Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     ("core", ["segcli.errors", "segcli.files", "segcli.hardware", "segcli.tf_allocator", "segcli.classes",
+              "segcli.native_stderr",
               "segcli.models.registry", "segcli.models.mit.presets", "segcli.models.mit.params",
               "segcli.models.segformer.presets", "segcli.models.segformer.params"]),
     ("checkpoints", ["segcli.checkpoints"]),

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 
 #: Import-time lines that carry no information for a segcli user.
 NOISE = re.compile(
@@ -33,30 +32,16 @@ NOISE = re.compile(
 )
 
 
-def _filtered(text: str) -> str:
-    return "".join(line for line in text.splitlines(keepends=True) if line.strip() and not NOISE.search(line))
-
-
 def import_quietly(name: str = "tensorflow"):
     """Import ``name`` with fd 2 captured; write back the lines that are not known noise."""
+    from segcli.native_stderr import filtered
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            module = importlib.import_module(name)
-            # predict traces one graph per distinct image size on purpose; TF's "retracing" hint is noise there
-            logging.getLogger("tensorflow").setLevel(logging.ERROR)
-            return module
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            rest = _filtered(capture.read().decode("utf-8", "replace"))
-            if rest:
-                sys.stderr.write(rest)
+    with filtered(NOISE):
+        module = importlib.import_module(name)
+        # predict traces one graph per distinct image size on purpose; TF's "retracing" hint is noise there
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return module
 
 
 class _Existing(importlib.abc.Loader):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,10 @@ def interpreter_class():
         return tf.lite.Interpreter, f"tf.lite.Interpreter (TensorFlow {tf.__version__})"
 
 
+#: The interpreter's one line on fd 2 when it applies its default CPU delegate: noise for a segcli user.
+XNNPACK_NOTICE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate")
+
+
 class TFLiteRunner(Runner):
     """An exported ``.tflite`` file in the TFLite interpreter (ai_edge_litert if installed, else tf.lite)."""
 
@@ -77,6 +82,14 @@ class TFLiteRunner(Runner):
         self._init_meta(read_json(sidecar_path(path)), last if last > 0 else None)
 
     def predict_logits(self, images) -> np.ndarray:
+        if self._shape is not None:
+            return self._run(images)
+        from segcli.native_stderr import filtered
+
+        with filtered(XNNPACK_NOTICE):  # the first run applies XNNPACK, which says so on fd 2
+            return self._run(images)
+
+    def _run(self, images) -> np.ndarray:
         images = self._check(images)
         if self._shape != images.shape:
             self.interpreter.resize_tensor_input(self.input["index"], list(images.shape), strict=False)

@@ -106,6 +106,24 @@ def test_export_then_predict_runs_the_exported_file(tiny_keras, tmp_path, fmt, n
         assert (mask == expected[i]).mean() >= 0.99
 
 
+def test_predict_on_a_tflite_file_keeps_the_interpreter_s_notice_off_the_terminal(tiny_keras, tmp_path):
+    """The TFLite runtime writes "INFO: Created TensorFlow Lite XNNPACK delegate" to fd 2, past sys.stderr: only
+    a real process shows whether it reaches the terminal."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.tflite"
+    assert run("export", "--model", tiny_keras, "--format", "tflite", "--out", model, "--sample-size", 32).exit_code == 0
+    images, _ = colour_blocks(1, size=32, seed=5)
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "a.png"), images[0][..., ::-1])
+    done = subprocess.run([sys.executable, "-m", "segcli.cli.app", "predict", str(tmp_path / "imgs"), "--model",
+                           str(model), "--out", str(tmp_path / "out"), "--no-overlay"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "a.png").is_file()
+    assert "XNNPACK" not in done.stderr and "INFO:" not in done.stderr, done.stderr
+
 def _tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.is_dir() else [path.name]
 
