@@ -110,12 +110,14 @@ def predict(
         None, "--batch-size", "-b",
         help="Images (whole) or tiles (slide) per network call. Default: 1 on a CPU (fastest end to end there), "
              "8 with TensorFlow on a GPU."),
-    max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side."),
+    max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side "
+                                  "(at least 32)."),
     alpha: float = typer.Option(0.5, "--alpha", help="Overlay opacity of the class colours, 0..1."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write <stem>_overlay.jpg."),
     color_mask: bool = typer.Option(False, "--color-mask", help="Also write <stem>_color.png."),
     save_probs: bool = typer.Option(False, "--save-probs", help="Also write <stem>_probs.npy (float16 H x W x C)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute inputs whose outputs already exist."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute inputs whose outputs already exist; "
+                                   "needed when --out was filled with another model or settings."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable input."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process only this shard (0 <= K < N) of the "
                                         "inputs, chosen by a stable hash of each relative path."),
@@ -129,7 +131,9 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Predict class-index masks (and overlays) for images, folders, globs and videos."""
+    from segcli.errors import UsageError
     from segcli.inference.predict import PredictOptions, parse_shard, run_predict
+    from segcli.inference.provenance import OutputsDiffer
 
     check_video_flags(every, smooth)
     options = PredictOptions(out=out_dir, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
@@ -137,8 +141,12 @@ def predict(
                              save_probs=save_probs, overwrite=overwrite, strict=strict,
                              shard=parse_shard(shard) if shard else None, workers=workers, tta=parse_tta_option(tta),
                              every=every, smooth=smooth, backend=backend, precision=precision)
-    with progress_bar("predict") as (on_start, on_progress):
-        summary = run_predict(inputs, model, options, on_progress=on_progress, on_warning=warn, on_start=on_start)
+    try:
+        with progress_bar("predict") as (on_start, on_progress):
+            summary = run_predict(inputs, model, options, on_progress=on_progress, on_warning=warn,
+                                  on_start=on_start)
+    except OutputsDiffer as exc:  # the settings it names are this command's flags
+        raise UsageError(exc.render(lambda name: "--" + name.replace("_", "-"))) from None
     if json_out:
         print_json(summary)
     else:

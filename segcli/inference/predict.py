@@ -13,8 +13,10 @@ Video files get a mask per frame and an overlay video (:mod:`segcli.inference.vi
 
 Every file is written to a temporary name and renamed. An input whose outputs
 all exist is skipped (unless ``overwrite``), so a killed run finishes by running
-it again. Files under ``out`` are never read as inputs. Decoding and writing run
-in thread pools around the batched network calls.
+it again; ``out/.segcli-predict.json`` records the model and settings that made
+them, and a run with others stops before predicting
+(:mod:`segcli.inference.provenance`). Files under ``out`` are never read as
+inputs. Decoding and writing run in thread pools around the batched network calls.
 
 >>> options = PredictOptions(out=Path("masks"))
 >>> sorted(outputs_of(InputItem(Path("in/a.jpg"), "a.jpg", "a"), options))
@@ -41,6 +43,8 @@ MASK_SUFFIX = ".png"
 OVERLAY_SUFFIX = "_overlay.jpg"
 COLOR_SUFFIX = "_color.png"
 PROBS_SUFFIX = "_probs.npy"
+_ADOPTED = ("{out}: kept the existing outputs, which an older segcli wrote without recording the model and settings "
+            "that made them; this run's are now recorded for them (recompute them with overwrite if they differ).")
 
 
 @dataclass
@@ -150,17 +154,12 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     frame counts as one image).
     """
     from segcli.inference.overlay import palette_lut
-    from segcli.inference.predictor import check_mode
+    from segcli.inference.provenance import claim, settings_of
     from segcli.inference.runners import OpenedModel, open_model
-    from segcli.inference.video import check_video_options, frame_estimate, predict_videos, split_inputs
+    from segcli.inference.video import frame_estimate, predict_videos, split_inputs
 
     started = time.perf_counter()
-    options.out = Path(options.out)
-    if not 0.0 <= options.alpha <= 1.0:
-        raise UsageError(f"alpha {options.alpha}: must be within 0..1.", value="alpha")
-    check_mode(options.mode, options.tile, options.stride)
-    check_video_options(options.every, options.smooth)
-    check_writable(options.out)
+    _check_options(options)
     videos, image_inputs = split_inputs(inputs)
     items = select_inputs(image_inputs, options) if image_inputs or not videos else []
     if options.shard:
@@ -170,6 +169,8 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     if options.batch_size is None:
         options.batch_size = source.default_batch_size()
     seg = _engine(source, options)
+    settings = settings_of(source, seg, options)
+    adopted = claim(options.out, settings, options.overwrite)  # before anything is predicted or skipped
     names, lut = source.class_names, palette_lut(source.classes.colors)
     warn = on_warning or (lambda line: None)
     for line in source.warnings:
@@ -185,11 +186,14 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
                                      lambda v, exc: _fail(state, options, warn, v.rel, v.path, exc))
     loop_seconds = time.perf_counter() - loop_start
     frames = sum(v["frames"]["written"] for v in video_summaries)
+    if adopted and (skipped or any(v["frames"]["skipped"] for v in video_summaries)):
+        warn(_ADOPTED.format(out=options.out))
     written += sum(1 for v in video_summaries if v["frames"]["written"])
     skipped += sum(1 for v in video_summaries if not v["frames"]["written"])
     inputs_total = len(items) + len(videos)
     summary = {
-        "model": source.name, "engine": source.engine, "mode": options.mode, "batch_size": options.batch_size,
+        "model": source.name, "model_sha256": settings["model_sha256"], "engine": source.engine,
+        "mode": options.mode, "batch_size": options.batch_size,
         "tta": str(options.tta) if options.tta else None,
         "out": str(options.out), "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         "count": {"inputs": inputs_total, "written": written, "skipped": skipped, "failed": len(state.failures),
@@ -205,6 +209,19 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
         summary["videos"] = video_summaries
     summary["summary_file"] = str(_write_summary(summary, options))
     return summary
+
+
+def _check_options(options: PredictOptions) -> None:
+    """The values predict checks before it loads a model; ``out`` is created and proved writable."""
+    from segcli.inference.predictor import check_mode
+    from segcli.inference.video import check_video_options
+
+    options.out = Path(options.out)
+    if not 0.0 <= options.alpha <= 1.0:
+        raise UsageError(f"alpha {options.alpha}: must be within 0..1.", value="alpha")
+    check_mode(options.mode, options.tile, options.stride, options.max_side)
+    check_video_options(options.every, options.smooth)
+    check_writable(options.out)
 
 
 def _engine(source, options: PredictOptions):

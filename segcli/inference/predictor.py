@@ -95,8 +95,9 @@ def _graph(model):
     return SegFormerGraph(model, folded=folded)
 
 
-def check_mode(mode: str, tile=None, stride=None) -> None:
-    """``mode`` is whole or slide, and a tile or stride comes only with slide (whole mode would ignore them).
+def check_mode(mode: str, tile=None, stride=None, max_side=DEFAULT_MAX_SIDE) -> None:
+    """``mode`` is whole or slide, a tile or stride comes only with slide (whole mode would ignore them), and
+    whole mode's cap on the longest side is at least 32 (the network input is rounded to multiples of 32).
 
     >>> check_mode("slide", tile=256)
     >>> check_mode("whole", tile=256)
@@ -110,6 +111,8 @@ def check_mode(mode: str, tile=None, stride=None) -> None:
         if mode == "whole" and value is not None:
             raise UsageError(f"{name} {value}: only slide mode uses a {name}; set mode to slide, or leave the {name} "
                              f"out.", value=name)
+    if int(max_side) < 32:
+        raise UsageError(f"max side {max_side}: must be at least 32.", value="max_side")
 
 
 def _round32(n: float) -> int:
@@ -141,7 +144,7 @@ class Predictor:
 
     def __init__(self, model, mode="whole", batch_size=8, input_size=None, tile=None, stride=None,
                  max_side=DEFAULT_MAX_SIDE):
-        check_mode(mode, tile, stride)
+        check_mode(mode, tile, stride, max_side)
         if int(batch_size) < 1:
             raise UsageError(f"batch size {batch_size}: must be at least 1.", value="batch_size")
         self.mode = mode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -55,7 +56,8 @@ def test_good_inputs_exit_0_and_strict_exit_1(world, tmp_path):
     good = [str(world["images"] / name) for name in ("plain.jpg", "alpha.png")]
     result = invoke(*good, "--out", tmp_path / "ok", "--model", world["keras"], "--no-overlay")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["alpha.png", "plain.png", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == [".segcli-predict.json", "alpha.png", "plain.png",
+                                                                   "summary.json"]
     strict = invoke(world["images"], "--out", tmp_path / "s", "--model", world["run"], "--strict")
     assert strict.exit_code == 1
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["count"]["failed"] == 1
@@ -221,3 +223,51 @@ def test_tta_flip_through_the_cli(world, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["tta"] == "flip,scales=0.75,1" and summary["count"]["written"] == 1
     assert read_mask(tmp_path / "plain.png").shape == GOOD["plain.jpg"]
+
+
+def snapshot(folder) -> dict:
+    """Every file under ``folder``: (mtime, bytes)."""
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_out_made_with_another_model_or_mode_is_refused_untouched_and_overwrite_recomputes(world, tmp_path):
+    good = [str(world["images"] / name) for name in ("plain.jpg", "sub/deeper/nested.png")]
+    out = tmp_path / "out"
+    assert invoke(*good, "--out", out, "--model", world["run"]).exit_code == 0
+    before = snapshot(out)
+    old_masks = {name: read_mask(out / name).tobytes() for name in ("plain.png", "nested.png")}
+    _, _, other = make_model(tmp_path / "other", seed=12)
+    sha = {m: hashlib.sha256(m.read_bytes()).hexdigest()[:12] for m in (world["run"] / "best.keras", other)}
+    fix = "pass --overwrite to recompute them, or choose another --out."
+    assert one_line_error(invoke(*good, "--out", out, "--model", other)) == (
+        f"error: --out {out}: its files were made with --model {world['run']} (sha256 "
+        f"{sha[world['run'] / 'best.keras']}), this run uses {other} (sha256 {sha[other]}); {fix}")
+    assert one_line_error(invoke(*good, "--out", out, "--model", world["run"], "--mode", "slide")) == (
+        f"error: --out {out}: its files were made with --mode whole, this run uses slide; {fix}")
+    assert snapshot(out) == before  # masks, overlays, summary.json: the same bytes, never rewritten
+
+    resumed = invoke(*good, "--out", out, "--model", world["run"], "--batch-size", "2", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["count"] == {"inputs": 2, "written": 0, "skipped": 2, "failed": 0,
+                                                   "not_processed": 0}
+    assert {p: v for p, v in snapshot(out).items() if p.name != "summary.json"} == \
+        {p: v for p, v in before.items() if p.name != "summary.json"}
+
+    forced = invoke(*good, "--out", out, "--model", other, "--overwrite", "--json")
+    assert forced.exit_code == 0, forced.output
+    summary = json.loads(forced.stdout)
+    assert summary["count"]["written"] == 2 and summary["model"] == str(other)
+    assert invoke(*good, "--out", tmp_path / "fresh", "--model", other).exit_code == 0
+    masks = {name: read_mask(out / name).tobytes() for name in ("plain.png", "nested.png")}
+    assert masks == {name: read_mask(tmp_path / "fresh" / name).tobytes() for name in masks}  # the other model's
+    assert masks != old_masks
+    assert one_line_error(invoke(*good, "--out", out, "--model", world["run"])).startswith(
+        f"error: --out {out}: its files were made with --model {other} (sha256 {sha[other]}), this run uses")
+
+
+def test_max_side_below_32_is_one_line_before_anything_is_written(world, tmp_path):
+    for value in ("0", "-5", "1"):
+        assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"],
+                                     "--max-side", value)) == \
+            f"error: --max-side {value}: must be at least 32."
+    assert not (tmp_path / "o").exists()

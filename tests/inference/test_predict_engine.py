@@ -11,6 +11,7 @@ import pytest
 
 from segcli.data.image_io import read_image, read_mask
 from segcli.inference.predict import PredictOptions, find_inputs, parse_shard, run_predict, shard_of
+from segcli.inference.provenance import OutputsDiffer
 from segcli.errors import DataError, UsageError
 from tests.inference.predict_fixtures import BAD, CLASS_NAMES, COLORS, GOOD, make_messy_dir, make_model, model_argmax
 
@@ -60,7 +61,7 @@ def test_messy_folder_masks_overlays_and_summary(world, tmp_path):
     assert [c["name"] for c in entry["classes"]] == [CLASS_NAMES[i] for i in np.flatnonzero(counts)]
     assert [c["fraction"] for c in entry["classes"]] == pytest.approx(counts[counts > 0].tolist(), abs=1e-6)
     assert entry["outputs"] == {"mask": "sub/deeper/nested.png", "overlay": "sub/deeper/nested_overlay.jpg"}
-    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+    assert not list(out.rglob("*.tmp")) and [p.name for p in out.rglob(".*")] == [".segcli-predict.json"]
 
 
 def test_palettes_colour_masks_and_probabilities(world, tmp_path):
@@ -115,8 +116,8 @@ def test_out_inside_input_is_never_read_back(world, tmp_path):
     first = run_predict([images], world["source"], PredictOptions(out=out))
     second = run_predict([images], world["source"], PredictOptions(out=out))
     assert first["count"]["inputs"] == second["count"]["inputs"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_overlay.jpg", "b.png", "b_overlay.jpg",
-                                                     "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".segcli-predict.json", "a.png", "a_overlay.jpg", "b.png",
+                                                     "b_overlay.jpg", "summary.json"]
 
 
 def test_discovery_globs_recursion_and_collisions(world, tmp_path):
@@ -174,3 +175,80 @@ def test_unwritable_out_fails_before_any_work(world, tmp_path):
     with pytest.raises(DataError, match=r"cannot write there .*choose a writable folder"):
         run_predict([world["images"]], str(world["run"]), PredictOptions(out=blocker / "out"))
     assert blocker.read_text() == "x"
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder``: (mtime, bytes)."""
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_record_holds_what_changes_a_mask_and_a_run_that_differs_stops(world, tmp_path):
+    import hashlib
+
+    out = tmp_path / "out"
+    run_predict([world["images"]], world["source"], PredictOptions(out=out, batch_size=3, alpha=0.3))
+    assert json.loads((out / ".segcli-predict.json").read_text()) == {
+        "model": str(world["run"]), "model_sha256": hashlib.sha256((world["run"] / "best.keras").read_bytes())
+        .hexdigest(), "classes": 4, "backend": "openvino", "precision": "fp32", "mode": "whole", "tile": None,
+        "stride": None, "max_side": 2048, "tta": None, "smooth": 0.0, "every": None}
+    masks = {p: v for p, v in snapshot(out).items() if p.name != "summary.json"}
+    again = run_predict([world["images"]], world["source"], PredictOptions(out=out, batch_size=1, workers=1,
+                                                                             alpha=0.9, jpeg_quality=50))
+    assert again["count"]["written"] == 0 and again["count"]["skipped"] == len(GOOD)  # batch, alpha: same masks
+    before = snapshot(out)
+    assert {p: v for p, v in before.items() if p.name != "summary.json"} == masks
+    for options, shown in ((dict(mode="slide", tile=64), "mode whole, this run uses slide"),
+                           (dict(max_side=1024), "max_side 2048, this run uses 1024"),
+                           (dict(smooth=0.5), "smooth 0, this run uses 0.5")):
+        with pytest.raises(OutputsDiffer) as exc:
+            run_predict([world["images"]], world["source"], PredictOptions(out=out, **options))
+        assert str(exc.value) == (f"out {out}: its files were made with {shown}; pass overwrite to recompute them, "
+                                  f"or choose another out.")
+        assert snapshot(out) == before  # stopped before anything was written, summary.json included
+
+
+def test_shards_of_one_model_agree_wherever_it_lives(world, tmp_path):
+    import shutil
+
+    from segcli.inference.runners import open_model
+
+    copy = shutil.copytree(world["run"], tmp_path / "elsewhere" / "run")  # the model on another machine
+    sources = [world["source"], open_model(str(copy), precision="fp32")]
+    summaries = [run_predict([world["images"]], source, PredictOptions(out=tmp_path / "out", shard=(k, 2)))
+                 for k, source in enumerate(sources)]
+    assert [s["model"] for s in summaries] == [str(world["run"]), str(copy)]
+    assert summaries[0]["model_sha256"] == summaries[1]["model_sha256"]
+    done = sum(s["count"]["written"] + s["count"]["failed"] for s in summaries)
+    assert done == len(GOOD) + len(BAD)
+    record = json.loads((tmp_path / "out" / ".segcli-predict.json").read_text())
+    assert record["model"] == str(world["run"])  # the first shard recorded it; the second agreed
+
+
+def test_an_out_from_an_older_segcli_is_adopted_with_one_warning(world, tmp_path):
+    out = tmp_path / "out"
+    run_predict([world["images"]], world["source"], PredictOptions(out=out))
+    record = (out / ".segcli-predict.json").read_bytes()
+    (out / ".segcli-predict.json").unlink()  # as an older segcli left it
+    before = {p: v for p, v in snapshot(out).items() if p.name != "summary.json"}
+    warnings = []
+    summary = run_predict([world["images"]], world["source"], PredictOptions(out=out), on_warning=warnings.append)
+    assert summary["count"]["written"] == 0 and summary["count"]["skipped"] == len(GOOD)
+    assert [w for w in warnings if not w.startswith("skipped ")] == [
+        f"{out}: kept the existing outputs, which an older segcli wrote without recording the model and settings "
+        f"that made them; this run's are now recorded for them (recompute them with overwrite if they differ)."]
+    assert (out / ".segcli-predict.json").read_bytes() == record  # this run's settings, recorded again
+    assert {p: v for p, v in snapshot(out).items() if p.name not in ("summary.json", ".segcli-predict.json")} == before
+    warnings.clear()
+    run_predict([world["images"]], world["source"], PredictOptions(out=out), on_warning=warnings.append)
+    assert [w for w in warnings if not w.startswith("skipped ")] == []  # recorded now: nothing to say
+
+
+def test_a_record_that_is_not_an_object_is_one_line(world, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".segcli-predict.json").write_text("[]")
+    with pytest.raises(OutputsDiffer) as exc:
+        run_predict([world["images"] / "plain.jpg"], world["source"], PredictOptions(out=out))
+    assert str(exc.value) == (f"out {out}: its .segcli-predict.json is not a JSON object, so what made its files is "
+                              f"unknown; pass overwrite to recompute them, or choose another out.")
+    assert sorted(p.name for p in out.iterdir()) == [".segcli-predict.json"]

@@ -90,7 +90,7 @@ def test_frames_overlay_and_summary(world, tmp_path):
     assert summary["count"] == {"inputs": 1, "written": 1, "skipped": 0, "failed": 0, "not_processed": 0}
     assert sum(c["fraction"] for c in video["classes"]) == pytest.approx(1.0, abs=1e-4)
     assert json.loads((out / "summary.json").read_text())["videos"][0]["frames"] == video["frames"]
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+    assert [p.name for p in out.rglob("*") if p.name.startswith(".")] == [".segcli-predict.json"]
 
 
 def test_every_samples_frames_and_keeps_the_duration(world, tmp_path):
