@@ -23,18 +23,20 @@ def progress_bar(label: str):
 
     class Rate(ProgressColumn):
         def render(self, task):
-            speed = task.completed / task.elapsed if task.elapsed else None  # whole-run rate, not a burst
+            done = task.completed - task.fields.get("done_before", 0)  # what an earlier run finished took no time
+            speed = done / task.elapsed if task.elapsed and done > 0 else None  # whole-run rate, not a burst
             return Text(f"{speed:.1f} img/s" if speed else "-- img/s")
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(), console=err)
-    task = {}
+    task = {"done_before": 0}
 
     def on_start(total):
         bar.start()  # only once there is work: an early error then prints no empty bar line
         task["id"] = bar.add_task(label, total=total)
 
-    def on_progress(n):
-        bar.advance(task["id"], n)
+    def on_progress(n, done_before=False):
+        task["done_before"] += n if done_before else 0
+        bar.update(task["id"], advance=n, done_before=task["done_before"])
 
     try:
         yield on_start, on_progress

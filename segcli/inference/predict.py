@@ -150,7 +150,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     (:mod:`segcli.inference.video`). ``source`` is a
     :class:`segcli.inference.runners.OpenedModel` or anything
     :func:`segcli.inference.runners.open_model` takes. ``on_start(total)``,
-    ``on_progress(n)`` and ``on_warning(line)`` report to the caller (a video
+    ``on_progress(n, done_before=False)`` and ``on_warning(line)`` report to the caller (a video
     frame counts as one image).
     """
     from segcli.inference.overlay import palette_lut
@@ -175,7 +175,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     warn = on_warning or (lambda line: None)
     for line in source.warnings:
         warn(line)
-    progress = on_progress or (lambda n: None)
+    progress = on_progress or (lambda n, done_before=False: None)
     if on_start:
         on_start(len(items) + sum(frame_estimate(v.path, options.every) for v in videos))
 
@@ -256,7 +256,7 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
         if got.error is None:
             state.images.append(got.value)
             skipped += 1
-            progress(1)
+            progress(1, done_before=True)
         elif isinstance(got.error, DataError):  # replaced by something unreadable since: predict it again
             todo.append(got.item)
         else:

@@ -286,7 +286,7 @@ def run_video(video: VideoInput, engine, lut, names, options, progress=None, war
         reader = _Reader(cap, options.every, lambda i: not options.overwrite and _mask_path(frames_dir, i).is_file())
         if options.overlay:
             overlay = _OverlayVideo(overlay_path, fps / options.every, size)
-        stats = _process(reader, engine, lut, len(names), frames_dir, overlay, options, progress or (lambda n: None))
+        stats = _process(reader, engine, lut, len(names), frames_dir, overlay, options, progress or (lambda n, done_before=False: None))
         if overlay is not None:
             overlay.commit()
     except BaseException:
@@ -344,7 +344,7 @@ def _process(reader, engine, lut, num_classes, frames_dir, overlay, options, pro
             stats.add(mask, num_classes)
             if overlay is not None:
                 overlay.write(blend(frame.rgb, mask, lut, options.alpha))
-            progress(1)
+            progress(1, done_before=frame.index not in masks)
 
     with ThreadPoolExecutor(options.workers or 2, thread_name_prefix="segcli-write") as writers:
         batch = []

@@ -271,3 +271,25 @@ def test_max_side_below_32_is_one_line_before_anything_is_written(world, tmp_pat
                                      "--max-side", value)) == \
             f"error: --max-side {value}: must be at least 32."
     assert not (tmp_path / "o").exists()
+
+
+def test_the_bar_s_rate_leaves_out_inputs_an_earlier_run_finished(monkeypatch):
+    """A resumed run reads 100 finished masks back in a blink; its img/s is the 1 image it predicted."""
+    import io
+    import re
+    import time
+
+    from rich.console import Console
+
+    from segcli.cli import predict_cmd
+
+    shown = io.StringIO()
+    monkeypatch.setattr(predict_cmd, "err", Console(file=shown, width=150, force_terminal=False))
+    with predict_cmd.progress_bar("predict") as (on_start, on_progress):
+        on_start(101)
+        on_progress(100, done_before=True)
+        time.sleep(0.25)
+        on_progress(1)
+    rate = float(re.search(r"([\d.]+) img/s", shown.getvalue()).group(1))
+    assert "101/101" in shown.getvalue()
+    assert 0 < rate <= 1 / 0.25  # one image in at least 0.25 s; counting the 100 would give > 100 img/s
