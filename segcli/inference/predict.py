@@ -162,6 +162,10 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     _check_options(options)
     videos, image_inputs = split_inputs(inputs)
     items = select_inputs(image_inputs, options) if image_inputs or not videos else []
+    warn = on_warning or (lambda line: None)
+    if not videos and (options.every != 1 or options.smooth):
+        warn(f"no input is a video, so the video options are ignored (every {options.every}, "
+             f"smooth {options.smooth:g}).")
     if options.shard:
         videos = [v for v in videos if shard_of(v.rel, options.shard[1]) == options.shard[0]]
     if not isinstance(source, OpenedModel):
@@ -172,7 +176,6 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     settings = settings_of(source, seg, options)
     adopted = claim(options.out, settings, options.overwrite)  # before anything is predicted or skipped
     names, lut = source.class_names, palette_lut(source.classes.colors)
-    warn = on_warning or (lambda line: None)
     for line in source.warnings:
         warn(line)
     progress = on_progress or (lambda n, done_before=False: None)

@@ -216,6 +216,12 @@ def test_video_and_tta_flag_errors(world, tmp_path):
         f"error: {tmp_path / 'gone.mp4'}: no such file or folder."
 
 
+def test_video_options_on_images_alone_say_they_are_ignored(world, tmp_path):
+    result = invoke(world["images"] / "plain.jpg", "--out", tmp_path / "o", "--model", world["run"], "--every", "2")
+    assert result.exit_code == 0, result.output
+    assert "warning: no input is a video, so the video options are ignored (every 2, smooth 0)." in result.stderr
+    assert (tmp_path / "o" / "plain.png").is_file()
+
 def test_tta_flip_through_the_cli(world, tmp_path):
     result = invoke(world["images"] / "plain.jpg", "--out", tmp_path, "--model", world["run"], "--tta",
                     "flip,scales=0.75,1.0", "--json")
