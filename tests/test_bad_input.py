@@ -312,8 +312,8 @@ def predict_out_under_a_file(w, tmp):
     (tmp / "file").write_text("x")
     return Run(["predict", tmp / "in", "--out", tmp / "file" / "out", "--model", w["model"]],
                [tmp / "in", tmp / "file"], 2,
-               [f"error: --out {tmp / 'file' / 'out'}: cannot write there (Not a directory); choose a writable "
-                f"folder."])
+               [f"error: --out {tmp / 'file' / 'out'}: {tmp / 'file'} is a file, not a folder; choose a folder for "
+                f"the outputs."])
 
 
 def predict_tile_without_slide_mode(w, tmp):

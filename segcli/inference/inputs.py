@@ -128,6 +128,11 @@ def _assign_stems(items: list[InputItem]) -> None:
 
 def check_writable(out: Path) -> None:
     """Create ``out`` and prove a file can be written there, or fail with one line."""
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        where = "it" if blocker == out else str(blocker)
+        raise DataError(f"out {out}: {where} is a file, not a folder; choose a folder for the outputs.",
+                        value="out_dir")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".segcli-write-test.", dir=out)

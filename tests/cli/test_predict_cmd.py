@@ -115,7 +115,9 @@ def test_one_line_errors(world, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert one_line_error(invoke(world["images"], "--out", blocker / "o", "--model", world["run"])) == \
-        f"error: --out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
+        f"error: --out {blocker / 'o'}: {blocker} is a file, not a folder; choose a folder for the outputs."
+    assert one_line_error(invoke(world["images"], "--out", blocker, "--model", world["run"])) == \
+        f"error: --out {blocker}: it is a file, not a folder; choose a folder for the outputs."
     assert one_line_error(invoke(world["images"], "--out", tmp_path / "o", "--model", world["run"], "--shard",
                                  "4/4")) == \
         "error: --shard 4/4: use K/N with 0 <= K < N, for example 0/4 ... 3/4."

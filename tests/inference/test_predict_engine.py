@@ -161,7 +161,7 @@ def test_one_line_errors(world, tmp_path):
     blocker.write_text("x")
     with pytest.raises(DataError) as exc:
         run_predict([world["images"]], str(world["run"]), PredictOptions(out=blocker / "o"))
-    assert str(exc.value) == f"out {blocker / 'o'}: cannot write there (Not a directory); choose a writable folder."
+    assert str(exc.value) == f"out {blocker / 'o'}: {blocker} is a file, not a folder; choose a folder for the outputs."
     with pytest.raises(Exception) as exc:
         run_predict([world["images"]], str(tmp_path / "nope.keras"), PredictOptions(out=tmp_path / "o"))
     assert str(exc.value).startswith(f"{tmp_path / 'nope.keras'}: no such file or folder. Pass a run directory, "
@@ -172,7 +172,7 @@ def test_unwritable_out_fails_before_any_work(world, tmp_path):
     """An out folder that cannot exist (under a regular file): unwritable even for root, which CI runs as."""
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with pytest.raises(DataError, match=r"cannot write there .*choose a writable folder"):
+    with pytest.raises(DataError, match=r"is a file, not a folder; choose a folder for the outputs"):
         run_predict([world["images"]], str(world["run"]), PredictOptions(out=blocker / "out"))
     assert blocker.read_text() == "x"
 
