@@ -298,7 +298,7 @@ def predict_unknown_model_name(w, tmp):
 def predict_empty_folder(w, tmp):
     (tmp / "in").mkdir()
     return Run(["predict", tmp / "in", "--out", tmp / "out", "--model", w["model"]], [tmp / "in"], 2,
-               [f"error: No images found in {tmp / 'in'} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; "
+               [f"error: no images found in {tmp / 'in'} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; "
                 f"files under the output folder are never inputs)."])
 
 

@@ -148,7 +148,7 @@ def select_images(inputs, out, shard=None) -> list[InputItem]:
     items = find_inputs(inputs, exclude=out)
     if not items:
         shown = ", ".join(str(i) for i in inputs)
-        raise DataError(f"No images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output folder "
+        raise DataError(f"no images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output folder "
                         f"are never inputs).")
     if shard:
         k, n = shard

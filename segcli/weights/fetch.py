@@ -88,7 +88,7 @@ def endpoint_reachable(endpoint: str, timeout: float = PROBE_SECONDS) -> bool:
 
 
 def offline_message(preset: str, repo: str) -> str:
-    return (f"Cannot fetch '{preset}': no network and {repo} is not in the Hugging Face cache. On a connected "
+    return (f"cannot fetch '{preset}': no network and {repo} is not in the Hugging Face cache. On a connected "
             f"machine download https://huggingface.co/{repo}, copy the folder here and run "
             f"`segcli weights import DIR --as {preset}`.")
 
@@ -119,7 +119,7 @@ def download(preset_name: str, repo: str, revision: str | None = None) -> Path:
         raise WeightsNotFoundError(offline_message(preset_name, repo)) from None
     except (HfHubHTTPError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"Cannot fetch '{preset_name}' from {repo}: {first}. Retry, or download it "
+        raise CheckpointError(f"cannot fetch '{preset_name}' from {repo}: {first}. Retry, or download it "
                               f"elsewhere and run `segcli weights import DIR --as {preset_name}`.") from None
     if not (path / "config.json").is_file():
         raise WeightsNotFoundError(offline_message(preset_name, repo)) if offline else \

@@ -108,7 +108,7 @@ def test_one_line_errors(world, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert one_line_error(invoke(empty, "--out", tmp_path / "o", "--model", world["run"])) == (
-        f"error: No images found in {empty} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; files under "
+        f"error: no images found in {empty} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; files under "
         f"the output folder are never inputs).")
     assert one_line_error(invoke(tmp_path / "nothing", "--out", tmp_path / "o", "--model", world["run"])) == \
         f"error: {tmp_path / 'nothing'}: no such file or folder."

@@ -155,7 +155,7 @@ def test_shards_partition_disjointly_and_completely(world, tmp_path):
 def test_one_line_errors(world, tmp_path):
     with pytest.raises(DataError) as exc:
         run_predict([tmp_path], str(world["run"]), PredictOptions(out=tmp_path / "o"))
-    assert str(exc.value) == (f"No images found in {tmp_path} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, "
+    assert str(exc.value) == (f"no images found in {tmp_path} (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, "
                               f".webp; files under the output folder are never inputs).")
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")

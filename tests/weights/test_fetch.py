@@ -35,7 +35,7 @@ def test_offline_with_empty_cache_fails_at_once_with_one_line(hf_home):
         fetch("segformer_b0_ade20k_512")
     assert time.perf_counter() - start < 5
     assert str(info.value) == (
-        "Cannot fetch 'segformer_b0_ade20k_512': no network and nvidia/segformer-b0-finetuned-ade-512-512 is not "
+        "cannot fetch 'segformer_b0_ade20k_512': no network and nvidia/segformer-b0-finetuned-ade-512-512 is not "
         "in the Hugging Face cache. On a connected machine download "
         "https://huggingface.co/nvidia/segformer-b0-finetuned-ade-512-512, copy the folder here and run "
         "`segcli weights import DIR --as segformer_b0_ade20k_512`."
@@ -48,7 +48,7 @@ def test_unreachable_hub_without_offline_flag_also_fails_at_once(hf_home, monkey
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     start = time.perf_counter()
-    with pytest.raises(WeightsNotFoundError, match=r"^Cannot fetch 'mit_b0_imagenet': no network and nvidia/mit-b0"):
+    with pytest.raises(WeightsNotFoundError, match=r"^cannot fetch 'mit_b0_imagenet': no network and nvidia/mit-b0"):
         fetch("mit_b0_imagenet")
     assert time.perf_counter() - start < 5
 
