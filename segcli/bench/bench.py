@@ -62,10 +62,7 @@ class BenchConfig:
     input_dir: Path | None = None
 
     def check(self) -> None:
-        if self.warmup < 0:
-            raise UsageError(f"warmup {self.warmup}: must be 0 or more.", value="warmup")
-        if self.iters < 1:
-            raise UsageError(f"iters {self.iters}: must be at least 1.", value="iters")
+        check_counts(self.warmup, self.iters)
         if self.num_classes is not None and self.num_classes < 1:
             raise UsageError(f"num classes {self.num_classes}: must be at least 1.", value="num_classes")
         for name in self.presets:
@@ -81,6 +78,15 @@ class BenchConfig:
             if get_preset(self.presets[0])["model"] != "segmenter":
                 raise UsageError(f"input images need a segmenter preset first; {self.presets[0]} is a backbone.",
                                  value="input_dir")
+
+
+def check_counts(warmup: int, iters: int) -> None:
+    """Untimed calls ``warmup`` >= 0 and timed calls ``iters`` >= 1 (no timed call gives no time), for preset
+    rows and ``--model`` alike."""
+    if warmup < 0:
+        raise UsageError(f"warmup {warmup}: must be 0 or more.", value="warmup")
+    if iters < 1:
+        raise UsageError(f"iters {iters}: must be at least 1.", value="iters")
 
 
 @dataclass

@@ -11,7 +11,11 @@ every format gets one row of the same table:
   head: the Keras layers it skips are not counted), from TF's profiler on that graph;
 - ``agreement``: share of pixels whose class (argmax of the logits resized to the image) equals the Keras
   model's, on the images of ``data`` (or synthetic ones);
-- ``miou``: segcli's eval on ``data`` when it is a labelled folder.
+- ``miou``: segcli's eval on ``data`` when it is a labelled folder, on the pairs eval scores for ``split``
+  (:func:`segcli.inference.evaluate.select_pairs`; ``miou_split`` and ``miou_images`` say which and how many).
+
+Alone, ``--model`` runs on the backend and precision predict would choose (:func:`open_model`'s ``auto``), and
+its row's ``format`` says what the model is (:func:`model_kind`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from segcli.errors import DataError, UsageError
 
 KERAS = "keras"
 EXPORTS = {"onnx": "m.onnx", "tflite": "m.tflite", "openvino": "ov", "savedmodel": "sm"}
+#: The format column of a ``--model`` that is not an export, by the resolver's kind (resolve.KINDS).
+KIND_LABELS = {"keras": "keras", "entry": "segcli weights", "preset": "preset", "hf": "hugging face",
+               "keras_hub": "keras-hub"}
 
 
 def parse_formats(value) -> list:
@@ -46,14 +53,40 @@ def parse_formats(value) -> list:
     return out
 
 
-def _images(data, size, count: int) -> np.ndarray:
+def model_kind(ref) -> str:
+    """What ``--model`` is, as the resolver found it: the export format of an exported file, else its kind."""
+    if ref.kind == "exported":
+        from segcli.export.formats import format_for_path
+
+        return format_for_path(ref.path).name
+    return KIND_LABELS[ref.kind]
+
+
+def _images(data, split, size, count: int, note):
+    """``(images, scored)``: ``count`` images at ``size`` to time and compare on, and ``(split, pairs)`` for mIoU:
+    the pairs eval scores for ``split``, or None (no ``data``, or not a labelled folder: ``note`` says why)."""
     from segcli.export.api import read_samples, sample_images
+    from segcli.inference.evaluate import select_pairs
 
     if data is None:
-        return sample_images(count, size)
-    folder = Path(data)
-    return read_samples(folder / "images" if (folder / "images").is_dir() else folder, size, limit=count,
-                        what="data")
+        return sample_images(count, size), None
+    try:
+        _, pairs, split = select_pairs(data, split)
+    except DataError as exc:
+        folder = Path(data)
+        images = read_samples(folder / "images" if (folder / "images").is_dir() else folder, size, limit=count,
+                              what="data")  # no images at all is an error, not a note
+        note(f"no mIoU: {exc}")
+        return images, None
+    return np.stack([_resized(pair.image, size) for pair in pairs[:count]]), (split, pairs)
+
+
+def _resized(path, size) -> np.ndarray:
+    import cv2
+
+    from segcli.data.image_io import read_image
+
+    return cv2.resize(read_image(path), (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
 
 
 def _masks(logits: np.ndarray, size) -> np.ndarray:
@@ -86,32 +119,44 @@ def folded_flops(model, size) -> float:
     return graph_flops(tf.function(graph.quarter_logits).get_concrete_function(spec).graph) / 1e9
 
 
-def _miou(runner, data) -> float | None:
+def _miou(runner, data, scored, note) -> float | None:
+    """eval's mIoU of ``runner`` on the ``scored`` split of ``data``; None (and a note) when it cannot be scored."""
     from segcli.classes import ClassTable
     from segcli.inference.evaluate import evaluate
     from segcli.inference.runners import OpenedModel
 
-    if data is None or not any(Path(data).rglob("*")):
+    if scored is None:
         return None
     classes = ClassTable.from_dicts(runner.classes) if getattr(runner, "classes", None) else \
         ClassTable.from_names([])
     opened = OpenedModel(runner, classes.complete(int(runner.num_classes)), "bench", runner.input_size)
     try:
-        return float(evaluate(data, opened, split="all")["miou"])
-    except (UsageError, DataError):
-        return None  # images without labels: no mIoU
+        result = evaluate(data, opened, split=scored[0])
+    except DataError as exc:  # e.g. the model's class count is not the data's
+        note(f"no mIoU: {exc}")
+        return None
+    for line in result["notes"]:
+        note(line)
+    return result["miou"]
 
 
 def bench_model(spec, formats=None, data=None, size=(512, 512), batch: int = 1, warmup: int = 1, iters: int = 5,
-                precision: str = "fp32", peak: float | None = None, samples: int = 4, on_row=None,
-                backend: str = "auto") -> list:
-    """One row per format (or one row for ``spec`` itself without ``formats``); see the module docstring."""
-    from segcli.export.api import export_model
-    from segcli.inference.runners import open_model
+                precision: str = "auto", peak: float | None = None, samples: int = 4, on_row=None,
+                backend: str = "auto", split: str = "auto", on_note=None) -> list:
+    """One row per format (or one row for ``spec`` itself without ``formats``); see the module docstring.
 
+    ``on_row(name)`` is called as each row starts, ``on_note(line)`` once per distinct note (why there is no mIoU,
+    eval's notes on the data).
+    """
+    from segcli.bench.bench import check_counts
+    from segcli.export.api import export_model
+    from segcli.inference.runners import auto_precision, open_model
+
+    check_counts(warmup, iters)
+    note = _once(on_note)
     # --formats exports the Keras model itself; alone, the model runs where predict would run it
     opened = open_model(spec, "tensorflow") if formats else open_model(spec, backend, precision)
-    images = _images(data, size, max(samples, batch))
+    images, scored = _images(data, split, size, max(samples, batch), note)
     batch_images = images[:batch] if len(images) >= batch else np.resize(images, (batch, *images.shape[1:]))
     keras_model = opened.model if hasattr(opened.model, "head") else None
     if formats and keras_model is None:
@@ -119,27 +164,39 @@ def bench_model(spec, formats=None, data=None, size=(512, 512), batch: int = 1, 
     gflops = folded_flops(keras_model, size) if keras_model is not None else None
     reference = _reference_runner(keras_model, opened) if keras_model is not None else opened.model
     ref_masks = _masks(reference.predict_logits(images), size)
+    ov_precision = auto_precision("openvino") if precision == "auto" else precision
     rows = []
     with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
-        for name in formats or [KERAS if keras_model is not None else "exported"]:
+        for name in formats or [model_kind(opened.ref)]:
             if on_row:
                 on_row(name)
-            if name == KERAS:
+            if not formats or name == KERAS:
                 runner = reference
-            elif name == "exported":
-                runner = opened.model
             else:
                 out = Path(tmp) / EXPORTS[name]
-                export_model(spec, name, out, precision=precision if name == "openvino" else "fp32",
-                             calib=data if precision == "int8" and name == "openvino" else None,
+                export_model(spec, name, out, precision=ov_precision if name == "openvino" else "fp32",
+                             calib=data if ov_precision == "int8" and name == "openvino" else None,
                              sample_size=size)
                 from segcli.export.formats import open_runner
 
                 runner = open_runner(out)
             seconds = time_runner(runner, batch_images, warmup, iters)
             agreement = float((_masks(runner.predict_logits(images), size) == ref_masks).mean())
-            rows.append(_row(name, runner, size, batch, seconds, gflops, peak, agreement, _miou(runner, data)))
+            rows.append(_row(name, runner, size, batch, seconds, gflops, peak, agreement,
+                             _miou(runner, data, scored, note), scored))
     return rows
+
+
+def _once(on_note):
+    """``on_note`` that passes each distinct line once (every format meets the same data)."""
+    seen = set()
+
+    def note(line: str) -> None:
+        if on_note and line not in seen:
+            seen.add(line)
+            on_note(line)
+
+    return note
 
 
 def _reference_runner(model, opened):
@@ -152,7 +209,7 @@ def _reference_runner(model, opened):
     return runner
 
 
-def _row(name, runner, size, batch, seconds, gflops, peak, agreement, miou) -> dict:
+def _row(name, runner, size, batch, seconds, gflops, peak, agreement, miou, scored) -> dict:
     from segcli.bench.sysinfo import environment
 
     ms = 1000 * seconds / batch
@@ -162,4 +219,6 @@ def _row(name, runner, size, batch, seconds, gflops, peak, agreement, miou) -> d
             "image_size": list(size), "batch_size": batch, "ms_per_image": round(ms, 2),
             "img_per_s": round(1000 / ms, 3), "gflops_per_image": round(gflops, 3) if gflops else None,
             "fraction_of_peak": round(achieved / peak, 4) if achieved and peak else None,
-            "mask_agreement": round(agreement, 6), "miou": round(miou, 4) if miou is not None else None}
+            "mask_agreement": round(agreement, 6), "miou": round(miou, 6) if miou is not None else None,
+            "miou_split": scored[0] if miou is not None else None,
+            "miou_images": len(scored[1]) if miou is not None else None}

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from segcli.cli import options as shared
-
-from segcli.cli.output import err, info, out, print_json
+from segcli.cli.output import err, info, out, pct, print_json
 
 
 ONEDNN_STATE = {True: "on", False: "off", None: "unknown"}
@@ -48,7 +47,8 @@ def bench(
     preset: list[str] = typer.Option(None, "--preset", "-p", help="Preset(s), repeatable or comma-separated. "
                                      "Default: segformer_b0."),
     image_size: list[str] = typer.Option(None, "--image-size", help="N or HxW; a comma list sweeps. Default: 512."),
-    batch_size: list[str] = typer.Option(None, "--batch-size", "-b", help="Batch size(s), e.g. 1,8. Default: 1,8."),
+    batch_size: list[str] = typer.Option(None, "--batch-size", "-b", help="Batch size(s), e.g. 1,8. Default: 1,8 "
+                                         "(with --model: one value, default 1)."),
     warmup: int = typer.Option(1, "--warmup", help="Untimed calls before timing each row."),
     iters: int = typer.Option(5, "--iters", help="Timed calls per row."),
     mixed_precision: bool = typer.Option(False, "--mixed-precision", help="Compute in bfloat16 (mixed_bfloat16)."),
@@ -63,25 +63,31 @@ def bench(
     formats: str = typer.Option(None, "--formats", help="With --model: export it to each of these and compare, "
                                 "e.g. keras,onnx,tflite,openvino."),
     data: Path = typer.Option(None, "--data", help="With --model: images to check mask agreement on, and mIoU "
-                              "when labelled (eval's layouts)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or int8: OpenVINO's precision for "
-                                  "--model (with --formats, int8 calibrates on --data)."),
+                              "when labelled (eval's layouts; the pairs eval scores, see --split)."),
+    split: str = shared.SPLIT,
+    precision: str = typer.Option(shared.PRECISION.default, "--precision", help=f"{shared.PRECISION.help} With "
+                                  "--formats: the OpenVINO export's precision (int8 calibrates on --data)."),
     backend: str = shared.BACKEND,
 ) -> None:
     """Time the forward pass of SegFormer presets: latency p50/p90/p99, img/s, GFLOP/s, % of peak, peak RSS.
-    With --model, time that model (and its exports with --formats) on real images."""
+    With --model, time that model (and its exports with --formats) on real images, on the backend and precision
+    predict would use."""
     from segcli.bench import bench as engine
 
     if model is not None:
         _refuse_flags("for preset rows only (random weights); with --model leave them out", {
             "--preset": bool(preset), "--mixed-precision": mixed_precision, "--num-classes": num_classes is not None,
             "--input": input_dir is not None})
-        _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json, peak)
+        _refuse_flags("chooses the --data pairs to score; give --data too", {f"--split {split}": split != "auto"
+                                                                             and data is None})
+        _bench_model(model, formats, data, split, precision, backend, image_size, batch_size, warmup, iters,
+                     as_json, peak)
         return
     _refuse_flags("for --model only (a run directory, .keras file, imported name or exported file); preset "
                   "rows time TensorFlow's forward pass with random weights", {
                       "--formats": formats is not None, "--data": data is not None,
-                      f"--precision {precision}": precision.lower() != "fp32",
+                      f"--split {split}": split != "auto",
+                      f"--precision {precision}": precision.lower() not in ("auto", "fp32"),
                       f"--backend {backend}": backend.lower() not in ("auto", "tensorflow")})
 
     config = engine.BenchConfig(
@@ -141,34 +147,53 @@ def _refuse_flags(what: str, given: dict) -> None:
         raise UsageError(f"{names}: {what}.")
 
 
-def _bench_model(model, formats, data, precision, backend, image_size, batch_size, warmup, iters, as_json,
+def _bench_model(model, formats, data, split, precision, backend, image_size, batch_size, warmup, iters, as_json,
                  measure_peak=False) -> None:
     from segcli.bench import flops as flops_mod
+    from segcli.bench.bench import check_counts, parse_ints, parse_sizes
     from segcli.bench.formats import bench_model, parse_formats
     from segcli.bench.sysinfo import environment
-    from segcli.data.image_size import parse_image_size
 
-    size = parse_image_size(image_size[0], name="--image-size") if image_size else (512, 512)
-    batch = int(batch_size[0]) if batch_size else 1
+    size = _one(parse_sizes(image_size), image_size, "--image-size") if image_size else (512, 512)
+    batch = _one(parse_ints(batch_size, "--batch-size"), batch_size, "--batch-size") if batch_size else 1
+    check_counts(warmup, iters)
     env = environment()
     peak = flops_mod.current_peak(env, measure_peak)
     rows = bench_model(model, parse_formats(formats) if formats else None, data, size, batch, warmup, iters,
                        precision.lower(), peak["gflops_per_s"] if peak else None,
-                       on_row=lambda name: info(f"{name} ..."), backend=backend)
+                       on_row=lambda name: info(f"{name} ..."), backend=backend, split=split,
+                       on_note=lambda line: info(f"note: {line}"))
     env_text = _env_line(env, peak)
     if as_json:
         info(env_text)
         print_json(rows)
         return
+    out.print(env_text, highlight=False)
+    out.print(_model_table(model, data, size, batch, rows))
+
+
+def _one(values: list, given: list, option: str):
+    """The one value of ``option`` --model takes (it times one size at one batch size)."""
+    from segcli.errors import UsageError
+
+    if len(values) > 1:
+        raise UsageError(f"{option} {','.join(given)}: with --model give one value; run bench once per value.")
+    return values[0]
+
+
+def _model_table(model, data, size, batch, rows):
     from rich.table import Table
 
-    table = Table(title=f"segcli bench {model} ({size[0]}x{size[1]}, batch {batch}, logits from uint8)")
-    for column in ("format", "runtime", "ms/img", "img/s", "GFLOP/img", "% peak", "agreement", "mIoU"):
+    scored = next((r for r in rows if r["miou_split"]), None)
+    caption = (f"mIoU % as segcli eval gives it, on the {scored['miou_split']} split of {data} "
+               f"({scored['miou_images']} images)" if scored else None)
+    table = Table(title=f"segcli bench {model} ({size[0]}x{size[1]}, batch {batch}, logits from uint8)",
+                  caption=caption)
+    for column in ("format", "runtime", "ms/img", "img/s", "GFLOP/img", "% peak", "agreement", "mIoU %"):
         table.add_column(column, justify="left" if column in ("format", "runtime") else "right")
     for r in rows:
         table.add_row(r["format"], r["runtime"], f"{r['ms_per_image']:.1f}", f"{r['img_per_s']:.2f}",
                       f"{r['gflops_per_image']:.2f}" if r["gflops_per_image"] else "-",
                       f"{100 * r['fraction_of_peak']:.1f}" if r["fraction_of_peak"] else "-",
-                      f"{r['mask_agreement']:.4%}", f"{r['miou']:.4f}" if r["miou"] is not None else "-")
-    out.print(env_text, highlight=False)
-    out.print(table)
+                      f"{r['mask_agreement']:.4%}", pct(r["miou"]))
+    return table

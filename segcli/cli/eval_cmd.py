@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from segcli.cli.output import err, info, out, print_json
+from segcli.cli.output import err, info, out, pct, print_json
 from segcli.cli import options as shared
 from segcli.cli.predict_cmd import TTA_HELP, parse_tta_option, progress_bar
 
@@ -15,8 +15,6 @@ JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "e
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
 
 
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
 
 
 def render(result: dict) -> None:
@@ -28,13 +26,13 @@ def render(result: dict) -> None:
     for column in ("class", "IoU %", "Dice %", "precision %", "recall %"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in result["per_class"]:
-        table.add_row(row["name"], _pct(row["iou"]), _pct(row["dice"]), _pct(row["precision"]), _pct(row["recall"]))
+        table.add_row(row["name"], pct(row["iou"]), pct(row["dice"]), pct(row["precision"]), pct(row["recall"]))
     table.add_section()
-    table.add_row("mean", _pct(result["miou"]), _pct(result["mean_dice"]), _pct(result["mean_precision"]),
-                  _pct(result["mean_recall"]), style="bold")
+    table.add_row("mean", pct(result["miou"]), pct(result["mean_dice"]), pct(result["mean_precision"]),
+                  pct(result["mean_recall"]), style="bold")
     out.print(table)
-    out.print(f"mIoU {_pct(result['miou'])}  aAcc {_pct(result['pixel_accuracy'])}  "
-              f"mAcc {_pct(result['mean_accuracy'])}  ({result['pixels']} pixels scored, 255 ignored; '-' = class "
+    out.print(f"mIoU {pct(result['miou'])}  aAcc {pct(result['pixel_accuracy'])}  "
+              f"mAcc {pct(result['mean_accuracy'])}  ({result['pixels']} pixels scored, 255 ignored; '-' = class "
               f"absent from both labels and predictions, left out of the means)", highlight=False)
 
 
@@ -62,8 +60,7 @@ def eval_command(
     model: Optional[str] = shared.MODEL,
     backend: str = shared.BACKEND,
     precision: str = shared.PRECISION,
-    split: str = typer.Option("auto", "--split", help="auto (the val folder if any, else all pairs), val, train "
-                              "or all."),
+    split: str = shared.SPLIT,
     mode: str = typer.Option("whole", "--mode", help="whole or slide, as in predict."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Slide tile size (multiple of 32)."),
     stride: Optional[int] = typer.Option(None, "--stride", help="Slide step in pixels."),
@@ -82,7 +79,8 @@ def eval_command(
                                              "class ids (e.g. Cityscapes labelIds to train ids); unmapped values "
                                              "become 255."),
     classes: Optional[str] = typer.Option(None, "--classes", help="a,b,c: score only these classes, in this order "
-                                          "(a model trained with the same --classes); others become 255."),
+                                          "(a model trained with the same --classes; a model that names its "
+                                          "classes must get them in its order); others become 255."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
 ) -> None:
     """Score a model on a labelled dataset (255 = ignore)."""
@@ -116,6 +114,6 @@ def eval_command(
     if report is not None:
         info(f"report: {report}")
     if min_miou is not None and (result["miou"] is None or result["miou"] < min_miou):
-        err.print(f"mIoU {_pct(result['miou'])}% is below --min-miou {min_miou} ({100 * min_miou:.2f}%).",
+        err.print(f"mIoU {pct(result['miou'])}% is below --min-miou {min_miou} ({100 * min_miou:.2f}%).",
                   style="red", highlight=False)
         raise typer.Exit(1)

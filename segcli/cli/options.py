@@ -15,3 +15,5 @@ PRECISION = typer.Option("auto", "--precision", help="auto (bf16 where OpenVINO 
                          "BF16: >= 99.5% mask agreement with fp32 on trained models, benchmarks/RESULTS_trained.md; "
                          "else fp32), fp32, bf16, or int8 (an int8 OpenVINO IR made by `segcli export --precision "
                          "int8`).")
+#: --split of eval and bench --data: which pairs are scored (segcli.inference.evaluate.select_pairs).
+SPLIT = typer.Option("auto", "--split", help="auto (the val folder if any, else all pairs), val, train or all.")

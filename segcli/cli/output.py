@@ -30,3 +30,12 @@ def print_json(data) -> None:
     """JSON on stdout, nothing else, so scripts can parse it."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def pct(value) -> str:
+    """A fraction as the percentage eval shows (bench's mIoU too): ``0.80174`` -> ``80.17``; None -> ``-``.
+
+    >>> pct(0.80174), pct(None)
+    ('80.17', '-')
+    """
+    return "-" if value is None else f"{100 * value:.2f}"

@@ -105,15 +105,22 @@ def thumbnail(image: np.ndarray, label: np.ndarray, pred: np.ndarray, side: int 
             cv2.resize(pred, size, interpolation=cv2.INTER_NEAREST))
 
 
-def _pairs(ds, split: str) -> tuple[list, str]:
+def select_pairs(data, split: str = "auto", label_map=None, keep_classes=None, val_fraction: float = 0.1,
+                 seed: int = 0) -> tuple:
+    """``(dataset, pairs, split)``: the image/mask pairs of dataset folder ``data`` that eval scores for ``split``
+    (``auto`` resolved to ``val`` or ``all``); ``label_map``, ``keep_classes``, ``val_fraction`` and ``seed`` go to
+    :func:`segcli.data.folder_dataset.discover`."""
+    from segcli.data.folder_dataset import discover
+
     if split not in SPLIT_CHOICES:
         raise UsageError(f"split {split}: use one of {', '.join(SPLIT_CHOICES)}.", value="split")
+    ds = discover(data, val_fraction=val_fraction, seed=seed, label_map=label_map, keep_classes=keep_classes)
     if split == "auto":
         split = "val" if ds.val_source == "folder" else "all"
     pairs = ds.pairs() if split == "all" else list(ds.splits.get(split, []))
     if not pairs:
         raise DataError(f"{ds.root}: the {split} split has no image/mask pairs.")
-    return pairs, split
+    return ds, pairs, split
 
 
 def _as_dicts(classes) -> list[dict]:
@@ -122,15 +129,28 @@ def _as_dicts(classes) -> list[dict]:
 
 def _classes(ds, source, num_classes: int) -> list[dict]:
     """Classes for the report: the dataset's class file when it matches the model, else the model's."""
-    if getattr(ds, "kept", None) is not None and ds.num_classes != num_classes:
-        raise DataError(f"{ds.root}: keeping {ds.num_classes} classes ({', '.join(ds.class_names)}) but the model "
-                        f"predicts {num_classes}; keep the classes the model was trained on.")
+    _check_kept(ds, source, num_classes)
     if ds.class_source in ("classes.json", "classes.txt"):
         if ds.num_classes != num_classes:
             raise DataError(f"{ds.root / ds.class_source}: lists {ds.num_classes} classes but the model predicts "
                             f"{num_classes}; evaluate with the model trained on this class list.")
         return _as_dicts(ds.classes)
     return _as_dicts(source.classes)
+
+
+def _check_kept(ds, source, num_classes: int) -> None:
+    """Kept classes (``keep_classes``) renumber the labels in the order given, and the model predicts in its own
+    order: when the model names its classes, the kept ones must be those, in that order."""
+    if getattr(ds, "kept", None) is None:
+        return
+    model = source.classes
+    if model.source and tuple(ds.class_names) != tuple(model.names):  # a source: names the model came with
+        raise UsageError(f"classes {','.join(ds.class_names)}: must name the model's classes in its order: "
+                         f"{','.join(model.names)} ({source.name} predicts them in that order, and the labels are "
+                         f"renumbered in the order given).", value="classes")
+    if ds.num_classes != num_classes:
+        raise DataError(f"{ds.root}: keeping {ds.num_classes} classes ({', '.join(ds.class_names)}) but the model "
+                        f"predicts {num_classes}; keep the classes the model was trained on.")
 
 
 def _open(source, backend="auto", precision="auto"):
@@ -155,13 +175,11 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     ``worst_images`` (the same as :class:`WorstImage` records, not JSON) and ``notes`` (what the dataset's
     classes were read as, e.g. 0/255 masks as two classes; the drawn val split only when it is scored).
     """
-    from segcli.data.folder_dataset import discover
     from segcli.inference.predictor import Predictor, check_mode
     from segcli.inference.tta import with_tta
 
     check_mode(mode, tile, stride)
-    ds = discover(data, val_fraction=val_fraction, seed=seed, label_map=label_map, keep_classes=keep_classes)
-    pairs, split = _pairs(ds, split)
+    ds, pairs, split = select_pairs(data, split, label_map, keep_classes, val_fraction, seed)
     source = _open(source, backend, precision)
     batch_size = source.default_batch_size() if batch_size is None else batch_size
     seg = Predictor(source.model, mode=mode, batch_size=batch_size, input_size=source.input_size, tile=tile,

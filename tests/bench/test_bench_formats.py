@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,7 +36,8 @@ def bench(*args):
 def test_formats_table_agrees_with_keras_and_scores_labelled_data(trained, tmp_path):
     pytest.importorskip("openvino")
     data = labelled(tmp_path / "val")
-    result = bench("--model", trained, "--formats", "keras,onnx,openvino", "--data", data)
+    # fp32: parity with Keras; the default is predict's (bf16 on a CPU with AVX-512 BF16 or AMX)
+    result = bench("--model", trained, "--formats", "keras,onnx,openvino", "--data", data, "--precision", "fp32")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [r["format"] for r in rows] == ["keras", "onnx", "openvino"]
@@ -43,6 +45,7 @@ def test_formats_table_agrees_with_keras_and_scores_labelled_data(trained, tmp_p
     for row in rows:
         assert row["mask_agreement"] == 1.0 and row["img_per_s"] > 0 and row["gflops_per_image"] > 0
         assert row["miou"] == pytest.approx(rows[0]["miou"], abs=1e-4) and row["miou"] > 0.8
+        assert (row["miou_split"], row["miou_images"]) == ("all", 4)  # no val folder: eval scores every pair
 
 
 def test_an_exported_file_is_timed_alone(trained, tmp_path):
@@ -52,7 +55,8 @@ def test_an_exported_file_is_timed_alone(trained, tmp_path):
     result = bench("--model", tmp_path / "m.tflite")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
-    assert row["format"] == "exported" and row["mask_agreement"] == 1.0 and row["gflops_per_image"] is None
+    assert row["format"] == "tflite" and row["mask_agreement"] == 1.0 and row["gflops_per_image"] is None
+    assert "tflite ..." in result.stderr
 
 
 def test_unknown_format_is_one_line(trained):
@@ -60,3 +64,30 @@ def test_unknown_format_is_one_line(trained):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == ("error: formats caffe: use some of keras, savedmodel, onnx, "
                                                       "tflite, openvino.")
+
+
+def notes(result) -> list:
+    return [line for line in result.stderr.splitlines() if line.startswith("note:")]
+
+
+def test_a_class_count_the_data_does_not_have_gives_no_miou_and_one_note(trained):
+    samples = Path(__file__).resolve().parents[2] / "samples"  # 5 classes; the model predicts 3
+    result = CliRunner().invoke(app, ["bench", "--model", str(trained), "--formats", "keras,onnx", "--data",
+                                      str(samples), "--image-size", "64", "--iters", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│") for line in result.stdout.splitlines() if line.startswith(("│ keras", "│ onnx"))]
+    assert [row[-2].strip() for row in rows] == ["-", "-"]
+    assert notes(result) == [f"note: no mIoU: {samples / 'classes.json'}: lists 5 classes but the model predicts 3; "
+                             f"evaluate with the model trained on this class list."]
+
+
+def test_images_without_masks_are_compared_on_and_a_note_says_why_there_is_no_miou(trained, tmp_path):
+    photos = tmp_path / "photos"
+    labelled(tmp_path / "pairs")
+    (tmp_path / "pairs" / "images").rename(photos)
+    result = bench("--model", trained, "--data", photos)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["format"] == "keras" and row["miou"] is None and row["miou_split"] is None
+    (line,) = notes(result)
+    assert line.startswith(f"note: no mIoU: {photos}: no dataset layout found")

@@ -16,7 +16,9 @@ from segcli.cli.app import app
 TINY = ["--preset", "segformer_test", "--image-size", "64", "--batch-size", "1", "--iters", "2", "--warmup", "0"]
 KEYS = {"preset": str, "image_size": list, "batch_size": int, "img_per_s": float, "latency_ms_p50": float,
         "latency_ms_p90": float, "latency_ms_p99": float, "gflops_per_image": float, "peak_rss_mb": float}
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "photos"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples" / "photos"
+DEMO = ROOT / "samples" / "demo_model"
 
 
 def test_json_rows_have_the_documented_keys_and_types():
@@ -122,11 +124,83 @@ def test_tensorflow_import_noise_stays_off_the_terminal():
 
 
 def test_peak_with_a_model_is_measured_and_gives_the_share_of_peak(segcli_home):
-    demo = Path(__file__).resolve().parents[2] / "samples" / "demo_model"
-    args = ["bench", "--model", str(demo), "--backend", "tensorflow", "--image-size", "64", "--iters", "1", "--json"]
+    args = ["bench", "--model", str(DEMO), "--backend", "tensorflow", "--image-size", "64", "--iters", "1", "--json"]
     result = CliRunner().invoke(app, [*args, "--peak"])
     assert result.exit_code == 0, result.output
     assert "measured now" in result.stderr
     row = json.loads(result.stdout)[0]
     assert row["fraction_of_peak"] == pytest.approx(row["gflops_per_image"] * row["img_per_s"] / json.loads(
         (segcli_home / "bench" / "peak.json").read_text()).popitem()[1]["gflops_per_s"], rel=0.02, abs=1e-4)
+
+
+def test_bad_model_values_are_one_line_and_no_nan():
+    """--model used to hand --batch-size 0 to OpenVINO (a traceback), time no call at --iters 0 (a NaN row, invalid
+    JSON) and take --warmup -1; it now checks them as preset rows do."""
+    for args, line in [
+        (["--batch-size", "0"], "error: --batch-size 0: must be a positive integer."),
+        (["--iters", "0"], "error: --iters 0: must be at least 1."),
+        (["--iters", "-2", "--json"], "error: --iters -2: must be at least 1."),
+        (["--warmup", "-1"], "error: --warmup -1: must be 0 or more."),
+        (["--batch-size", "1,8"], "error: --batch-size 1,8: with --model give one value; run bench once per value."),
+        (["--image-size", "64", "--image-size", "128"],
+         "error: --image-size 64,128: with --model give one value; run bench once per value."),
+        (["--split", "val"], "error: --split val: chooses the --data pairs to score; give --data too."),
+        (["--data", ROOT / "samples", "--split", "test"], "error: --split test: use one of auto, val, train, all."),
+    ]:
+        result = CliRunner().invoke(app, ["bench", "--model", str(DEMO), *map(str, args)])
+        assert result.exit_code == 2 and result.stdout == "", (args, result.output)
+        assert result.stderr.strip().splitlines()[-1] == line and "Traceback" not in result.output
+
+
+def test_a_model_alone_runs_as_predict_runs_it_and_says_what_it_is():
+    from segcli.inference.runners import open_model
+
+    result = CliRunner().invoke(app, ["bench", "--model", str(DEMO), "--image-size", "64", "--iters", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    predict_runs = open_model(str(DEMO))  # predict's --backend auto --precision auto
+    assert row["precision"] == predict_runs.precision and row["runtime"].startswith(predict_runs.backend)
+    assert row["format"] == "segcli weights" and "segcli weights ..." in result.stderr  # not "exported"
+
+
+def test_data_is_scored_on_the_split_eval_scores_and_the_table_says_which():
+    data = ROOT / "samples"  # train/ (48 pairs) and val/ (12)
+    scored = CliRunner().invoke(app, ["eval", str(data), "--model", str(DEMO), "--backend", "tensorflow",
+                                      "--precision", "fp32", "--json"])
+    want = json.loads(scored.stdout)
+    assert want["split"] == "val" and want["images"] == 12
+    args = ["bench", "--model", str(DEMO), "--formats", "keras", "--data", str(data), "--image-size", "64",
+            "--iters", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (keras_row,) = [line.split("│") for line in result.stdout.splitlines() if line.startswith("│ keras")]
+    assert keras_row[-2].strip() == f"{100 * want['miou']:.2f}"  # eval's percentage, not a fraction
+    assert "mIoU %" in result.stdout
+    assert f"mIoU % as segcli eval gives it, on the val split of {data} (12 images)" in " ".join(result.stdout.split())
+    (row,) = json.loads(CliRunner().invoke(app, [*args, "--split", "all", "--json"]).stdout)
+    assert (row["miou_split"], row["miou_images"]) == ("all", 60)
+
+
+def test_help_examples_use_options_bench_has():
+    import shlex
+
+    import typer
+
+    from segcli.cli.app import EXAMPLES
+
+    command = typer.main.get_command(app).commands["bench"]
+    for example in EXAMPLES["bench"]:
+        command.make_context("bench", shlex.split(example)[2:])  # an unknown option raises NoSuchOption
+    assert "--image-size 512" in " ".join(CliRunner().invoke(app, ["bench", "--help"]).stdout.split())
+
+
+@pytest.mark.slow
+def test_help_examples_run(monkeypatch):
+    import shlex
+
+    from segcli.cli.app import EXAMPLES
+
+    monkeypatch.chdir(ROOT)  # they name samples/
+    for example in EXAMPLES["bench"]:
+        result = CliRunner().invoke(app, shlex.split(example)[1:])
+        assert result.exit_code == 0, (example, result.output)

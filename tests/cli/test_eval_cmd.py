@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +19,8 @@ from tests.inference.test_metrics import reference
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_cli")
-    model, run, _ = make_model(root / "models")
-    return {"model": model, "run": run, "data": make_dataset(root / "data", model)}
+    model, run, keras_file = make_model(root / "models")
+    return {"model": model, "run": run, "keras": keras_file, "data": make_dataset(root / "data", model)}
 
 
 def invoke(*args):
@@ -104,6 +105,7 @@ def test_classes_scores_a_subset_model(world, tmp_path):
     from segcli.data.image_io import read_image, read_mask
 
     model, run, _ = make_model(tmp_path / "two", num_classes=2)
+    (run / "classes.json").write_text(json.dumps(["road", "tree"]))  # as `segcli train --classes road,tree` writes
     # fp32: this checks the subset's scoring against a float32 reference, and the random model's near-tied
     # logits would let bf16 rounding move its mIoU
     data = scored(invoke(world["data"], "--model", run, "--classes", "road,tree", "--precision", "fp32", "--json"))
@@ -116,12 +118,36 @@ def test_classes_scores_a_subset_model(world, tmp_path):
     ref = reference(gts, preds, 2)
     assert data["miou"] == pytest.approx(ref["miou"], abs=1e-3)
     assert data["pixels"] == sum(int((g != 255).sum()) for g in gts)
-    result = invoke(world["data"], "--model", world["run"], "--classes", "road,tree")
+    result = invoke(world["data"], "--model", world["keras"], "--classes", "road,tree")  # a model without names
     assert result.exit_code == 2 and result.stderr.strip() == (
         f"error: {world['data']}: keeping 2 classes (road, tree) but the model predicts 4; keep the classes the "
         f"model was trained on.")
     result = invoke(world["data"], "--model", run, "--classes", "road,cow")
     assert result.exit_code == 2 and "class 'cow' is not one of the 4 classes of classes.json" in result.stderr
+
+
+def test_classes_must_be_the_named_models_classes_in_its_order(world):
+    """The labels are renumbered in --classes' order and the model predicts in its own: reordered, every class
+    was scored against another one's predictions (the demo model: mIoU 44.18 instead of 80.18)."""
+    plain = scored(invoke(world["data"], "--model", world["run"], "--json"))
+    same = scored(invoke(world["data"], "--model", world["run"], "--classes", "background,road,tree,sky", "--json"))
+    assert same["confusion"] == plain["confusion"] and same["miou"] == plain["miou"]
+    line = ("must name the model's classes in its order: background,road,tree,sky ({model} predicts them in that "
+            "order, and the labels are renumbered in the order given).")
+    for classes in ("road,background,tree,sky", "road,tree"):
+        result = invoke(world["data"], "--model", world["run"], "--classes", classes)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.strip() == f"error: --classes {classes}: {line.format(model=world['run'])}"
+
+
+def test_the_demo_model_with_its_classes_reordered_stops():
+    root = Path(__file__).resolve().parents[2] / "samples"
+    result = invoke(root, "--model", root / "demo_model", "--classes", "disc,background,square,triangle,ring")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"error: --classes disc,background,square,triangle,ring: must name the model's classes in its order: "
+        f"background,disc,square,triangle,ring ({root / 'demo_model'} predicts them in that order, and the labels "
+        f"are renumbered in the order given).")
 
 
 def test_tta_report_and_worst_options(world, tmp_path):
@@ -140,3 +166,10 @@ def test_tta_report_and_worst_options(world, tmp_path):
     for args, line in checks:
         result = invoke(world["data"], "--model", world["run"], *args)
         assert result.exit_code == 2 and result.stderr.strip() == line, result.stderr
+
+
+def test_max_side_below_32_is_one_line(world):
+    for value in ("0", "1"):  # whole mode would have run every image at 32 px
+        result = invoke(world["data"], "--model", world["run"], "--max-side", value)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.strip() == f"error: --max-side {value}: must be at least 32."
