@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import os
@@ -75,6 +76,62 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
+def _is_recursive(pattern: str) -> bool:
+    return "**" in Path(pattern).parts
+
+
+def _scan(dirname: str, dironly: bool) -> list[str]:
+    try:
+        with os.scandir(dirname or os.curdir) as entries:
+            return [e.name for e in entries if not dironly or e.is_dir()]
+    except OSError:
+        return []
+
+
+def _rlist(dirname: str, dironly: bool, ancestors: frozenset):
+    """glob's recursive listing for ``**``, except that a directory whose real path is one it is already inside is
+    left out: symlink loops (``self -> .``) end instead of exploding. Loop-free trees give exactly glob's names."""
+    for name in _scan(dirname, dironly):
+        if name.startswith("."):
+            continue
+        path = os.path.join(dirname, name) if dirname else name
+        if not os.path.isdir(path):
+            yield name
+            continue
+        real = os.path.realpath(path)
+        if real in ancestors:
+            continue
+        yield name
+        for sub in _rlist(path, dironly, ancestors | {real}):
+            yield os.path.join(name, sub)
+
+
+def _glob_loop_safe(pattern: str, dironly: bool = False):
+    """``glob.iglob(pattern, recursive=True)`` (same names, same rules for hidden entries) without following symlinked
+    directories into loops."""
+    dirname, basename = os.path.split(pattern)
+    if not glob.has_magic(pattern):
+        if (os.path.lexists(pattern) if basename else os.path.isdir(dirname)):
+            yield pattern
+        return
+    if dirname and dirname != pattern and glob.has_magic(dirname):
+        dirs = _glob_loop_safe(dirname, True)
+    else:
+        dirs = [dirname]
+    for folder in dirs:
+        if basename == "**":
+            names = ["", *_rlist(folder, dironly, frozenset({os.path.realpath(folder or os.curdir)}))]
+        elif glob.has_magic(basename):
+            names = [n for n in _scan(folder, dironly) if basename.startswith(".") or not n.startswith(".")]
+            names = fnmatch.filter(names, basename)
+        elif (os.path.lexists(os.path.join(folder, basename)) if basename else os.path.isdir(folder)):
+            names = [basename]
+        else:
+            names = []
+        for name in names:
+            yield os.path.join(folder, name)
+
+
 def find_inputs(inputs, exclude: Path | None = None) -> list[InputItem]:
     """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``."""
     exclude = Path(exclude).resolve() if exclude is not None else None
@@ -88,7 +145,8 @@ def find_inputs(inputs, exclude: Path | None = None) -> list[InputItem]:
             found.append((path, path.name))
         elif any(c in spec for c in GLOB_CHARS):
             base = _glob_base(spec)
-            for match in sorted(glob.glob(spec, recursive=True)):
+            matches = (m for m in _glob_loop_safe(spec) if m) if _is_recursive(spec) else glob.glob(spec)
+            for match in sorted(matches):
                 match = Path(match)
                 if match.is_dir():
                     found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude)),
