@@ -17,7 +17,8 @@ from segcli.errors import SegcliError
 TYPER = {"no_args_is_help": True, "add_completion": False, "pretty_exceptions_enable": False,
          "rich_markup_mode": None}
 
-#: One or two examples per command, shown at the end of its --help ("\b" keeps click from rewrapping them).
+#: A few examples per command, shown at the end of its --help as its one "Examples:" block ("\b" keeps click from
+#: rewrapping them); examples a command's docstring ends with are merged into that block (see :func:`_help`).
 EXAMPLES = {
     "presets": ["segcli presets", "segcli presets --json"],
     "train": ["segcli train samples --preset segformer_b0 --image-size 128 --epochs 2 --out runs/quick",
@@ -27,7 +28,9 @@ EXAMPLES = {
     "eval": ["segcli eval samples --model samples/demo_model --report report.html",
              "segcli eval cityscapes/ --model runs/city --label-map labelids_to_trainids.json --tta flip"],
     "export": ["segcli export --model runs/exp1 --format onnx --out model.onnx",
-               "segcli export --model samples/demo_model --format openvino --out demo_ov"],
+               "segcli export --model samples/demo_model --format openvino --out demo_ov",
+               "segcli export --model runs/demo --format openvino --precision int8 --calib photos/ --data val/ "
+               "--out demo_ov/"],
     "bench": ["segcli bench --preset segformer_b0 --image-size 512 --batch-size 1,8",
               "segcli bench --model samples/demo_model --formats keras,openvino --data samples"],
     "weights fetch": ["segcli weights fetch segformer_b0_ade20k_512"],
@@ -35,12 +38,28 @@ EXAMPLES = {
     "weights import": ["segcli weights import ./segformer-b0-hf --as my_b0", "segcli predict imgs --model my_b0 --out o"],
     "weights path": ["segcli weights path segformer_b0_ade20k_512"],
     "data synth": ["segcli data synth shapes --n 200 --size 128 --seed 1"],
-    "data convert": ["segcli data convert annotations/instances_val.json --from coco --out data/"],
+    "data convert": ["segcli data convert coco/instances_train.json --from coco --out data/",
+                     "segcli data convert labelme/ --from labelme --classes cat,dog --out data/"],
 }
 
 
-def _epilog(name: str) -> str:
-    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+def _epilog(name: str, more=()) -> str:
+    lines = [*EXAMPLES[name], *(line for line in more if line not in EXAMPLES[name])]
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _help(function, name: str) -> dict:
+    """``help`` and ``epilog`` for a command: a docstring's own trailing "Examples:" block is cut from its help
+    and merged into the epilog's, so --help shows one block."""
+    import inspect
+
+    doc = function.__doc__ or ""
+    head, found, tail = doc.partition("Examples:")
+    if not found:
+        return {"epilog": _epilog(name)}
+    head = inspect.cleandoc(head).removesuffix("\b").rstrip()
+    more = [line.strip() for line in tail.splitlines() if line.strip()]
+    return {"help": head, "epilog": _epilog(name, more)}
 
 
 def _all_params(command, found=None) -> dict:
@@ -130,7 +149,8 @@ weights_app = typer.Typer(help="Pretrained weights: fetch from the Hugging Face 
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print segcli's, TensorFlow's and Keras's versions and the CPU's ISA.")):
+                                       help="Print the versions of segcli, TensorFlow, Keras and "
+                                            "OpenVINO, and the CPU's ISA.")):
     """SegFormer semantic segmentation from the command line."""
 
 
@@ -138,20 +158,20 @@ def _register() -> None:
     from segcli.cli import (bench_cmd, convert_cmd, data_cmd, eval_cmd, export_cmd, predict_cmd, presets_cmd,
                             synth_cmd, train_cmd, weights_cmd)
 
-    app.command("presets", cls=_Command, epilog=_epilog("presets"))(presets_cmd.presets)
-    app.command("train", cls=_Command, epilog=_epilog("train"))(train_cmd.train)
-    app.command("predict", cls=_Command, epilog=_epilog("predict"))(predict_cmd.predict)
-    app.command("eval", cls=_Command, epilog=_epilog("eval"))(eval_cmd.eval_command)
-    app.command("export", cls=_Command, epilog=_epilog("export"))(export_cmd.export)
-    app.command("bench", cls=_Command, epilog=_epilog("bench"))(bench_cmd.bench)
+    app.command("presets", cls=_Command, **_help(presets_cmd.presets, "presets"))(presets_cmd.presets)
+    app.command("train", cls=_Command, **_help(train_cmd.train, "train"))(train_cmd.train)
+    app.command("predict", cls=_Command, **_help(predict_cmd.predict, "predict"))(predict_cmd.predict)
+    app.command("eval", cls=_Command, **_help(eval_cmd.eval_command, "eval"))(eval_cmd.eval_command)
+    app.command("export", cls=_Command, **_help(export_cmd.export, "export"))(export_cmd.export)
+    app.command("bench", cls=_Command, **_help(bench_cmd.bench, "bench"))(bench_cmd.bench)
     app.add_typer(data_app, name="data")
     data_app.command("check", cls=_Command, help=data_cmd.CHECK_HELP)(data_cmd.check)
-    data_app.command("synth", cls=_Command, epilog=_epilog("data synth"))(synth_cmd.synth)
-    data_app.command("convert", cls=_Command, epilog=_epilog("data convert"))(convert_cmd.convert)
+    data_app.command("synth", cls=_Command, **_help(synth_cmd.synth, "data synth"))(synth_cmd.synth)
+    data_app.command("convert", cls=_Command, **_help(convert_cmd.convert, "data convert"))(convert_cmd.convert)
     app.add_typer(weights_app, name="weights")
     for name, function in (("fetch", weights_cmd.fetch), ("list", weights_cmd.list_weights),
                            ("import", weights_cmd.import_weights), ("path", weights_cmd.path)):
-        weights_app.command(name, cls=_Command, epilog=_epilog(f"weights {name}"))(function)
+        weights_app.command(name, cls=_Command, **_help(function, f"weights {name}"))(function)
 
 
 _register()

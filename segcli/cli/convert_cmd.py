@@ -89,11 +89,6 @@ def convert(
     Every annotation dropped or clipped is reported with its file and reason. Overlaps: COCO draws smaller
     objects over larger ones (decreasing area), LabelMe in file order, CVAT by z_order. Repeating a
     conversion writes the same bytes; it ends with `segcli data check` on DATA and exits 1 if that fails.
-
-    \b
-    Examples:
-      segcli data convert coco/instances_train.json --from coco --out data/
-      segcli data convert labelme/ --from labelme --classes cat,dog --out data/
     """
     from segcli.cli.data_cmd import render_report
     from segcli.cli.output import error, info, out, print_json

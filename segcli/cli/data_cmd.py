@@ -90,7 +90,7 @@ def render_report(report, console) -> None:
 
 
 def check(
-    data: Path = typer.Argument(..., help="Dataset folder, in one of the layouts below."),
+    data: Path = typer.Argument(..., help="Dataset folder, in one of the layouts shown above."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of pairs drawn for val when there is "
                                                                    "no val split."),
     seed: int = typer.Option(0, "--seed", help="Seed of the drawn val split."),

@@ -6,12 +6,6 @@ from pathlib import Path
 
 import typer
 
-EXAMPLES = """Examples:
-
-  segcli export --model runs/demo --format onnx --out demo.onnx
-
-  segcli export --model runs/demo --format openvino --precision int8 --calib photos/ --data val/ --out demo_ov/"""
-
 
 def _score(data: Path):
     """segcli's own eval as the scoring callback of the int8 accuracy budget: runner -> mIoU on ``data``."""
@@ -112,6 +106,3 @@ def _table(report):
     for key, value in rows:
         table.add_row(key, value)
     return table
-
-
-export.__doc__ += "\n\n" + EXAMPLES

@@ -134,10 +134,12 @@ def path(
     name: str = typer.Argument(None, help="An entry or preset name: print its folder instead of the cache root."),
 ) -> None:
     """Print where segcli keeps weights ($SEGCLI_HOME/weights, default ~/.cache/segcli/weights)."""
-    from segcli.models.registry import PRESETS, weights_entry_name
     from segcli.checkpoints.cache import entry_dir, weights_root
+    from segcli.models.registry import PRESETS, weights_entry_name
+    from segcli.weights.importer import check_entry_name
 
     if name is None:
         typer.echo(str(weights_root()))
         return
-    typer.echo(str(entry_dir(weights_entry_name(PRESETS[name]) if name in PRESETS else name)))
+    # any other name is an entry's folder name, checked as `weights import --as` checks it ("../../etc" is none)
+    typer.echo(str(entry_dir(weights_entry_name(PRESETS[name]) if name in PRESETS else check_entry_name(name))))

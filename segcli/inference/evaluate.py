@@ -132,8 +132,11 @@ def _classes(ds, source, num_classes: int) -> list[dict]:
     _check_kept(ds, source, num_classes)
     if ds.class_source in ("classes.json", "classes.txt"):
         if ds.num_classes != num_classes:
+            model = source.classes
+            fix = (f"; or score the model's classes with classes {','.join(model.names)}"
+                   if model.source and set(model.names) <= set(ds.class_names) else "")
             raise DataError(f"{ds.root / ds.class_source}: lists {ds.num_classes} classes but the model predicts "
-                            f"{num_classes}; evaluate with the model trained on this class list.")
+                            f"{num_classes}; evaluate with the model trained on this class list{fix}.")
         return _as_dicts(ds.classes)
     return _as_dicts(source.classes)
 

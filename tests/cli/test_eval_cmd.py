@@ -173,3 +173,23 @@ def test_max_side_below_32_is_one_line(world):
         result = invoke(world["data"], "--model", world["run"], "--max-side", value)
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.stderr.strip() == f"error: --max-side {value}: must be at least 32."
+
+
+def test_a_class_count_mismatch_names_the_models_classes_as_the_fix(world, tmp_path):
+    """classes.json lists 4 classes and the model predicts 2 it names, both among them: the line says how to
+    score them (the library names the setting plainly, as it does `backend` and `precision`)."""
+    _, run, keras_file = make_model(tmp_path / "two", num_classes=2)
+    (run / "classes.json").write_text(json.dumps(["road", "tree"]))
+    listed = world["data"] / "classes.json"
+    result = invoke(world["data"], "--model", run)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        f"error: {listed}: lists 4 classes but the model predicts 2; evaluate with the model trained on this class "
+        f"list; or score the model's classes with classes road,tree.")
+    plain = (f"error: {listed}: lists 4 classes but the model predicts 2; evaluate with the model trained on this "
+             f"class list.")
+    result = invoke(world["data"], "--model", keras_file)  # a model without names: no fix to offer
+    assert result.exit_code == 2 and result.stderr.strip() == plain
+    (run / "classes.json").write_text(json.dumps(["road", "cow"]))  # a class the data does not have
+    result = invoke(world["data"], "--model", run)
+    assert result.exit_code == 2 and result.stderr.strip() == plain

@@ -24,6 +24,24 @@ def test_weights_path_prints_the_cache(segcli_home):
     assert result.stdout.strip() == str(segcli_home / "weights")
 
 
+def test_weights_path_of_a_name_prints_its_folder_and_refuses_a_path(tmp_path, segcli_home):
+    from segcli.models.registry import PRESETS, weights_entry_name
+
+    preset = "segformer_b0_ade20k_512"
+    for name, folder in ((preset, weights_entry_name(PRESETS[preset])), ("my_b0", "my_b0"), ("v2.1-b", "v2.1-b")):
+        result = run("weights", "path", name)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == str(segcli_home / "weights" / folder)
+    hf.make(tmp_path / "ckpt", num_labels=4)
+    assert run("weights", "import", tmp_path / "ckpt", "--as", "mine").exit_code == 0
+    assert run("weights", "path", "mine").stdout.strip() == str(segcli_home / "weights" / "mine")
+    for name in ("../../etc", "..", "a/b", "/etc"):
+        result = run("weights", "path", name)
+        assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.output
+        assert result.stderr.strip() == (f"error: name {name!r}: use a plain name of letters, digits, '_', '.' "
+                                         f"and '-' (for example my_segformer).")
+
+
 def test_import_then_list_and_presets_show_it_cached(tmp_path, segcli_home):
     hf.make(tmp_path / "ckpt", num_labels=4)
     result = run("weights", "import", tmp_path / "ckpt", "--as", "my_tiny")
