@@ -85,7 +85,7 @@ def eval_command(
 ) -> None:
     """Score a model on a labelled dataset (255 = ignore)."""
     from segcli.errors import UsageError
-    from segcli.inference.evaluate import evaluate
+    from segcli.inference.evaluate import evaluate, run_split
 
     if min_miou is not None and not 0.0 <= min_miou <= 1.0:
         raise UsageError(f"--min-miou {min_miou}: give a fraction between 0 and 1 (0.5 means 50% mIoU).")
@@ -100,7 +100,8 @@ def eval_command(
     with progress_bar("eval") as (on_start, on_progress):
         result = evaluate(data, model, split=split, mode=mode, batch_size=batch_size, tile=tile, stride=stride,
                           max_side=max_side, tta=spec, worst=worst, label_map=label_map, keep_classes=classes,
-                          backend=backend, precision=precision, on_start=on_start, on_progress=on_progress)
+                          backend=backend, precision=precision, on_start=on_start, on_progress=on_progress,
+                          **run_split(model))  # a flat dataset's drawn val split: the one the run trained with
     for note in result["notes"]:
         info(f"note: {note}")
     if report is not None:

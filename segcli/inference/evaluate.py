@@ -22,6 +22,7 @@ import heapq
 import time
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -103,6 +104,24 @@ def thumbnail(image: np.ndarray, label: np.ndarray, pred: np.ndarray, side: int 
     return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
             cv2.resize(label, size, interpolation=cv2.INTER_NEAREST),
             cv2.resize(pred, size, interpolation=cv2.INTER_NEAREST))
+
+
+def run_split(model) -> dict:
+    """``val_fraction`` and ``seed`` of the segcli run directory ``model`` (its config.json), so that eval draws the
+    val split that run validated on; {} for anything else.
+
+    >>> run_split("no/such/run")
+    {}
+    """
+    import json
+
+    config = Path(str(model)) / "config.json" if model is not None else None
+    try:
+        settings = json.loads(config.read_text())["settings"] if config is not None and config.is_file() else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    picked = {key: settings.get(key) for key in ("val_fraction", "seed")}
+    return picked if isinstance(picked["val_fraction"], float) and isinstance(picked["seed"], int) else {}
 
 
 def select_pairs(data, split: str = "auto", label_map=None, keep_classes=None, val_fraction: float = 0.1,

@@ -193,3 +193,27 @@ def test_a_class_count_mismatch_names_the_models_classes_as_the_fix(world, tmp_p
     (run / "classes.json").write_text(json.dumps(["road", "cow"]))  # a class the data does not have
     result = invoke(world["data"], "--model", run)
     assert result.exit_code == 2 and result.stderr.strip() == plain
+
+
+def test_a_run_directory_is_scored_on_the_val_split_it_drew(world, tmp_path):
+    """A flat dataset has no val folder: eval draws the val split with the run's own fraction and seed."""
+    import shutil
+
+    from segcli.data.folder_dataset import discover
+
+    run = tmp_path / "run"
+    shutil.copytree(world["run"], run)
+    (run / "config.json").write_text(json.dumps({"format": "segcli-run-v1",
+                                                 "settings": {"val_fraction": 0.5, "seed": 3}}))
+    flat = tmp_path / "flat"
+    for kind in ("images", "masks"):
+        (flat / kind).mkdir(parents=True)
+        for split in ("train", "val"):
+            for f in (world["data"] / split / kind).iterdir():
+                shutil.copy(f, flat / kind / f.name)
+    result = invoke(flat, "--model", run, "--split", "val", "--json")
+    assert result.exit_code == 0, result.output
+    drawn = discover(flat, val_fraction=0.5, seed=3).splits["val"]
+    assert json.loads(result.stdout)["images"] == len(drawn) != len(discover(flat).splits["val"])
+    assert f"note: no val split: drew {len(drawn)} of 5 pairs for validation (val fraction 0.5, seed 3)." in \
+        result.stderr
