@@ -92,7 +92,7 @@ def train(
 ) -> None:
     """Train SegFormer: checks the data first, writes a run directory that predict/eval/export use."""
     from segcli.cli.data_cmd import render_report
-    from segcli.cli.output import err, out as stdout, print_json
+    from segcli.cli.output import err, out as stdout, print_json, warn
     from segcli.data.image_size import parse_image_size
     from segcli.errors import UsageError
 
@@ -128,12 +128,19 @@ def train(
                              **{k: v for k, v in given.items() if v is not None})
     reporter = Tee(RichReporter(), JsonLog(json_log) if json_log else None)
     try:
-        result = run_training(settings, reporter=reporter, resume=resume, overwrite=overwrite)
+        result = run_training(settings, reporter=reporter, resume=resume, overwrite=overwrite,
+                              given={"preset": preset, **given},
+                              on_ignored=lambda ignored: warn(_ignored_line(out, ignored)))
     except DatasetRefused as exc:
         render_report(exc.report, err)
         raise
     except SettingError as exc:
         raise UsageError(exc.render(flag_of)) from None
+    except KeyboardInterrupt:
+        from segcli.cli.output import info
+
+        info(_interrupted_line(out))
+        raise typer.Exit(130) from None
     if json_out:
         print_json({"out": str(result.out), "epochs_run": result.epochs_run, "best_miou": result.best_miou,
                     "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
@@ -143,6 +150,38 @@ def train(
 
 
 train.__doc__ += EXAMPLES
+
+
+def _value(value) -> str:
+    """A setting's value as its flag takes it: ``(64, 64)`` -> ``64x64``, ``0.001`` -> ``0.001``."""
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _ignored_line(out, ignored) -> str:
+    """The warning for flags a resumed run ignores (``ignored``: :func:`segcli.train.settings.ignored_on_resume`)."""
+    items = ", ".join(f"{flag_of(name)} {_value(value)} (the run has {_value(saved)})"
+                      for name, value, saved in ignored)
+    return f"--resume continues {out} with its own settings; ignored: {items}."
+
+
+def _interrupted_line(out: Path) -> str:
+    """What a Ctrl-C leaves behind in the run directory ``out``, and how to go on."""
+    from segcli.train import checkpoint as ck
+
+    epoch = ck.saved_epoch(out)
+    if epoch:
+        saved = "epoch 1 is" if epoch == 1 else f"epochs 1-{epoch} are"
+        return f"interrupted: {saved} saved in {out}; run the same command with --resume to continue."
+    if (Path(out) / ck.CONFIG).is_file():
+        return (f"interrupted: no epoch finished, nothing is saved in {out}; run the same command with --resume to "
+                f"start it again.")
+    return "interrupted: no epoch finished, nothing is saved; run the same command to start again."
 
 
 def _summary(result, console) -> None:

@@ -149,6 +149,15 @@ def load_checkpoint(path: Path):
     return weights, opts, state
 
 
+def saved_epoch(out: Path) -> int:
+    """The last finished epoch that ``out``'s checkpoint holds (0: none, or no readable checkpoint)."""
+    try:
+        with np.load(Path(out) / LAST, allow_pickle=False) as data:
+            return int(json.loads(data["state"].tobytes().decode())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def save_best(clone, out: Path) -> None:
     """Save ``clone`` (the float32 softmax copy of the model) as ``best.keras``, atomically."""
     tmp = out / f".best.{os.getpid()}.tmp.keras"
@@ -201,7 +210,7 @@ class RunWriter:
         import tensorflow as tf
 
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / CONFIG, {"format": "segcli-run-v1", "settings": settings})
+        write_json(self.out / CONFIG, {"format": "segcli-run-v1", "settings": settings, "versions": _versions()})
         write_json(self.out / CLASSES, classes_json(ds.classes))
         write_splits(self.out, ds)
         self._writer = tf.summary.create_file_writer(str(self.out / LOGS))
@@ -222,3 +231,27 @@ class RunWriter:
             for i, panel in enumerate(panels):
                 _image(f"val_overlays/{i}", panel)
         self._writer.flush()
+
+
+def resumed_settings(out: Path, s, given: dict | None):
+    """``(settings, ignored)`` of the run in ``out`` that ``s`` resumes: its recorded settings (with ``s``'s strategy:
+    the hardware may differ) and :func:`~segcli.train.settings.ignored_on_resume` of ``given``."""
+    from segcli.train.settings import from_saved, ignored_on_resume
+
+    saved = read_json(Path(out) / CONFIG)["settings"]
+    if Path(saved["data"]).resolve() != Path(s.data).resolve():
+        raise SettingError(f"`resume`: the run in {out} trained on {saved['data']}, not {s.data}; give the "
+                           f"same `data`.")
+    return from_saved(saved, out=str(out), strategy=s.strategy), ignored_on_resume(saved, given or {})
+
+
+def _versions() -> dict:
+    """The versions a run was trained with, recorded in config.json."""
+    import platform
+    from importlib.metadata import version
+
+    import keras
+    import tensorflow as tf
+
+    return {"segcli": version("segcli"), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version()}

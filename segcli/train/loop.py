@@ -27,7 +27,7 @@ from segcli.train import checkpoint as ck
 from segcli.train import distribute
 from segcli.train.progress import Reporter
 from segcli.train.report import VAL_PANELS, val_panel, write_run_report
-from segcli.train.settings import SettingError, TrainSettings, from_saved, resolve_recipe, validate
+from segcli.train.settings import SettingError, TrainSettings, resolve_recipe, validate
 
 
 @dataclass
@@ -66,6 +66,11 @@ def _load_model(s: TrainSettings, num_classes: int, reporter):
         return factory.load(s.preset, num_classes=num_classes, load_weights=False, activation=None)
 
 
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    """``_count(1, "epoch")`` -> ``1 epoch``; ``_count(2, "epoch")`` -> ``2 epochs``."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def inference_copy(model):
     """A float32 copy of the trained logits model with the default softmax output, for ``best.keras``."""
     from segcli.models.segformer.model import SegFormer
@@ -90,8 +95,13 @@ def _check_data(s: TrainSettings):
     return ds, check_dataset(ds)
 
 
-def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Run (or resume) a training run; see the module docstring."""
+def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool = False, given: dict | None = None,
+          on_ignored=None) -> TrainResult:
+    """Run (or resume) a training run; see the module docstring.
+
+    On ``resume``, ``on_ignored`` (if given) hears the settings in ``given`` (the ones the caller set) that differ
+    from the run's (:func:`~segcli.train.checkpoint.resumed_settings`): the run keeps its own.
+    """
     validate(s)
     out = Path(s.out)
     tf_config = distribute.tf_config()
@@ -100,11 +110,9 @@ def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool
     if chief:
         ck.prepare(out, resume, overwrite)
     if resume:
-        saved = ck.read_json(out / ck.CONFIG)["settings"]
-        if Path(saved["data"]).resolve() != Path(s.data).resolve():
-            raise SettingError(f"`resume`: the run in {out} trained on {saved['data']}, not {s.data}; give the "
-                               f"same `data`.")
-        s = from_saved(saved, out=str(out), strategy=s.strategy)  # the hardware may differ on resume
+        s, ignored = ck.resumed_settings(out, s, given)
+        if ignored and on_ignored is not None and chief:
+            on_ignored(ignored)
     from segcli.checkpoints.resolve import resolve
 
     resolve(s.preset)  # an unknown name or a missing file fails now, before the data check and TensorFlow
@@ -214,13 +222,14 @@ class Trainer:
             start = f"weights from {r['model_source']}"
         else:
             start = "random initialisation (no pretrained weights loaded)"
-        how = (f"{recipe.why} (lr {s.lr:g}, head x{s.head_lr_mult:g}, {s.warmup_steps} warm-up steps, "
-               f"rescale {s.scale_min:g}-{s.scale_max:g}, class weights {s.class_weights})" if recipe else
-               f"lr {s.lr:g}, head x{s.head_lr_mult:g}")
+        how = (f"{start}, so {recipe.why} (lr {s.lr:g}, head x{s.head_lr_mult:g}, "
+               f"{_count(s.warmup_steps, 'warm-up step')}, rescale {s.scale_min:g}-{s.scale_max:g}, class weights "
+               f"{s.class_weights})" if recipe else f"{start}; lr {s.lr:g}, head x{s.head_lr_mult:g}")
         return (f"Training {s.preset} on {s.data}: {r['train_pairs']} train / {r['val_pairs']} val pairs, "
-                f"{r['num_classes']} classes, {s.image_size[0]}x{s.image_size[1]} crops, batch {s.batch_size}, "
-                f"{s.epochs} epochs x {self.steps} steps, {r['strategy']} strategy ({r['replicas']} replica(s)), "
-                f"{self._precision_words()}; {start}; {how}. Run directory: {self.out}")
+                f"{_count(r['num_classes'], 'class', 'classes')}, {s.image_size[0]}x{s.image_size[1]} crops, "
+                f"batch {s.batch_size}, {_count(s.epochs, 'epoch')} x {_count(self.steps, 'step')}, "
+                f"{r['strategy']} strategy ({_count(r['replicas'], 'replica')}), {self._precision_words()}; {how}. "
+                f"Run directory: {self.out}")
 
     def _precision_words(self) -> str:
         s = self.s

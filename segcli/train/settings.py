@@ -67,11 +67,11 @@ class Recipe:
 #: The SegFormer paper's fine-tuning recipe (mmsegmentation): AdamW 6e-5, head x10, 1,500 warm-up steps.
 PAPER = Recipe("paper", lr=6e-5, head_lr_mult=10.0, warmup_share=0.1, warmup_cap=1500, scale=(0.5, 2.0),
                class_weights="none", min_epochs=10, min_steps=0,
-               why="pretrained weights loaded: the paper's fine-tuning recipe")
+               why="the paper's fine-tuning recipe")
 #: From random initialisation (chosen by benchmarks/train_scratch_recipe.py; see benchmarks/TRAIN_RESULTS.md).
 SCRATCH = Recipe("from-scratch", lr=3e-3, head_lr_mult=1.0, warmup_share=0.2, warmup_cap=None, scale=(0.75, 1.5),
                  class_weights="auto", min_epochs=10, min_steps=2250,
-                 why="no pretrained weights loaded: the from-scratch recipe")
+                 why="the from-scratch recipe")
 RECIPE_FIELDS = ("epochs", "lr", "head_lr_mult", "warmup_steps", "scale_min", "scale_max", "class_weights")
 
 
@@ -161,6 +161,11 @@ def validate(s: TrainSettings) -> None:
         raise SettingError(f"scale range {lo}-{hi} is invalid; need 0 < `scale_min` <= `scale_max`.")
     if s.dice_weight < 0:
         raise SettingError(f"`dice_weight` must be 0 or more; got {s.dice_weight}.")
+    if s.classes is not None:
+        names = [name.strip() for name in s.classes.split(",") if name.strip()]
+        if len(set(names)) < 2:
+            raise SettingError(f"`classes` {s.classes}: keep at least 2 classes (a model with one class has nothing "
+                               f"to tell apart).")
 
 
 def resolve_recipe(s: TrainSettings, pretrained_loaded: bool, steps_per_epoch: int) -> Recipe:
@@ -192,3 +197,19 @@ def from_saved(saved: dict, **overrides) -> TrainSettings:
     values["image_size"] = tuple(values["image_size"])
     values.update(overrides)
     return TrainSettings(**values)
+
+
+def ignored_on_resume(saved: dict, given: dict) -> list:
+    """``(name, given value, the run's value)`` for each setting in ``given`` that a resumed run ignores because
+    its ``config.json`` (``saved``) records another value; ``strategy`` is not ignored (the hardware may differ).
+
+    >>> ignored_on_resume({"epochs": 6, "lr": 0.003, "image_size": [32, 32], "seed": 0},
+    ...                   {"epochs": 8, "lr": 0.003, "image_size": (32, 32), "seed": None, "strategy": "auto"})
+    [('epochs', 8, 6)]
+    """
+    def norm(value):
+        return tuple(value) if isinstance(value, list) else value
+
+    return [(name, value, saved.get(name)) for name, value in given.items()
+            if value is not None and name not in ("strategy", "out", "data")
+            and norm(value) != norm(saved.get(name))]

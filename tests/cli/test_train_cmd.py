@@ -53,6 +53,10 @@ BASE = ["--preset", "segformer_test", "--image-size", "32", "--epochs", "1", "--
                                       "none. Use bf16 on a CPU with AMX or AVX-512 BF16, or fp32."),
     ("easy", ["--cache", "ram"], "--cache 'ram': use memory, disk or none."),
     ("easy", ["--val-fraction", "2"], "--val-fraction must be between 0 and 1 (exclusive), e.g. 0.1; got 2.0."),
+    ("easy", ["--classes", "class_1"], "--classes class_1: keep at least 2 classes (a model with one class has nothing "
+                                       "to tell apart)."),
+    ("easy", ["--classes", "class_1, class_1,"], "--classes class_1, class_1,: keep at least 2 classes (a model with "
+                                                 "one class has nothing to tell apart)."),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_writes_nothing(tmp_path, monkeypatch, make, extra, message):
     data = tmp_path / "data"
@@ -128,6 +132,11 @@ def test_a_few_epochs_at_64px_learn_the_easy_task_and_write_a_complete_run(tmp_p
     assert report.count("data:image/png;base64,") >= 3 and "class_2" in report
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["epochs"] == 8 and config["settings"]["image_size"] == [64, 64]
+    import keras
+    import tensorflow as tf
+
+    assert {k: config["versions"][k] for k in ("tensorflow", "keras")} == {"tensorflow": tf.__version__,
+                                                                           "keras": keras.__version__}
     assert config["settings"]["resolved"]["num_classes"] == 3 and config["settings"]["resolved"]["steps_per_epoch"] == 4
     assert len((out / "splits" / "val.txt").read_text().split()) == 2 * 4
     classes = json.loads((out / "classes.json").read_text())["classes"]
@@ -156,8 +165,9 @@ def test_from_scratch_recipe_progress_json_log_then_the_paper_recipe_in_bf16(tmp
                      "4", "--cache", "disk", "--json-log", str(log), "--out", str(out)], tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     opening = next(line for line in result.stderr.splitlines() if line.startswith("Training segformer_test"))
-    assert "random initialisation (no pretrained weights loaded); no pretrained weights loaded: the from-scratch " \
-           f"recipe (lr {SCRATCH.lr:g}, head x{SCRATCH.head_lr_mult:g}" in opening
+    assert "2 epochs x 3 steps, default strategy (1 replica), fp32; random initialisation (no pretrained weights " \
+           f"loaded), so the from-scratch recipe (lr {SCRATCH.lr:g}, head x{SCRATCH.head_lr_mult:g}" in opening
+    assert opening.count("no pretrained weights loaded") == 1
     settings = json.loads((out / "config.json").read_text())["settings"]
     assert (settings["lr"], settings["head_lr_mult"], settings["class_weights"]) == \
         (SCRATCH.lr, SCRATCH.head_lr_mult, SCRATCH.class_weights)
@@ -185,7 +195,8 @@ def test_from_scratch_recipe_progress_json_log_then_the_paper_recipe_in_bf16(tmp
         assert _one_error_line(result).startswith("--precision bf16 needs a CPU with AMX or AVX-512 BF16")
         result = _train([*args, "--precision", "fp32"], tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
-    assert "pretrained weights loaded: the paper's fine-tuning recipe (lr 6e-05, head x10" in result.stderr
+    assert ", so the paper's fine-tuning recipe (lr 6e-05, head x10" in result.stderr
+    assert "batch 4, 1 epoch x " in result.stderr and "; weights from " in result.stderr
     settings = json.loads((tuned / "config.json").read_text())["settings"]
     assert (settings["lr"], settings["head_lr_mult"], settings["epochs"]) == (PAPER.lr, PAPER.head_lr_mult, 1)
     from tensorflow.python.util import _pywrap_util_port
@@ -236,3 +247,25 @@ def test_a_nan_loss_stops_with_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert _one_error_line(result) == "training diverged: the loss is nan at epoch 1, step 1 (fp32, lr 0.001); " \
                                       "lower --lr."
+
+
+def test_resume_warns_once_about_the_flags_it_ignores(tmp_path, monkeypatch):
+    data = make_easy(tmp_path / "data", n=4, size=32)
+    out = tmp_path / "run"
+    result = _train([str(data), *BASE, "--out", str(out)], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    lr = json.loads((out / "config.json").read_text())["settings"]["lr"]
+    # the same flags again: nothing ignored, no warning
+    result = _train([str(data), *BASE, "--out", str(out), "--resume"], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "warning:" not in result.stderr
+    result = _train([str(data), "--preset", "segformer_test", "--image-size", "64", "--epochs", "2", "--batch-size",
+                     "2", "--lr", "0.5", "--seed", "0", "--classes", "class_0,class_1", "--out", str(out), "--resume"],
+                    tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: --resume continues {out} with its own settings; ignored: --epochs 2 (the run "
+                        f"has 1), --lr 0.5 (the run has {lr:g}), --classes class_0,class_1 (the run has none), --image-size "
+                        f"64x64 (the run has 32x32)."]
+    config = json.loads((out / "config.json").read_text())["settings"]
+    assert config["epochs"] == 1 and config["image_size"] == [32, 32] and config["lr"] == lr
