@@ -30,6 +30,21 @@ def _rows(out: Path):
     return list(csv.DictReader(path.open())) if path.exists() else []
 
 
+def started_into_epoch_2(cmd, env, out):
+    """A `segcli train` process, returned once epoch 1 is in metrics.csv and epoch 2 has run for a second."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not _rows(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if len(_rows(out)) != 1 or proc.poll() is not None:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"no run in epoch 2 to stop (exit {proc.returncode}): {stderr[-2000:]}")
+    time.sleep(1.0)  # well into epoch 2
+    if proc.poll() is not None:
+        pytest.fail("the run ended before it could be stopped")
+    return proc
+
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_finishes_with_the_same_schedule(tmp_path):
     data = make_easy(tmp_path / "data", n=300, size=64)  # 135 steps an epoch: seconds, even with a cached set
@@ -37,14 +52,8 @@ def test_kill_9_mid_epoch_then_resume_finishes_with_the_same_schedule(tmp_path):
     args = [str(data), "--preset", "segformer_test", "--image-size", "64", "--epochs", str(EPOCHS),
             "--batch-size", "2", "--lr", "1e-3", "--out", str(out)]
     cmd, env = _segcli("train", *args)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = started_into_epoch_2(cmd, env, out)
     try:
-        deadline = time.time() + 300
-        while not _rows(out) and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert len(_rows(out)) == 1, (proc.poll(), proc.poll() is not None and proc.stderr.read()[-2000:])
-        time.sleep(1.0)  # well into epoch 2
-        assert proc.poll() is None, "the run ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
