@@ -34,7 +34,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from segcli.errors import DataError
+from segcli.errors import DataError, UsageError
 
 #: The class files a dataset folder or run directory may hold, in the order they are looked for.
 CLASS_FILES = ("classes.json", "classes.txt")
@@ -193,6 +193,21 @@ def _entry(i: int, item, where: str):
         color = item.get("color", item.get("colour"))
         return name, _color(color, where, f"class {i} ('{name}')")
     raise DataError(f"{where}: entry {i} is {item!r}; use a name or {{\"name\": ..., \"color\": [r, g, b]}}.")
+
+
+def split_names(text: str, option: str = "--classes") -> list[str]:
+    """The class names of a comma-separated option value, in order; :class:`UsageError` for an empty name.
+
+    >>> split_names(" sky, road ")
+    ['sky', 'road']
+    >>> split_names(",disc")
+    Traceback (most recent call last):
+    segcli.errors.UsageError: --classes ',disc' has an empty name; give names separated by commas, e.g. sky,road.
+    """
+    names = [name.strip() for name in str(text).split(",")]
+    if not any(names) or not all(names):
+        raise UsageError(f"{option} {text!r} has an empty name; give names separated by commas, e.g. sky,road.")
+    return names
 
 
 def parse_classes(data, where) -> ClassTable:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.classes import ClassTable, read_class_file
+from segcli.classes import ClassTable, read_class_file, split_names
 from segcli.data import layouts
 from segcli.data.image_io import is_image_name, read_mask
 from segcli.data.label_map import IGNORE_INDEX, check_label_map, read_label_map
@@ -319,7 +319,7 @@ def _val_split(splits: dict, val_fraction: float, seed: int, notes: list) -> str
 def _keep(table: ClassTable, keep_classes, root: Path, notes: list):
     """(kept table, kept indices) for ``keep_classes`` (names, or one comma-separated string)."""
     if isinstance(keep_classes, str):
-        keep_classes = [name.strip() for name in keep_classes.split(",") if name.strip()]
+        keep_classes = split_names(keep_classes)
     kept = table.index_of(keep_classes, str(root))
     notes.append(f"using {len(kept)} of {len(table)} classes ({', '.join(table.names[i] for i in kept)}); "
                  f"every other class's pixels become 255 (ignore).")

@@ -162,7 +162,12 @@ def validate(s: TrainSettings) -> None:
     if s.dice_weight < 0:
         raise SettingError(f"`dice_weight` must be 0 or more; got {s.dice_weight}.")
     if s.classes is not None:
-        names = [name.strip() for name in s.classes.split(",") if name.strip()]
+        from segcli.classes import split_names
+
+        try:
+            names = split_names(s.classes, "`classes`")
+        except UsageError as error:  # the same words, with the setting's name as the CLI spells it
+            raise SettingError(str(error)) from None
         if len(set(names)) < 2:
             raise SettingError(f"`classes` {s.classes}: keep at least 2 classes (a model with one class has nothing "
                                f"to tell apart).")

@@ -98,6 +98,10 @@ def test_bad_label_map_and_class_names_are_one_line_exit_2(tmp_path):
     assert result.exit_code == 2
     assert _one_error_line(result) == (f"{tmp_path / 'data'}: class 'cat' is not one of the 3 classes of inferred "
                                        f"(class_0, class_1, class_2); use their names.")
+    result = CliRunner().invoke(app, ["data", "check", data, "--classes", "class_1,,class_2"])
+    assert result.exit_code == 2
+    assert _one_error_line(result) == ("--classes 'class_1,,class_2' has an empty name; give names separated by "
+                                       "commas, e.g. sky,road.")
     result = CliRunner().invoke(app, ["data", "check", data, "--val-fraction", "1.5"])
     assert result.exit_code == 2
     assert _one_error_line(result) == "--val-fraction 1.5: give a fraction between 0 and 1 (exclusive), e.g. 0.1."

@@ -55,8 +55,10 @@ BASE = ["--preset", "segformer_test", "--image-size", "32", "--epochs", "1", "--
     ("easy", ["--val-fraction", "2"], "--val-fraction must be between 0 and 1 (exclusive), e.g. 0.1; got 2.0."),
     ("easy", ["--classes", "class_1"], "--classes class_1: keep at least 2 classes (a model with one class has nothing "
                                        "to tell apart)."),
-    ("easy", ["--classes", "class_1, class_1,"], "--classes class_1, class_1,: keep at least 2 classes (a model with "
-                                                 "one class has nothing to tell apart)."),
+    ("easy", ["--classes", "class_1, class_1"], "--classes class_1, class_1: keep at least 2 classes (a model with "
+                                                "one class has nothing to tell apart)."),
+    ("easy", ["--classes", ",class_1"], "--classes ',class_1' has an empty name; give names separated by commas, e.g. "
+                                        "sky,road."),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_writes_nothing(tmp_path, monkeypatch, make, extra, message):
     data = tmp_path / "data"
