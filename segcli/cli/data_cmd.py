@@ -85,7 +85,8 @@ def render_report(report, console) -> None:
     for title, findings in (("Problems", report.problems), ("Warnings", report.warnings)):
         if findings:
             console.print(_findings_table(title, findings, report.root))
-    console.print("OK: the dataset can be trained on." if report.ok else
+    look = f" (look at the {len(report.warnings)} warning(s) above)" if report.warnings else ""
+    console.print(f"OK: the dataset can be trained on{look}." if report.ok else
                   f"NOT OK: {len(report.problems)} problem(s); fix them before training.", highlight=False)
 
 

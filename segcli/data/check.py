@@ -4,7 +4,8 @@ Problems (the dataset cannot be trained on; ``ok`` is False, and ``segcli
 train`` refuses it): no val split (a single pair, which eval scores but
 training cannot validate on), images without masks, masks without images,
 unreadable files, image/mask size mismatches, mask values outside the
-classes. Warnings (trainable, but look): masks with no labelled pixel.
+classes. Warnings (trainable, but look): masks with no labelled pixel, and
+classes with no labelled pixel in the train split (a model cannot learn them).
 Every finding names its file (or, for no val split, the dataset folder);
 :func:`group_findings` folds identical findings (same kind and value) into
 one row for display. The report also counts pixels per class (all splits,
@@ -38,7 +39,8 @@ from segcli.errors import DataError
 
 @dataclass
 class Finding:
-    kind: str  # no_val_split, missing_mask, missing_image, unreadable, size_mismatch, bad_values, empty_mask
+    kind: str  # no_val_split, missing_mask, missing_image, unreadable, size_mismatch, bad_values, empty_mask,
+    # class_not_in_train
     file: str
     message: str
     value: str = ""  # what identical findings share (the bad values, the sizes, the reason); "" for none
@@ -99,6 +101,15 @@ class CheckReport:
 
     def first_problem(self) -> str:
         return self.problems[0].message if self.problems else ""
+
+
+def warning_lines(report: CheckReport) -> list:
+    """One ``warning:`` line per group of the report's warnings (for commands that go on, such as train)."""
+    lines = []
+    for group in group_findings(report.warnings):
+        more = f" ({group.count - 1} more like it: segcli data check lists them)" if group.count > 1 else ""
+        lines.append(f"warning: {group.message}{more}")
+    return lines
 
 
 def _read_mask_label(ds: FolderDataset, pair, findings):
@@ -218,7 +229,23 @@ def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) 
          "train_pixels": int(train_pixels[i]), "train_image_pixels": int(train_image_pixels[i])}
         for i, name in enumerate(ds.class_names)
     ]
+    unseen = _classes_not_in_train(ds, train_pixels)
+    if unseen is not None:
+        report.warnings.append(unseen)
     return report
+
+
+def _classes_not_in_train(ds: FolderDataset, train_pixels: np.ndarray):
+    """One Finding naming the classes without a labelled train pixel, when the train split has labelled pixels."""
+    unseen = [name for name, n in zip(ds.class_names, train_pixels) if n == 0]
+    if not unseen or not train_pixels.any():
+        return None
+    shown = ", ".join(unseen[:12]) + (", ..." if len(unseen) > 12 else "")
+    return Finding("class_not_in_train", str(ds.root),
+                   f"{ds.root}: {len(unseen)} of {len(train_pixels)} classes {'has' if len(unseen) == 1 else 'have'} no "
+                   f"labelled pixel in the train split "
+                   f"({shown}); a model trained on it cannot learn them. Check the masks, --label-map or --classes.",
+                   shown)
 
 
 def median_frequency_weights(report: CheckReport) -> list:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segcli.data.check import warning_lines
 from segcli.errors import DataError, WeightsNotFoundError
 from segcli.train import checkpoint as ck
 from segcli.train import distribute
@@ -120,8 +121,8 @@ def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool
     if not report.ok:  # a dataset without a val split is one of its problems
         raise DatasetRefused(f"{s.data}: the data check found {len(report.problems)} problem(s), training refused; "
                              f"first: {report.first_problem()}", report)
-    for note in ds.notes:
-        reporter.message(f"note: {note}")
+    for line in [*(f"note: {note}" for note in ds.notes), *warning_lines(report)]:
+        reporter.message(line)
     trainer = Trainer(s, ds, report, out, chief, reporter, resume, tf_config)
     try:
         trainer.setup()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segcli.data.check import check_dataset, group_findings, median_frequency_weights
+from segcli.data.check import check_dataset, group_findings, median_frequency_weights, warning_lines
 from segcli.data.folder_dataset import discover
 from tests.data.tiny_dataset import make_easy, make_pairs, write_mask, write_rgb
 
@@ -116,3 +116,27 @@ def test_a_single_pair_is_checked_and_cannot_be_trained_on(tmp_path):
     assert not report.ok and [(f.kind, f.file) for f in report.problems] == [("no_val_split", str(tmp_path))]
     assert report.first_problem() == (f"{tmp_path}: only 1 image/mask pair and no val split, so no validation is "
                                       f"possible; add images or a val split.")
+
+
+def test_classes_without_a_train_pixel_are_one_warning_that_names_them(tmp_path):
+    raw = np.array([[7, 8, 26, 0]], np.uint8)
+    make_pairs(tmp_path, [raw, raw, raw])
+    (tmp_path / "classes.txt").write_text("road\nsidewalk\nbuilding\nsky\n")
+    report = check_dataset(discover(tmp_path, val_fraction=0.34, label_map={7: 0, 8: 1}))
+    assert report.ok and [h["train_pixels"] for h in report.histogram] == [2, 2, 0, 0]
+    assert [(w.kind, w.file) for w in report.warnings] == [("class_not_in_train", str(tmp_path))]
+    assert report.warnings[0].message == (
+        f"{tmp_path}: 2 of 4 classes have no labelled pixel in the train split (building, sky); a model trained on "
+        f"it cannot learn them. Check the masks, --label-map or --classes.")
+    assert warning_lines(report) == [f"warning: {report.warnings[0].message}"]
+
+
+def test_warning_lines_fold_identical_findings_into_one_line(tmp_path):
+    make_easy(tmp_path, n=6, size=16)
+    for i in range(2):
+        write_rgb(tmp_path / "images" / f"void{i}.png", np.zeros((16, 16, 3), np.uint8))
+        write_mask(tmp_path / "masks" / f"void{i}.png", np.full((16, 16), 255, np.uint8))
+    report = check_dataset(discover(tmp_path, val_fraction=0.25))
+    void = tmp_path / "masks" / "void0.png"
+    assert warning_lines(report) == [f"warning: {void}: no labelled pixel (all 255 = ignore). (1 more like it: "
+                                     f"segcli data check lists them)"]

@@ -94,7 +94,8 @@ def test_coco_folder_gives_train_and_val_masks_in_area_order_and_reports_every_d
     assert report["images"] == {"train": 1, "val": 1}
     assert report["annotations"] == {"background": 0, "car": 5, "road": 1, "person": 1, "ignore (255)": 1}
     assert "6 dropped, 1 clipped, 0 partly ignored" in result.stdout
-    assert "OK: the dataset can be trained on." in result.stdout
+    assert "1 of 4 classes has no labelled pixel in the train split (person)" in result.stdout  # only in val
+    assert "OK: the dataset can be trained on (look at the 1 warning(s) above)." in result.stdout
     assert tree(tmp_path / "coco") == before
 
 
