@@ -157,6 +157,20 @@ def test_labelme_without_class_list_takes_sorted_labels(tmp_path):
     assert mask[55, 58] == 1 and mask[5, 5] == 4  # the bird triangle is kept, over the road
 
 
+def test_a_broken_file_in_a_labelme_folder_is_dropped_and_reported_the_rest_converts(tmp_path):
+    expected = write_labelme(tmp_path / "lm")
+    (tmp_path / "lm" / "half.json").write_text('{"shapes": [')  # cut off mid-write
+    (tmp_path / "lm" / "latin1.json").write_bytes(b'{"label": "caf\xe9"}')
+    result = run(tmp_path / "lm", "--from", "labelme", "--classes", "road,cat,dog", "--out", tmp_path / "data")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(read_mask(tmp_path / "data" / "val" / "masks" / "b.png"), expected["b.png"])
+    assert {i for i in issues(tmp_path / "data") if i[0] in ("half.json", "latin1.json")} == {
+        ("half.json", "file half.json", "dropped", "not valid JSON (line 1, column 13: Expecting value)"),
+        ("latin1.json", "file latin1.json", "dropped", "not a UTF-8 text file"),
+    }
+    assert "half.json" in result.stdout and "not valid JSON (line 1, column 13: Expecting value)" in result.stdout
+
+
 def test_cvat_labels_colours_z_order_rle_masks_and_subsets(tmp_path):
     expected = write_cvat(tmp_path / "cvat")
     result = run(tmp_path / "cvat" / "annotations.xml", "--from", "cvat", "--out", tmp_path / "data")

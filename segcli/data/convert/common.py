@@ -289,14 +289,21 @@ def coco_counts(text: str) -> list:
     return counts
 
 
+def json_or_reason(path: Path):
+    """(the JSON in ``path``, None), or (None, why it cannot be read: one clause without the path)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    except UnicodeDecodeError:
+        return None, "not a UTF-8 text file"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+
+
 def read_json(path: Path, what: str):
     """The JSON in ``path``; one DataError line naming the file and ``what`` to do otherwise."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                        f"{what}.") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; {what}.") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    data, why = json_or_reason(path)
+    if why is not None:
+        raise DataError(f"{path}: {why}" + ("." if why.startswith("cannot be read") else f"; {what}."))
+    return data

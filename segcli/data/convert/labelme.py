@@ -27,8 +27,9 @@ from typing import Optional
 
 import numpy as np
 
-from segcli.data.convert.common import (read_json, BACKGROUND_NAMES, IGNORE_NAMES, Canvas, Issue, Plan, Sample, class_table,
-                                        label_ids, outside, place, polygon_problem, split_of, unknown_label)
+from segcli.data.convert.common import (BACKGROUND_NAMES, IGNORE_NAMES, Canvas, Issue, Plan, Sample, class_table,
+                                        json_or_reason, label_ids, outside, place, polygon_problem, read_json,
+                                        split_of, unknown_label)
 from segcli.errors import DataError
 
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
@@ -65,7 +66,13 @@ def _embedded_suffix(data: str) -> str:
 
 
 def _read(path: Path, src: Path, images: Optional[Path], issues: list) -> Optional[_File]:
-    data = _load(path)
+    if src.is_file():
+        data = _load(path)  # the one file given: nothing else to convert, so stop
+    else:  # one broken file of a folder is dropped and reported, as a broken shape is
+        data, why = json_or_reason(path)
+        if why is not None:
+            issues.append(Issue(str(path), f"file {path.name}", "dropped", why))
+            return None
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         issues.append(Issue(str(path), f"file {path.name}", "dropped", "not a LabelMe file (no \"shapes\" list)"))
         return None
