@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from segcli.models.mit.layers import PACKAGE, conv_init, dense_init
@@ -108,7 +109,7 @@ class SegFormerHead(keras.layers.Layer):
             kernel = ops.matmul(ops.cast(linear.kernel, dtype), block)
             bias = ops.matmul(ops.cast(linear.bias, dtype)[None], block)[0]
             y = ops.matmul(f, kernel) + bias
-            y = ops.image.resize(y, size, interpolation="bilinear") if i else y
+            y = tf.image.resize(y, size, method="bilinear") if i else y  # keras' resize refuses a traced size
             x = y if x is None else x + y
         x = ops.relu(self.fuse_norm(x, training=training))
         return self.classifier(self.head_dropout(x, training=training))
