@@ -22,8 +22,8 @@ class SegcliError(Exception):
         self.value = value
 
 
-class PresetError(SegcliError):
-    """Unknown preset name or bad preset arguments."""
+class PresetError(SegcliError, ValueError):
+    """Unknown preset name or bad preset arguments (a ValueError too, as keras-cv raises for them)."""
 
 
 class WeightsNotFoundError(SegcliError):
@@ -34,16 +34,16 @@ class CheckpointError(SegcliError):
     """A checkpoint file or folder is missing, corrupt or does not fit the model."""
 
 
-class ModelError(SegcliError):
-    """A model cannot be built from the given arguments."""
+class ModelError(SegcliError, ValueError):
+    """A model cannot be built from, or run on, the given arguments (a ValueError too, as Keras raises)."""
 
 
 class DataError(SegcliError):
     """A dataset or input image cannot be used."""
 
 
-class UsageError(SegcliError):
-    """A command-line value is out of range or contradicts another."""
+class UsageError(SegcliError, ValueError):
+    """A command-line value is out of range or contradicts another (a ValueError too)."""
 
 
 class MissingDependencyError(SegcliError):

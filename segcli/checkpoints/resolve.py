@@ -30,7 +30,7 @@ from pathlib import Path
 
 from segcli.checkpoints.cache import RECORD_FILE, entry_dir, is_entry, read_record, weights_root
 from segcli.classes import ClassTable, dataset_classes, read_class_file
-from segcli.errors import CheckpointError
+from segcli.errors import CheckpointError, PresetError
 from segcli.models.registry import PRESETS, has_weights, weights_entry_name
 
 DEFAULT_MODEL = "segformer_b0_ade20k_512"
@@ -62,7 +62,10 @@ def spec_from_env(spec, environ=None) -> str:
 
 
 def resolve(spec) -> ModelRef:
-    """The :class:`ModelRef` of ``spec`` (see the module docstring); CheckpointError when it names nothing."""
+    """The :class:`ModelRef` of ``spec`` (see the module docstring).
+
+    PresetError when it names nothing; CheckpointError for a path that does not exist.
+    """
     spec = str(spec)
     if spec in PRESETS:
         return _preset_ref(spec)
@@ -74,7 +77,7 @@ def resolve(spec) -> ModelRef:
     if "/" in spec or path.suffix:
         raise CheckpointError(f"{spec}: no such file or folder. Pass a run directory, a .keras file, a weights "
                               f"folder, an exported model or a model name (`segcli presets`, `segcli weights list`).")
-    raise CheckpointError(_unknown_message(spec))
+    raise PresetError(_unknown_message(spec))
 
 
 def _preset_ref(name: str) -> ModelRef:

@@ -23,7 +23,7 @@ such a CPU, else fp32 (an int8 IR stays int8).
 
 >>> opened = open_model("segformer_test_untrained_is_refused") # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
-segcli.errors.CheckpointError: Unknown model 'segformer_test_untrained_is_refused': ...
+segcli.errors.PresetError: Unknown model 'segformer_test_untrained_is_refused': ...
 """
 
 from __future__ import annotations

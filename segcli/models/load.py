@@ -21,6 +21,7 @@ from segcli.checkpoints.resolve import ModelRef, resolve
 from segcli.classes import ClassTable
 from segcli.errors import CheckpointError, ModelError, WeightsNotFoundError
 from segcli.models import factory_hook
+from segcli.models.arguments import image_shape, whole_number
 from segcli.models.mit.presets import BACKBONE_CLASS as MIT_BACKBONE
 from segcli.models.registry import PRESETS, SEGMENTER_ROW_CLASSES, has_weights
 
@@ -182,9 +183,7 @@ def _from_keras(ref: ModelRef, req: Request) -> Loaded:
         raise CheckpointError(f"{ref.path} cannot be loaded as a Keras model ({reason}); pass a complete .keras file "
                               f"saved by segcli or Keras 3, or a run directory.") from None
     if req.input_shape is not None:
-        rebuilt = type(model).from_config({**model.get_config(), **_with_input_shape(model, req.input_shape)})
-        rebuilt.set_weights(model.get_weights())
-        model = rebuilt
+        model = with_arguments(model, {"input_shape": tuple(req.input_shape)})
     if req.want == "backbone":
         return Loaded(getattr(model, "backbone", model), source=str(ref.path))
     if isinstance(model, SegFormer):
@@ -192,14 +191,50 @@ def _from_keras(ref: ModelRef, req: Request) -> Loaded:
     return Loaded(model, _kept(ref.classes, model), str(ref.path), {}, ref.input_size)
 
 
-def _with_input_shape(model, input_shape):
+#: Keras' own constructor arguments, which every model takes.
+KERAS_ARGUMENTS = ("name", "dtype", "trainable")
+
+
+def _arguments(cls) -> set:
+    import inspect
+
+    return {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")}
+
+
+def with_arguments(model, changes: dict, keep_weights: bool = True):
+    """``model`` rebuilt with constructor arguments changed, its weights kept (keras-cv's ``from_preset(**kwargs)``).
+
+    An argument of a SegFormer's backbone (``include_normalization``, ``input_shape``, ``drop_path_rate``, ...)
+    goes to the backbone, ``dtype`` to both; any other to the model. A name neither takes, or a change that
+    does not fit the weights kept, is a ModelError.
+    """
     import keras
 
-    if hasattr(model, "backbone"):
-        config = model.backbone.get_config()
-        config["input_shape"] = tuple(input_shape)
-        return {"backbone": keras.saving.serialize_keras_object(type(model.backbone).from_config(config))}
-    return {"input_shape": tuple(input_shape)}
+    if not changes:
+        return model
+    names = ", ".join(sorted(changes))
+    backbone = getattr(model, "backbone", None)
+    own, inner = _arguments(type(model)) | set(KERAS_ARGUMENTS), _arguments(type(backbone)) if backbone else set()
+    unknown = sorted(set(changes) - own - inner - {"num_classes", "backbone"})
+    if unknown:
+        takes = sorted((own | inner) - {"self", "backbone", "num_classes"})
+        raise ModelError(f"{type(model).__name__}.from_preset: unknown argument(s) {', '.join(unknown)}; it takes "
+                         f"{', '.join(takes)}.")
+    config = model.get_config()
+    if backbone is not None:
+        passed = {k: v for k, v in changes.items() if k in inner and (k not in own or k == "dtype")}
+        if passed:
+            rebuilt = type(backbone).from_config({**backbone.get_config(), **passed})
+            config["backbone"] = keras.saving.serialize_keras_object(rebuilt)
+        changes = {k: v for k, v in changes.items() if k in own}
+    rebuilt = type(model).from_config({**config, **changes})
+    if keep_weights:
+        try:
+            rebuilt.set_weights(model.get_weights())
+        except ValueError as exc:
+            raise ModelError(f"{names}: the weights loaded do not fit the model these arguments build "
+                             f"({' '.join(str(exc).split())}).") from None
+    return rebuilt
 
 
 def _from_preset(ref: ModelRef, req: Request) -> Loaded:
@@ -228,10 +263,16 @@ _BUILDERS = {"preset": _from_preset, "entry": _from_entry, "keras": _from_keras,
 
 
 def load(source, want="segmenter", num_classes=None, load_weights=None, input_shape=None,
-         projection_filters=None, activation="auto") -> Loaded:
-    """Build the model that ``source`` (a spec or a ModelRef) names, with what is known about it."""
-    if num_classes is not None and int(num_classes) < 1:
-        raise ModelError(f"num_classes must be at least 1; got {num_classes}.")
+         projection_filters=None, activation="auto", **arguments) -> Loaded:
+    """Build the model that ``source`` (a spec or a ModelRef) names, with what is known about it; ``arguments``
+    change constructor arguments (:func:`with_arguments`)."""
+    for name, value in (("num_classes", num_classes), ("projection_filters", projection_filters)):
+        if value is not None:
+            whole_number(name, value)
+    if input_shape is not None:
+        input_shape = image_shape(input_shape)
+        if arguments:  # applied together, so input_shape=(None, None, 1) can come with include_normalization=False
+            arguments, input_shape = {**arguments, "input_shape": input_shape}, None
     ref = source if isinstance(source, ModelRef) else resolve(source)
     if ref.kind == "exported":
         raise ModelError(f"{ref.path} is an exported model: predict, eval and bench run it, but it cannot be "
@@ -239,7 +280,9 @@ def load(source, want="segmenter", num_classes=None, load_weights=None, input_sh
     if load_weights is False and ref.kind not in ("preset", "keras"):
         raise ModelError(f"{ref.spec} is a checkpoint; load_weights=False makes no sense for it.")
     req = Request(want, num_classes, load_weights, input_shape, projection_filters, activation)
-    return _BUILDERS[ref.kind](ref, req)
+    loaded = _BUILDERS[ref.kind](ref, req)
+    random_init = ref.kind == "preset" and (load_weights is False or not has_weights(ref.preset))
+    return replace(loaded, model=with_arguments(loaded.model, arguments, keep_weights=not random_init))
 
 
 def save_folder(model, folder, classes=None, source=None):
@@ -269,15 +312,16 @@ def save_folder(model, folder, classes=None, source=None):
     return save_entry(model, Path(folder), record)
 
 
-def create_backbone(source, load_weights=None, input_shape=None):
+def create_backbone(source, load_weights=None, input_shape=None, **arguments):
     """A MiTBackbone from a preset or checkpoint (``MiTBackbone.from_preset``)."""
-    return load(source, want="backbone", load_weights=load_weights, input_shape=input_shape).model
+    return load(source, want="backbone", load_weights=load_weights, input_shape=input_shape, **arguments).model
 
 
 def create_segmenter(source, num_classes=None, load_weights=None, input_shape=None, projection_filters=None,
-                     activation="auto"):
+                     activation="auto", **arguments):
     """A SegFormer from a preset or checkpoint (``SegFormer.from_preset``)."""
-    return load(source, "segmenter", num_classes, load_weights, input_shape, projection_filters, activation).model
+    return load(source, "segmenter", num_classes, load_weights, input_shape, projection_filters, activation,
+                **arguments).model
 
 
 factory_hook.register(backbone=create_backbone, segmenter=create_segmenter)

@@ -47,6 +47,28 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
+def presets_of(model: str, with_weights: bool = False) -> dict[str, dict]:
+    """The presets that build a ``model`` ("backbone" or "segmenter"), by name; with ``with_weights``, only those
+    with weights to fetch (keras-cv's ``presets`` and ``presets_with_weights``).
+
+    >>> list(presets_of("backbone", with_weights=True))[:2], presets_of("backbone")["mit_b0"]["arch"]["depths"]
+    (['mit_b0_imagenet', 'mit_b1_imagenet'], (2, 2, 2, 2))
+    """
+    return {name: dict(row) for name, row in PRESETS.items()
+            if row["model"] == model and (has_weights(row) or not with_weights)}
+
+
+class classproperty:  # noqa: N801  (named like the built-in `property` it mirrors)
+    """A read-only property of the class itself: ``SegFormer.presets``."""
+
+    def __init__(self, fget):
+        self.fget = fget
+        self.__doc__ = fget.__doc__
+
+    def __get__(self, instance, owner):
+        return self.fget(owner)
+
+
 def get_preset(name: str) -> dict:
     """Return the preset ``name``; an unknown name fails with the close matches."""
     try:

@@ -4,10 +4,46 @@ from __future__ import annotations
 
 import keras
 
-from segcli.models import factory_hook
+from segcli.errors import ModelError
+from segcli.models import factory_hook, registry
+from segcli.models.arguments import image_shape
+from segcli.models.registry import classproperty
 from segcli.models.mit.layers import PACKAGE, ImageNormalization, MiTBlock, OverlapPatchEmbedding
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
+
+
+def smallest_side(strides, sr_ratios) -> int:
+    """The smallest image side a MiT encoder takes: stage ``i``'s map, ``ceil(side / (strides[0] * ... *
+    strides[i]))`` across, must hold one whole key/value reduction patch (``sr_ratios[i]``).
+
+    >>> smallest_side((4, 2, 2, 2), (8, 4, 2, 1))
+    29
+    """
+    side, total = 1, 1
+    for stride, ratio in zip(strides, sr_ratios):
+        total *= stride
+        side = max(side, (ratio - 1) * total + 1)
+    return side
+
+
+def check_image_size(shape, strides, sr_ratios, channels=None) -> None:
+    """:class:`ModelError` when an image's known height or width in ``shape`` (..., H, W, C) is too small, or its
+    channels are not the model's ``channels``.
+
+    Below the smallest side, a stage's reduction would see no key/value token and its attention would give
+    its bias alone, with no error; Conv2D refuses the same input with a shape error.
+    """
+    smallest = smallest_side(strides, sr_ratios)
+    if len(shape) < 3:
+        return
+    height, width, given = tuple(shape)[-3:]
+    if channels is not None and isinstance(given, int) and given != channels:
+        raise ModelError(f"images have {given} channel(s) but this model takes {channels}; give RGB images (repeat "
+                         f"a grayscale channel 3 times).")
+    if any(isinstance(n, int) and n < smallest for n in (height, width)):
+        raise ModelError(f"image {height}x{width} (height x width) is below this MiT encoder's smallest side, "
+                         f"{smallest} pixels; resize or pad it to at least {smallest}x{smallest}.")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -52,6 +88,11 @@ class MiTBackbone(keras.Model):
         stages = [depths, hidden_sizes, num_attention_heads, sr_ratios, patch_sizes, strides, mlp_ratios]
         if len({len(s) for s in stages}) != 1:
             raise ValueError(f"Per-stage settings must have one value per stage; got lengths {[len(s) for s in stages]}")
+        input_shape = image_shape(input_shape)
+        if include_normalization and input_shape[2] != 3:
+            raise ModelError(f"input_shape {input_shape}: include_normalization applies ImageNet's RGB mean and std, "
+                             f"so it needs 3 channels.")
+        check_image_size(input_shape, strides, sr_ratios)
         total = sum(depths)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
 
@@ -97,6 +138,10 @@ class MiTBackbone(keras.Model):
         self.include_normalization = include_normalization
         self.pyramid_level_inputs = {level: f"stage_{i}_norm" for i, level in enumerate(PYRAMID_LEVELS)}
 
+    def __call__(self, inputs, *args, **kwargs):  # not in call(), where Keras would wrap the line in a dump
+        check_image_size(getattr(inputs, "shape", ()), self.strides, self.sr_ratios, self.image_shape[-1])
+        return super().__call__(inputs, *args, **kwargs)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -113,7 +158,8 @@ class MiTBackbone(keras.Model):
             "reduction_epsilon": self.reduction_epsilon,
             "input_shape": self.image_shape,
             "include_normalization": self.include_normalization,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            # the layers' policy: Keras keeps the functional model's own at the global default
+            "dtype": keras.dtype_policies.serialize(self.get_layer(self.pyramid_level_inputs["P5"]).dtype_policy),
         }
 
     @classmethod
@@ -123,11 +169,22 @@ class MiTBackbone(keras.Model):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
 
+    @classproperty
+    def presets(cls):
+        """The MiT encoder presets, by name (``segcli presets`` lists them with their sizes)."""
+        return registry.presets_of("backbone")
+
+    @classproperty
+    def presets_with_weights(cls):
+        """The MiT encoder presets that have pretrained weights, by name."""
+        return registry.presets_of("backbone", with_weights=True)
+
     @classmethod
     def from_preset(cls, preset, load_weights=None, input_shape=None, **kwargs):
         """Build a MiT encoder from a preset name or a checkpoint folder.
 
         ``load_weights=None`` loads weights when the preset has them; ``input_shape``
-        overrides the preset's ``(None, None, 3)``.
+        overrides the preset's ``(None, None, 3)``; other keyword arguments change
+        constructor arguments (``include_normalization=False``), weights kept.
         """
         return factory_hook.build("backbone", preset, load_weights=load_weights, input_shape=input_shape, **kwargs)

@@ -6,9 +6,11 @@ import keras
 from keras import ops
 
 from segcli.errors import ModelError
-from segcli.models import factory_hook
-from segcli.models.mit.backbone import PYRAMID_LEVELS
+from segcli.models import factory_hook, registry
+from segcli.models.arguments import whole_number
+from segcli.models.mit.backbone import PYRAMID_LEVELS, check_image_size
 from segcli.models.mit.layers import PACKAGE
+from segcli.models.registry import classproperty
 from segcli.models.segformer.head import SegFormerHead
 
 
@@ -17,8 +19,11 @@ class ResizeLike(keras.layers.Layer):
     """Bilinear resize of ``x`` to the height and width of ``reference`` (align_corners=False)."""
 
     def call(self, x, reference):
-        size = ops.shape(reference)[1:3]
-        return ops.image.resize(x, size, interpolation="bilinear")
+        import tensorflow as tf
+
+        # TF's resize, which Keras' calls: Keras' own checks `size > 0` in Python, which fails once Keras
+        # retraces with a traced (None) height or width, at the second input size predict or fit sees.
+        return tf.image.resize(x, ops.shape(reference)[1:3], method="bilinear")
 
     def compute_output_shape(self, x_shape, reference_shape):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[-1])
@@ -60,8 +65,8 @@ class SegFormer(keras.Model):
                 f"{', '.join(PYRAMID_LEVELS)}; got {type(backbone).__name__}"
                 f"{' with pyramid_level_inputs=' + repr(levels) if levels is not None else ' without it'}."
             )
-        if int(num_classes) < 1:
-            raise ModelError(f"num_classes must be at least 1; got {num_classes}.")
+        num_classes = whole_number("num_classes", num_classes)
+        projection_filters = whole_number("projection_filters", projection_filters)
         dtype = kwargs.pop("dtype", None) or backbone.dtype_policy
         output_activation = ("sigmoid" if num_classes == 1 else "softmax") if activation == "auto" else activation
 
@@ -89,8 +94,18 @@ class SegFormer(keras.Model):
         self.activation = activation
         self.dropout = dropout
 
+    def __call__(self, inputs, *args, **kwargs):  # not in call(), where Keras would wrap the line in a dump
+        self._check_size(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _check_size(self, images):
+        if hasattr(self.backbone, "sr_ratios"):  # a MiT encoder; another pyramid backbone checks its own input
+            check_image_size(getattr(images, "shape", ()), self.backbone.strides, self.backbone.sr_ratios,
+                             self.backbone.image_shape[-1])
+
     def quarter_logits(self, images, training=False):
         """Logits at 1/4 of the input size (the head's own resolution), as ops on any H and W."""
+        self._check_size(images)
         return self.head(self.pyramid(images, training=training), training=training)
 
     def get_config(self):
@@ -110,12 +125,24 @@ class SegFormer(keras.Model):
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
 
+    @classproperty
+    def presets(cls):
+        """The SegFormer presets, by name (``segcli presets`` lists them with their sizes)."""
+        return registry.presets_of("segmenter")
+
+    @classproperty
+    def presets_with_weights(cls):
+        """The SegFormer presets that have pretrained weights, by name."""
+        return registry.presets_of("segmenter", with_weights=True)
+
     @classmethod
     def from_preset(cls, preset, num_classes=None, load_weights=None, input_shape=None, **kwargs):
         """Build a SegFormer from a preset name, a checkpoint folder or a ``.keras`` file.
 
         ``num_classes`` defaults to the checkpoint's classes. ``load_weights=None``
-        loads the preset's weights when it has them; ``input_shape`` is honoured.
+        loads the preset's weights when it has them; ``input_shape`` is honoured. Other
+        keyword arguments change the model's or its backbone's constructor arguments
+        (``dropout=0.0``, ``name="seg"``, ``include_normalization=False``), weights kept.
         """
         return factory_hook.build("segmenter", preset, num_classes=num_classes, load_weights=load_weights,
                                   input_shape=input_shape, **kwargs)
