@@ -58,7 +58,7 @@ def presets_of(model: str, with_weights: bool = False) -> dict[str, dict]:
             if row["model"] == model and (has_weights(row) or not with_weights)}
 
 
-class classproperty:  # noqa: N801  (named like the built-in `property` it mirrors)
+class _ClassProperty:
     """A read-only property of the class itself: ``SegFormer.presets``."""
 
     def __init__(self, fget):
@@ -67,6 +67,22 @@ class classproperty:  # noqa: N801  (named like the built-in `property` it mirro
 
     def __get__(self, instance, owner):
         return self.fget(owner)
+
+
+class PresetListing:
+    """keras-cv's ``presets`` and ``presets_with_weights`` for a model class whose presets build ``preset_model``."""
+
+    preset_model = ""
+
+    @_ClassProperty
+    def presets(cls):
+        """This class's presets, by name (``segcli presets`` lists them with their sizes)."""
+        return presets_of(cls.preset_model)
+
+    @_ClassProperty
+    def presets_with_weights(cls):
+        """This class's presets that have pretrained weights, by name."""
+        return presets_of(cls.preset_model, with_weights=True)
 
 
 def get_preset(name: str) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 
 from segcli.errors import ModelError
-from segcli.models import factory_hook, registry
+from segcli.models import factory_hook
 from segcli.models.arguments import image_shape
-from segcli.models.registry import classproperty
+from segcli.models.registry import PresetListing
 from segcli.models.mit.layers import PACKAGE, ImageNormalization, MiTBlock, OverlapPatchEmbedding
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
@@ -47,7 +47,7 @@ def check_image_size(shape, strides, sr_ratios, channels=None) -> None:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class MiTBackbone(keras.Model):
+class MiTBackbone(keras.Model, PresetListing):
     """Mix Transformer encoder with four stages at strides 4, 8, 16 and 32.
 
     Args:
@@ -80,6 +80,8 @@ class MiTBackbone(keras.Model):
     >>> backbone.pyramid_level_inputs["P2"]
     'stage_0_norm'
     """
+
+    preset_model = "backbone"  # what its presets build (``MiTBackbone.presets``)
 
     def __init__(self, depths, hidden_sizes, num_attention_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1),
                  patch_sizes=(7, 3, 3, 3), strides=(4, 2, 2, 2), mlp_ratios=(4, 4, 4, 4), drop_path_rate=0.1,
@@ -168,16 +170,6 @@ class MiTBackbone(keras.Model):
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
-
-    @classproperty
-    def presets(cls):
-        """The MiT encoder presets, by name (``segcli presets`` lists them with their sizes)."""
-        return registry.presets_of("backbone")
-
-    @classproperty
-    def presets_with_weights(cls):
-        """The MiT encoder presets that have pretrained weights, by name."""
-        return registry.presets_of("backbone", with_weights=True)
 
     @classmethod
     def from_preset(cls, preset, load_weights=None, input_shape=None, **kwargs):

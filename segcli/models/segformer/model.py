@@ -6,11 +6,11 @@ import keras
 from keras import ops
 
 from segcli.errors import ModelError
-from segcli.models import factory_hook, registry
+from segcli.models import factory_hook
 from segcli.models.arguments import whole_number
 from segcli.models.mit.backbone import PYRAMID_LEVELS, check_image_size
 from segcli.models.mit.layers import PACKAGE
-from segcli.models.registry import classproperty
+from segcli.models.registry import PresetListing
 from segcli.models.segformer.head import SegFormerHead
 
 
@@ -30,7 +30,7 @@ class ResizeLike(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class SegFormer(keras.Model):
+class SegFormer(keras.Model, PresetListing):
     """SegFormer semantic segmentation model (arXiv 2105.15203).
 
     Args:
@@ -55,6 +55,8 @@ class SegFormer(keras.Model):
     >>> model(np.ones((2, 96, 160, 3))).shape
     TensorShape([2, 96, 160, 3])
     """
+
+    preset_model = "segmenter"  # what its presets build (``SegFormer.presets``)
 
     def __init__(self, backbone, num_classes, projection_filters=256, activation="auto", dropout=0.1, **kwargs):
         levels = getattr(backbone, "pyramid_level_inputs", None)
@@ -124,16 +126,6 @@ class SegFormer(keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
-
-    @classproperty
-    def presets(cls):
-        """The SegFormer presets, by name (``segcli presets`` lists them with their sizes)."""
-        return registry.presets_of("segmenter")
-
-    @classproperty
-    def presets_with_weights(cls):
-        """The SegFormer presets that have pretrained weights, by name."""
-        return registry.presets_of("segmenter", with_weights=True)
 
     @classmethod
     def from_preset(cls, preset, num_classes=None, load_weights=None, input_shape=None, **kwargs):
