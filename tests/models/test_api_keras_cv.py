@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from segcli.errors import ModelError
 from segcli.models import MiTBackbone, SegFormer, SegFormerB0
+
+DEMO = str(Path(__file__).resolve().parents[2] / "samples" / "demo_model")
 
 
 def tiny(num_classes=3, **kwargs):
@@ -73,8 +76,8 @@ def test_images_with_other_channel_counts_are_refused():
 def test_from_preset_passes_constructor_arguments_and_keeps_the_weights():
     from segcli.models.mit.layers import ImageNormalization
 
-    demo = SegFormer.from_preset("samples/demo_model")
-    changed = SegFormer.from_preset("samples/demo_model", dropout=0.0, name="seg", include_normalization=False)
+    demo = SegFormer.from_preset(DEMO)
+    changed = SegFormer.from_preset(DEMO, dropout=0.0, name="seg", include_normalization=False)
     assert (changed.dropout, changed.name, changed.backbone.include_normalization) == (0.0, "seg", False)
     x = images(1, 64, 64, 3)
     np.testing.assert_allclose(changed(ImageNormalization()(x)), demo(x), atol=1e-5)  # same weights
@@ -91,7 +94,7 @@ def test_from_preset_refuses_unknown_arguments_and_changes_the_weights_do_not_fi
         SegFormer.from_preset("segformer_test", num_classes=2, bogus=1)
     with pytest.raises(ModelError, match=r"^include_normalization, input_shape: the weights loaded do not fit the "
                                          r"model these arguments build \(.*\(7, 7, 1, 32\).*\(7, 7, 3, 32\)"):
-        SegFormer.from_preset("samples/demo_model", include_normalization=False, input_shape=(None, None, 1))
+        SegFormer.from_preset(DEMO, include_normalization=False, input_shape=(None, None, 1))
     random_init = MiTBackbone.from_preset("mit_test", include_normalization=False, input_shape=(None, None, 4))
     assert random_init(images(1, 64, 64, 4)).shape == (1, 2, 2, 64)
 
