@@ -10,24 +10,50 @@ import typer
 
 from segcli.cli import options as shared
 from segcli.cli.output import err, info, out, print_json, warn
+from segcli.inference.predictor import DEFAULT_MAX_SIDE
 
 TTA_HELP = ("Test-time augmentation, averaging the views' probabilities: flip, scales=0.75,1.0,1.25, or both "
             "(flip,scales=0.75,1.0). Whole mode only.")
 
 
+def new_rate(task) -> float | None:
+    """Images per second of this run's own work (a Rich Task): what an earlier run finished (``done_before``) is
+    read back in a blink and would make the rate, and so the ETA, look far better than it is."""
+    done = task.completed - task.fields.get("done_before", 0)
+    return done / task.elapsed if task.elapsed and done > 0 else None  # whole-run rate, not a burst
+
+
+def eta_seconds(task) -> float | None:
+    """Seconds left at :func:`new_rate`; None until this run has predicted something.
+
+    >>> from types import SimpleNamespace
+    >>> eta_seconds(SimpleNamespace(total=110, completed=101, elapsed=10.0, fields={"done_before": 100}))
+    90.0
+    """
+    rate = new_rate(task)
+    return max(0.0, task.total - task.completed) / rate if rate and task.total is not None else None
+
+
 @contextmanager
 def progress_bar(label: str):
     """A Rich progress bar on stderr with img/s and ETA; yields (on_start, on_progress)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
     from rich.text import Text
 
     class Rate(ProgressColumn):
         def render(self, task):
-            done = task.completed - task.fields.get("done_before", 0)  # what an earlier run finished took no time
-            speed = done / task.elapsed if task.elapsed and done > 0 else None  # whole-run rate, not a burst
+            speed = new_rate(task)
             return Text(f"{speed:.1f} img/s" if speed else "-- img/s")
 
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(), console=err)
+    class TimeLeft(ProgressColumn):  # Rich's TimeRemainingColumn uses task.speed, which counts done_before
+        def render(self, task):
+            left = eta_seconds(task)
+            if left is None:
+                return Text("-:--:--", style="progress.remaining")
+            minutes, seconds = divmod(int(left), 60)
+            return Text(f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeLeft(), console=err)
     task = {"done_before": 0}
 
     def on_start(total):
@@ -49,6 +75,16 @@ def progress_bar(label: str):
     finally:
         if "id" in task:
             bar.stop()
+
+
+def interrupted_line(exc: KeyboardInterrupt) -> str:
+    """What a Ctrl-C leaves in ``--out`` (a :class:`~segcli.inference.predict.PredictInterrupted` says), and how to
+    go on: the outputs on disk are complete files, and a rerun skips them."""
+    if not hasattr(exc, "written"):  # before the first image: while loading the model or finding the inputs
+        return "interrupted: nothing was predicted yet; run the same command again to start."
+    before = f" ({exc.done_before} done before)" if exc.done_before else ""
+    return (f"interrupted: {exc.written} of {exc.total} written to {exc.out}{before}; run the same command again to "
+            f"continue.")
 
 
 def parse_tta_option(text):
@@ -112,8 +148,8 @@ def predict(
         None, "--batch-size", "-b",
         help="Images (whole) or tiles (slide) per network call. Default: 1 on a CPU (fastest end to end there), "
              "8 with TensorFlow on a GPU."),
-    max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side "
-                                  "(at least 32)."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Whole mode, dynamic-size models: cap on the "
+                                            f"longest side (at least 32) [default: {DEFAULT_MAX_SIDE}]."),
     alpha: float = typer.Option(0.5, "--alpha", help="Overlay opacity of the class colours, 0..1."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write <stem>_overlay.jpg."),
     color_mask: bool = typer.Option(False, "--color-mask", help="Also write <stem>_color.png."),
@@ -146,9 +182,12 @@ def predict(
     try:
         with progress_bar("predict") as (on_start, on_progress):
             summary = run_predict(inputs, model, options, on_progress=on_progress, on_warning=warn,
-                                  on_start=on_start)
+                                  on_start=on_start, on_note=lambda line: info(f"note: {line}"))
     except OutputsDiffer as exc:  # the settings it names are this command's flags
         raise UsageError(exc.render(lambda name: "--" + name.replace("_", "-"))) from None
+    except KeyboardInterrupt as exc:
+        info(interrupted_line(exc))
+        raise typer.Exit(130) from None
     if json_out:
         print_json(summary)
     else:

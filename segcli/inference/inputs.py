@@ -1,5 +1,8 @@
 """What predict reads: image files, folders (recursive) and globs, each with its output stem; shards.
 
+A folder found inside an input that holds an earlier predict's record (``.segcli-predict.json``: its masks and
+overlays) is left out, so outputs are never segmented as photos; a folder or file named as an input is always read.
+
 >>> [shard_of(name, 4) for name in ("a/b.jpg", "a/c.jpg")], parse_shard("2/4")  # the same on every machine
 ([0, 2], (2, 4))
 """
@@ -16,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name
 from segcli.errors import DataError, UsageError
+from segcli.inference.provenance import RECORD_FILE
 
 MASK_SUFFIX = ".png"
 GLOB_CHARS = "*?["
@@ -57,14 +61,34 @@ def _inside(path: Path, folder: Path | None) -> bool:
         return False
 
 
-def _walk(root: Path, exclude: Path | None):
-    """Image files under ``root`` (sorted, hidden entries and ``exclude`` left out), with paths relative to root."""
+def _earlier_output(folder: Path) -> bool:
+    """True for a folder an earlier predict wrote into (it holds the run's record)."""
+    return (folder / RECORD_FILE).is_file()
+
+
+def _walk(root: Path, exclude: Path | None, skipped: list):
+    """Image files under ``root`` (sorted; hidden entries, ``exclude`` and earlier predict outputs below ``root``,
+    which go to ``skipped``, left out), with paths relative to root."""
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside((here / d).resolve(), exclude))
+        skipped.extend(here / d for d in dirnames if _earlier_output(here / d))
+        dirnames[:] = [d for d in dirnames if not _earlier_output(here / d)]
         for name in sorted(filenames):
             if not name.startswith(".") and is_image_name(name):
                 yield here / name, (here / name).relative_to(root).as_posix()
+
+
+def _output_between(base: Path, path: Path, skipped: list) -> bool:
+    """True when a folder below a glob's fixed ``base`` down to ``path`` is an earlier predict output (recorded in
+    ``skipped``): ``in/**/*.png`` leaves ``in/masks`` out, ``in/masks/*.png`` names it."""
+    for folder in reversed(path.relative_to(base).parents[:-1] if path.is_file() else
+                           (path.relative_to(base), *path.relative_to(base).parents[:-1])):
+        if _earlier_output(base / folder):
+            if base / folder not in skipped:
+                skipped.append(base / folder)
+            return True
+    return False
 
 
 def _glob_base(pattern: str) -> Path:
@@ -132,27 +156,22 @@ def _glob_loop_safe(pattern: str, dironly: bool = False):
             yield os.path.join(folder, name)
 
 
-def find_inputs(inputs, exclude: Path | None = None) -> list[InputItem]:
-    """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``."""
-    exclude = Path(exclude).resolve() if exclude is not None else None
+def find_inputs(inputs, exclude: Path | None = None, skipped: list | None = None) -> list[InputItem]:
+    """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``
+    (the output folder), nor in a folder an earlier predict wrote below a named one (appended to ``skipped``)."""
+    out = Path(exclude) if exclude is not None else None
+    exclude = out.resolve() if out is not None else None
+    skipped = [] if skipped is None else skipped
     found: list[tuple[Path, str]] = []
     for spec in inputs:
         spec = str(spec)
         path = Path(spec).expanduser()
         if path.is_dir():
-            found.extend(sorted(_walk(path, exclude), key=lambda pair: pair[1]))
+            found.extend(sorted(_walk(path, exclude, skipped), key=lambda pair: pair[1]))
         elif path.is_file():
             found.append((path, path.name))
         elif any(c in spec for c in GLOB_CHARS):
-            base = _glob_base(spec)
-            matches = (m for m in _glob_loop_safe(spec) if m) if _is_recursive(spec) else glob.glob(spec)
-            for match in sorted(matches):
-                match = Path(match)
-                if match.is_dir():
-                    found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude)),
-                                        key=lambda pair: pair[1]))
-                elif match.is_file():
-                    found.append((match, match.relative_to(base).as_posix()))
+            found.extend(_glob_inputs(spec, exclude, skipped))
         else:
             raise DataError(f"{spec}: no such file or folder.")
     items, seen = [], set()
@@ -165,11 +184,27 @@ def find_inputs(inputs, exclude: Path | None = None) -> list[InputItem]:
             continue
         seen.add(real)
         items.append(InputItem(path, rel))
-    _assign_stems(items)
+    _assign_stems(items, out)
     return items
 
 
-def _assign_stems(items: list[InputItem]) -> None:
+def _glob_inputs(spec: str, exclude: Path | None, skipped: list) -> list[tuple[Path, str]]:
+    base = _glob_base(spec)
+    matches = (m for m in _glob_loop_safe(spec) if m) if _is_recursive(spec) else glob.glob(spec)
+    found = []
+    for match in sorted(matches):
+        match = Path(match)
+        if (match.is_dir() or match.is_file()) and _output_between(base, match, skipped):
+            continue
+        if match.is_dir():
+            found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude, skipped)),
+                                key=lambda pair: pair[1]))
+        elif match.is_file():
+            found.append((match, match.relative_to(base).as_posix()))
+    return found
+
+
+def _assign_stems(items: list[InputItem], out: Path | None = None) -> None:
     """Output stems: the relative path without extension, or with it where two inputs would collide."""
     by_stem: dict[str, list[InputItem]] = {}
     for item in items:
@@ -179,9 +214,20 @@ def _assign_stems(items: list[InputItem]) -> None:
         for item in group:
             item.stem = stem if len(group) == 1 else item.rel
             if item.stem in used:
-                raise DataError(f"{used[item.stem].path} and {item.path} would both write {item.stem}{MASK_SUFFIX}; "
-                                f"predict them in separate runs or rename one.")
+                raise DataError(_collision(used[item.stem], item, stem, out))
             used[item.stem] = item
+
+
+def _collision(first: InputItem, second: InputItem, stem: str, out: Path | None) -> str:
+    """Two inputs whose outputs would be the same files: the outputs mirror each input's path relative to the
+    folder (or glob) it was found in, so two inputs with the same relative path collide."""
+    fix = "predict them into separate --out folders, or rename one"
+    if first.rel == second.rel:
+        mask = Path(out or ".") / f"{stem}{MASK_SUFFIX}"
+        return (f"{first.path} and {second.path} would both write {mask}: outputs are named after each input's path "
+                f"relative to the folder or glob it came from (or its file name), and both are {first.rel}; {fix}.")
+    mask = Path(out or ".") / f"{second.stem}{MASK_SUFFIX}"
+    return f"{first.path} and {second.path} would both write {mask}; {fix}."
 
 
 def check_writable(out: Path) -> None:
@@ -201,14 +247,35 @@ def check_writable(out: Path) -> None:
                         value="out_dir") from None
 
 
-def select_images(inputs, out, shard=None) -> list[InputItem]:
-    """Discovered inputs (never under ``out``) of ``shard`` (K, N); a clear error when there are none."""
-    items = find_inputs(inputs, exclude=out)
+def select_images(inputs, out, shard=None, note=None) -> list[InputItem]:
+    """Discovered inputs (never under ``out``) of ``shard`` (K, N); a clear error when there are none.
+    ``note(line)`` hears which folders were left out as earlier predict outputs."""
+    skipped: list[Path] = []
+    items = find_inputs(inputs, exclude=out, skipped=skipped)
+    left_out = _skipped_line(skipped)
     if not items:
         shown = ", ".join(str(i) for i in inputs)
-        raise DataError(f"no images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output folder "
-                        f"are never inputs).")
+        raise DataError(f"no images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output "
+                        f"folder are never inputs{'; ' + left_out if left_out else ''}).")
+    if left_out and note:
+        note(left_out + ".")
     if shard:
         k, n = shard
         items = [item for item in items if shard_of(item.rel, n) == k]
     return items
+
+
+def _skipped_line(skipped: list[Path]) -> str:
+    """Which folders were left out as earlier predict outputs, and how to read them anyway.
+
+    >>> _skipped_line([Path("in/masks")]).split(";")[0]
+    'skipped in/masks: an earlier predict wrote it (it holds .segcli-predict.json)'
+    """
+    if not skipped:
+        return ""
+    shown = ", ".join(str(p) for p in skipped)
+    if len(skipped) == 1:
+        return f"skipped {shown}: an earlier predict wrote it (it holds {RECORD_FILE}); name it as an input to " \
+               f"predict its images"
+    return f"skipped {len(skipped)} folders that earlier predict runs wrote (they hold {RECORD_FILE}): {shown}; " \
+           f"name one as an input to predict its images"

@@ -54,7 +54,7 @@ class PredictOptions:
     batch_size: int | None = None  # None: OpenedModel.default_batch_size()
     tile: int | None = None
     stride: int | None = None
-    max_side: int = 2048
+    max_side: int | None = None  # whole mode's cap on the longest side (None: predictor.DEFAULT_MAX_SIDE)
     alpha: float = 0.5
     overlay: bool = True
     color_mask: bool = False
@@ -78,6 +78,18 @@ class _Run:
     images: list = field(default_factory=list)
     failures: list = field(default_factory=list)
     stop: bool = False
+    total: int = 0  # images and estimated video frames
+    written: int = 0  # images and frames whose outputs this run wrote
+    done_before: int = 0  # images and frames an earlier run finished
+
+
+class PredictInterrupted(KeyboardInterrupt):
+    """Ctrl-C while predicting: ``written`` of ``total`` images (video frames count as images) were written to
+    ``out`` by this run, ``done_before`` by earlier ones; the same run again continues."""
+
+    def __init__(self, written: int, done_before: int, total: int, out: Path):
+        super().__init__(f"{written} of {total} written to {out} ({done_before} done before)")
+        self.written, self.done_before, self.total, self.out = written, done_before, total, out
 
 
 def outputs_of(item: InputItem, options: PredictOptions) -> dict[str, Path]:
@@ -92,9 +104,9 @@ def outputs_of(item: InputItem, options: PredictOptions) -> dict[str, Path]:
     return paths
 
 
-def select_inputs(inputs, options: PredictOptions) -> list[InputItem]:
+def select_inputs(inputs, options: PredictOptions, note=None) -> list[InputItem]:
     """Discovered image inputs of this shard; a clear error when there are none."""
-    return select_images(inputs, options.out, options.shard)
+    return select_images(inputs, options.out, options.shard, note)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -143,25 +155,26 @@ def _read_back(item, paths, options, names):
 
 
 def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_warning=None,
-                on_start=None) -> dict:
+                on_start=None, on_note=None) -> dict:
     """Predict every input into ``options.out``; return the summary (also written as JSON).
 
     ``inputs`` are image files, folders, globs and video files
     (:mod:`segcli.inference.video`). ``source`` is a
     :class:`segcli.inference.runners.OpenedModel` or anything
     :func:`segcli.inference.runners.open_model` takes. ``on_start(total)``,
-    ``on_progress(n, done_before=False)`` and ``on_warning(line)`` report to the caller (a video
-    frame counts as one image).
+    ``on_progress(n, done_before=False)``, ``on_warning(line)`` and ``on_note(line)`` report to the caller (a video
+    frame counts as one image). A Ctrl-C while predicting raises :class:`PredictInterrupted`, which says how much
+    is on disk.
     """
     from segcli.inference.overlay import palette_lut
     from segcli.inference.provenance import claim, settings_of
     from segcli.inference.runners import OpenedModel, open_model
-    from segcli.inference.video import frame_estimate, predict_videos, split_inputs
+    from segcli.inference.video import frame_estimate, split_inputs
 
     started = time.perf_counter()
     _check_options(options)
     videos, image_inputs = split_inputs(inputs)
-    items = select_inputs(image_inputs, options) if image_inputs or not videos else []
+    items = select_inputs(image_inputs, options, on_note) if image_inputs or not videos else []
     warn = on_warning or (lambda line: None)
     if not videos and (options.every != 1 or options.smooth):
         warn(f"no input is a video, so the video options are ignored (every {options.every}, "
@@ -178,15 +191,12 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     names, lut = source.class_names, palette_lut(source.classes.colors)
     for line in source.warnings:
         warn(line)
-    progress = on_progress or (lambda n, done_before=False: None)
+    state = _Run(total=len(items) + sum(frame_estimate(v.path, options.every) for v in videos))
     if on_start:
-        on_start(len(items) + sum(frame_estimate(v.path, options.every) for v in videos))
-
-    state = _Run()
+        on_start(state.total)
     loop_start = time.perf_counter()
-    written, skipped = _predict_images(items, seg, options, lut, names, state, warn, progress)
-    video_summaries = predict_videos(videos, seg, lut, names, options, progress, warn, lambda: state.stop,
-                                     lambda v, exc: _fail(state, options, warn, v.rel, v.path, exc))
+    written, skipped, video_summaries = _predict_all(items, videos, seg, options, lut, names, state, warn,
+                                                     on_progress or (lambda n, done_before=False: None))
     loop_seconds = time.perf_counter() - loop_start
     frames = sum(v["frames"]["written"] for v in video_summaries)
     if adopted and (skipped or any(v["frames"]["skipped"] for v in video_summaries)):
@@ -214,6 +224,26 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     return summary
 
 
+def _predict_all(items, videos, seg, options, lut, names, state, warn, progress):
+    """(images written, images skipped, video summaries); a Ctrl-C becomes :class:`PredictInterrupted`."""
+    from segcli.inference.video import predict_videos
+
+    def frame_progress(n, done_before=False):
+        if done_before:
+            state.done_before += n
+        else:
+            state.written += n
+        progress(n, done_before)
+
+    try:
+        written, skipped = _predict_images(items, seg, options, lut, names, state, warn, progress)
+        video_summaries = predict_videos(videos, seg, lut, names, options, frame_progress, warn, lambda: state.stop,
+                                         lambda v, exc: _fail(state, options, warn, v.rel, v.path, exc))
+    except KeyboardInterrupt:
+        raise PredictInterrupted(state.written, state.done_before, state.total, options.out) from None
+    return written, skipped, video_summaries
+
+
 def _check_options(options: PredictOptions) -> None:
     """The values predict checks before it loads a model; ``out`` is created and proved writable."""
     from segcli.inference.predictor import check_mode
@@ -229,11 +259,12 @@ def _check_options(options: PredictOptions) -> None:
 
 def _engine(source, options: PredictOptions):
     """The Predictor for ``source``, wrapped for test-time augmentation when ``options.tta`` asks for it."""
-    from segcli.inference.predictor import Predictor
+    from segcli.inference.predictor import DEFAULT_MAX_SIDE, Predictor
     from segcli.inference.tta import with_tta
 
+    max_side = DEFAULT_MAX_SIDE if options.max_side is None else options.max_side
     seg = Predictor(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
-                    tile=options.tile, stride=options.stride, max_side=options.max_side)
+                    tile=options.tile, stride=options.stride, max_side=max_side)
     return with_tta(seg, options.tta)
 
 
@@ -259,6 +290,7 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
         if got.error is None:
             state.images.append(got.value)
             skipped += 1
+            state.done_before += 1
             progress(1, done_before=True)
         elif isinstance(got.error, DataError):  # replaced by something unreadable since: predict it again
             todo.append(got.item)
@@ -304,6 +336,7 @@ def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progre
             try:
                 state.images.append(future.result())
                 written += 1
+                state.written += 1
             except Exception as exc:  # noqa: BLE001 - an unwritable file fails this input, not the run
                 fail(item, exc if isinstance(exc, DataError) else DataError(f"{item.path}: could not write outputs "
                                                                              f"({exc})."))
@@ -318,21 +351,23 @@ def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progre
         drain(window)
 
     batch = []
-    with closing(read_ahead(todo, lambda entry: load(entry[0]), window=window, workers=options.workers)) as loaded:
-        for got in loaded:
-            if got.error is not None:  # any unreadable input is reported and skipped
-                fail(got.item[0], got.error)
-                progress(1)
-                if state.stop:
-                    break
-                continue
-            batch.append((got.item, *got.value))
-            if len(batch) == options.batch_size:
-                flush(batch)
-                batch = []
-                if state.stop:  # an unwritable output under strict
-                    break
-    if batch and not state.stop:
-        flush(batch)
-    drain(0)
+    try:
+        with closing(read_ahead(todo, lambda entry: load(entry[0]), window=window, workers=options.workers)) as loaded:
+            for got in loaded:
+                if got.error is not None:  # any unreadable input is reported and skipped
+                    fail(got.item[0], got.error)
+                    progress(1)
+                    if state.stop:
+                        break
+                    continue
+                batch.append((got.item, *got.value))
+                if len(batch) == options.batch_size:
+                    flush(batch)
+                    batch = []
+                    if state.stop:  # an unwritable output under strict
+                        break
+        if batch and not state.stop:
+            flush(batch)
+    finally:
+        drain(0)  # also after a Ctrl-C: the writes already handed to the threads finish, and are counted
     return written

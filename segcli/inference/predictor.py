@@ -95,9 +95,9 @@ def _graph(model):
     return SegFormerGraph(model, folded=folded)
 
 
-def check_mode(mode: str, tile=None, stride=None, max_side=DEFAULT_MAX_SIDE) -> None:
-    """``mode`` is whole or slide, a tile or stride comes only with slide (whole mode would ignore them), and
-    whole mode's cap on the longest side is at least 32 (the network input is rounded to multiples of 32).
+def check_mode(mode: str, tile=None, stride=None, max_side=None) -> None:
+    """``mode`` is whole or slide; a tile or stride comes only with slide, and a cap on the longest side (at least 32:
+    the network input is rounded to multiples of 32) only with whole, as the other mode would ignore it.
 
     >>> check_mode("slide", tile=256)
     >>> check_mode("whole", tile=256)
@@ -107,11 +107,12 @@ def check_mode(mode: str, tile=None, stride=None, max_side=DEFAULT_MAX_SIDE) -> 
     """
     if mode not in ("whole", "slide"):
         raise UsageError(f"mode {mode!r}: use 'whole' or 'slide'.", value="mode")
-    for name, value in (("tile", tile), ("stride", stride)):
-        if mode == "whole" and value is not None:
-            raise UsageError(f"{name} {value}: only slide mode uses a {name}; set mode to slide, or leave the {name} "
-                             f"out.", value=name)
-    if int(max_side) < 32:
+    other = "slide" if mode == "whole" else "whole"
+    for name, value in ((("tile", tile), ("stride", stride)) if mode == "whole" else (("max side", max_side),)):
+        if value is not None:
+            raise UsageError(f"{name} {value}: only {other} mode uses a {name}; set mode to {other}, or leave the "
+                             f"{name} out.", value=name.replace(" ", "_"))
+    if max_side is not None and int(max_side) < 32:
         raise UsageError(f"max side {max_side}: must be at least 32.", value="max_side")
 
 
@@ -144,11 +145,10 @@ class Predictor:
 
     def __init__(self, model, mode="whole", batch_size=8, input_size=None, tile=None, stride=None,
                  max_side=DEFAULT_MAX_SIDE):
-        check_mode(mode, tile, stride, max_side)
+        check_mode(mode, tile, stride, max_side if mode == "whole" else None)  # slide ignores a default cap
         if int(batch_size) < 1:
             raise UsageError(f"batch size {batch_size}: must be at least 1.", value="batch_size")
-        self.mode = mode
-        self.batch_size = int(batch_size)
+        self.mode, self.batch_size = mode, int(batch_size)
         self.max_side = int(max_side)
         if hasattr(model, "predict_logits"):
             self._net, self._runner = None, model

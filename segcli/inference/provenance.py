@@ -52,7 +52,7 @@ def settings_of(source, seg, options) -> dict:
     whole_dynamic = options.mode == "whole" and base.input_size is None
     return {"model": source.name, "model_sha256": model_sha256(source.ref), "classes": int(base.num_classes),
             "backend": source.backend, "precision": source.precision, "mode": options.mode, "tile": tile,
-            "stride": base.stride, "max_side": int(options.max_side) if whole_dynamic else None,
+            "stride": base.stride, "max_side": base.max_side if whole_dynamic else None,
             "tta": str(options.tta) if options.tta else None, "smooth": float(options.smooth),
             "every": int(options.every) if options.smooth else None}  # without smoothing a frame's mask is its own
 

@@ -301,3 +301,100 @@ def test_the_bar_s_rate_leaves_out_inputs_an_earlier_run_finished(monkeypatch):
     rate = float(re.search(r"([\d.]+) img/s", shown.getvalue()).group(1))
     assert "101/101" in shown.getvalue()
     assert 0 < rate <= 1 / 0.25  # one image in at least 0.25 s; counting the 100 would give > 100 img/s
+
+
+def test_an_earlier_predict_output_inside_the_input_is_skipped_with_one_note(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images = tmp_path / "in1"
+    for name in ("plain.jpg", "gray.png"):
+        write_atomic(images / name, (world["images"] / name).read_bytes())
+    assert invoke("in1", "--out", "in1/masks", "--model", world["run"]).exit_code == 0
+    result = invoke("in1", "--out", "other", "--model", world["run"], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["count"]["inputs"] == 2  # not the 2 masks and 2 overlays in in1/masks
+    assert [line for line in result.stderr.splitlines() if line.startswith("note:")] == [
+        "note: skipped in1/masks: an earlier predict wrote it (it holds .segcli-predict.json); name it as an input "
+        "to predict its images."]
+    named = invoke("in1/masks", "in1/masks/plain.png", "--out", "named", "--model", world["run"], "--json")
+    assert json.loads(named.stdout)["count"]["inputs"] == 4 and "note:" not in named.stderr
+
+
+def test_max_side_in_slide_mode_and_inputs_with_one_output_name_are_one_line(world, tmp_path, monkeypatch):
+    image = world["images"] / "plain.jpg"
+    for value in ("1024", "2048"):
+        assert one_line_error(invoke(image, "--out", tmp_path / "o", "--model", world["run"], "--mode", "slide",
+                                     "--max-side", value)) == \
+            f"error: --max-side {value}: only whole mode uses a max side; set mode to whole, or leave the max side out."
+    assert not (tmp_path / "o").exists()
+    monkeypatch.chdir(tmp_path)
+    for folder in ("ca", "cb"):
+        write_atomic(tmp_path / folder / "x.png", (world["images"] / "gray.png").read_bytes())
+    assert one_line_error(invoke("ca", "cb", "--out", "o", "--model", world["run"])) == (
+        "error: ca/x.png and cb/x.png would both write o/x.png: outputs are named after each input's path relative "
+        "to the folder or glob it came from (or its file name), and both are x.png; predict them into separate --out "
+        "folders, or rename one.")
+
+
+def test_the_eta_counts_only_what_this_run_predicts():
+    """100 masks an earlier run finished are read back at once; 1 image then takes 10 s: 9 left take 90 s, not
+    Rich's speed-based guess, which counts the 100 as work done in the first instant."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress, TimeRemainingColumn
+
+    from segcli.cli.predict_cmd import eta_seconds, new_rate
+
+    now = [0.0]
+    bar = Progress(TimeRemainingColumn(), console=Console(file=io.StringIO()), get_time=lambda: now[0])
+    task_id = bar.add_task("predict", total=110)
+    task = bar.tasks[0]
+    assert eta_seconds(task) is None
+    for i in range(1, 101):  # as predict reports them: one at a time, within a tenth of a second
+        now[0] = i / 1000
+        bar.update(task_id, advance=1, done_before=i)
+    now[0] = 10.0
+    bar.update(task_id, advance=1, done_before=100)
+    assert new_rate(task) == 0.1 and eta_seconds(task) == 90.0
+    assert TimeRemainingColumn().render(task).plain == "0:00:01"  # Rich's: 100 images in 10 s, 9 left
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_one_line_saying_what_is_written(tmp_path):
+    import cv2
+
+    photo = cv2.imread("samples/photos/coffee.jpg")
+    scale = 512 / max(photo.shape[:2])
+    photo = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)))
+    images = tmp_path / "photos"
+    images.mkdir()
+    for i in range(40):
+        cv2.imwrite(str(images / f"p{i:02d}.jpg"), photo)
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "segcli.cli.app", "predict", str(images), "--out", str(out), "--model",
+           "samples/demo_model"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    lines = []
+    for wait_for in (3, 6):  # the second run goes on from the first
+        before = len(list(out.glob("p*[0-9].png")))
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and len(list(out.glob("p*_overlay.jpg"))) < before + wait_for:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+            proc.communicate()
+        assert proc.returncode == 130, stderr[-2000:]
+        assert "Traceback" not in stderr and stderr.rstrip().splitlines()[-1].startswith("interrupted: ")
+        masks = len(list(out.glob("p*[0-9].png")))
+        assert before < masks < 40, "the run must be interrupted part-way"
+        lines.append([line for line in stderr.splitlines() if line.startswith("interrupted")])
+        done_before = f" ({before} done before)" if before else ""
+        assert lines[-1] == [f"interrupted: {masks - before} of 40 written to {out}{done_before}; run the same "
+                             f"command again to continue."]
+    rerun = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["count"]["skipped"] == masks

@@ -51,3 +51,77 @@ def test_recursive_glob_matches_glob_on_loop_free_trees(tmp_path, monkeypatch):
         assert sorted(m for m in _glob_loop_safe(pattern) if m) == sorted(glob.glob(pattern, recursive=True)), pattern
     rels = [i.rel for i in find_inputs(["t/**/*.jpg"])]
     assert rels == ["1.jpg", "a/2.jpg", "a/b/c/4.jpg", "d/8.jpg"]  # d/lb/c/4.jpg is the same file: kept once
+
+
+def _tree(root):
+    """in/a.png, in/sub/b.png, and in/masks: an earlier predict's output (its record, a mask and an overlay)."""
+    from segcli.inference.provenance import RECORD_FILE
+
+    for name in ("a.png", "sub/b.png", "masks/a.png", "masks/a_overlay.jpg", "old/deep/c.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "masks" / RECORD_FILE).write_text("{}")
+    (root / "old" / RECORD_FILE).write_text("{}")
+    return root
+
+
+def test_folders_an_earlier_predict_wrote_are_skipped_unless_named(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    _tree(tmp_path / "in")
+    skipped = []
+    assert [i.rel for i in find_inputs(["in"], skipped=skipped)] == ["a.png", "sub/b.png"]
+    assert skipped == [Path("in/masks"), Path("in/old")]
+    for pattern in ("in/**/*.png", "in/*", "in/**"):
+        skipped = []
+        assert [i.rel for i in find_inputs([pattern], skipped=skipped)] == ["a.png", "sub/b.png"], pattern
+        assert skipped == [Path("in/masks"), Path("in/old")], pattern
+    # named: a folder, a file in one, or a glob whose fixed part is one
+    assert [i.rel for i in find_inputs(["in/masks"])] == ["a.png", "a_overlay.jpg"]
+    assert [i.rel for i in find_inputs(["in/masks/a.png"])] == ["a.png"]
+    assert [i.rel for i in find_inputs(["in/masks/*.jpg"])] == ["a_overlay.jpg"]
+    assert [i.rel for i in find_inputs(["in/old"])] == ["deep/c.png"]
+
+
+def test_the_skipped_folders_are_one_note_and_part_of_the_no_images_error(tmp_path, monkeypatch):
+    from segcli.errors import DataError
+    from segcli.inference.inputs import select_images
+
+    monkeypatch.chdir(tmp_path)
+    _tree(tmp_path / "in")
+    notes = []
+    assert len(select_images(["in"], "out", note=notes.append)) == 2
+    assert notes == ["skipped 2 folders that earlier predict runs wrote (they hold .segcli-predict.json): in/masks, "
+                     "in/old; name one as an input to predict its images."]
+    notes = []
+    select_images(["in"], "in/old", note=notes.append)  # this run's out folder is left out without a note
+    assert notes == ["skipped in/masks: an earlier predict wrote it (it holds .segcli-predict.json); name it as an "
+                     "input to predict its images."]
+    (tmp_path / "in" / "a.png").unlink()
+    (tmp_path / "in" / "sub" / "b.png").unlink()
+    with pytest.raises(DataError) as exc:
+        select_images(["in"], "out", note=notes.append)
+    assert str(exc.value) == ("no images found in in (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; files "
+                              "under the output folder are never inputs; skipped 2 folders that earlier predict runs "
+                              "wrote (they hold .segcli-predict.json): in/masks, in/old; name one as an input to "
+                              "predict its images).")
+
+
+def test_inputs_with_one_output_name_say_which_file_and_what_to_do(tmp_path, monkeypatch):
+    from segcli.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("ca/x.png", "cb/x.png", "cc/x.png", "cc/x.jpg", "cc/x.png.bmp"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    fix = "predict them into separate --out folders, or rename one."
+    for inputs in (["ca", "cb"], ["ca/x.png", "cb/x.png"], ["ca/*.png", "cb/*.png"]):
+        with pytest.raises(DataError) as exc:
+            find_inputs(inputs, exclude="o")
+        assert str(exc.value) == ("ca/x.png and cb/x.png would both write o/x.png: outputs are named after each "
+                                  "input's path relative to the folder or glob it came from (or its file name), and "
+                                  f"both are x.png; {fix}"), inputs
+    with pytest.raises(DataError) as exc:  # x.png -> x.png.png (x.jpg is there too), as x.png.bmp -> x.png.png
+        find_inputs(["cc"], exclude="o")
+    assert str(exc.value) == f"cc/x.png and cc/x.png.bmp would both write o/x.png.png; {fix}"

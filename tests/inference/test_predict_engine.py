@@ -252,3 +252,51 @@ def test_a_record_that_is_not_an_object_is_one_line(world, tmp_path):
     assert str(exc.value) == (f"out {out}: its .segcli-predict.json is not a JSON object, so what made its files is "
                               f"unknown; pass overwrite to recompute them, or choose another out.")
     assert sorted(p.name for p in out.iterdir()) == [".segcli-predict.json"]
+
+
+def test_a_ctrl_c_says_how_much_is_on_disk_and_a_rerun_goes_on(world, tmp_path):
+    from segcli.inference.predict import PredictInterrupted
+
+    images = tmp_path / "in"
+    images.mkdir()
+    for i in range(30):
+        (images / f"p{i:02d}.jpg").write_bytes((world["images"] / "plain.jpg").read_bytes())
+    out = tmp_path / "out"
+    options = dict(out=out, batch_size=2, workers=2)
+    counted = []
+
+    def interrupt_at(n):
+        def progress(k, done_before=False):
+            counted.append(k)
+            if len(counted) == n:
+                raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return progress
+
+    with pytest.raises(PredictInterrupted) as exc:
+        run_predict([images], world["source"], PredictOptions(**options), on_progress=interrupt_at(3))
+    masks = len(list(out.glob("*.png")))
+    assert isinstance(exc.value, KeyboardInterrupt) and 3 <= masks < 30  # the writes under way finish
+    assert (exc.value.written, exc.value.done_before, exc.value.total, exc.value.out) == (masks, 0, 30, out)
+    counted.clear()
+    with pytest.raises(PredictInterrupted) as again:
+        run_predict([images], world["source"], PredictOptions(**options), on_progress=interrupt_at(masks + 3))
+    assert again.value.done_before == masks and again.value.written == len(list(out.glob("*.png"))) - masks > 0
+    summary = run_predict([images], world["source"], PredictOptions(out=out))
+    assert summary["count"]["skipped"] == masks + again.value.written and summary["count"]["written"] > 0
+
+
+def test_max_side_is_whole_mode_s_and_the_record_keeps_the_cap_that_ran(world, tmp_path):
+    from segcli.inference.predictor import DEFAULT_MAX_SIDE, check_mode
+
+    with pytest.raises(UsageError, match=r"^max side 1024: only whole mode uses a max side; set mode to whole, or "
+                                         r"leave the max side out\.$"):
+        run_predict([world["images"] / "plain.jpg"], world["source"],
+                    PredictOptions(out=tmp_path / "s", mode="slide", max_side=1024))
+    check_mode("slide")  # no cap given: the default
+    slide = run_predict([world["images"] / "plain.jpg"], world["source"], PredictOptions(out=tmp_path / "s",
+                                                                                        mode="slide"))
+    assert slide["count"]["written"] == 1
+    run_predict([world["images"] / "plain.jpg"], world["source"], PredictOptions(out=tmp_path / "w"))
+    record = json.loads((tmp_path / "w" / ".segcli-predict.json").read_text())
+    assert record["max_side"] == (None if world["source"].input_size else DEFAULT_MAX_SIDE)
+    assert json.loads((tmp_path / "s" / ".segcli-predict.json").read_text())["max_side"] is None
