@@ -3,9 +3,12 @@
 Problems (the dataset cannot be trained on; ``ok`` is False, and ``segcli
 train`` refuses it): no val split (a single pair, which eval scores but
 training cannot validate on), images without masks, masks without images,
-unreadable files, image/mask size mismatches, mask values outside the
-classes. Warnings (trainable, but look): masks with no labelled pixel, and
-classes with no labelled pixel in the train split (a model cannot learn them).
+images (or masks) of one folder sharing a name (``a.jpg`` and ``a.png``: which
+one is paired is ambiguous), unreadable files, image/mask size mismatches
+(after EXIF rotation, which the message says), mask values outside the
+classes. Warnings (trainable, but look): masks with no labelled pixel, JPEG
+masks (lossy compression changes class ids along edges), and classes with no
+labelled pixel in the train split (a model cannot learn them).
 Every finding names its file (or, for no val split, the dataset folder);
 :func:`group_findings` folds identical findings (same kind and value) into
 one row for display. The report also counts pixels per class (all splits,
@@ -33,14 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.folder_dataset import (IGNORE_INDEX, SPLITS, FolderDataset, color_keys, discover)  # noqa: F401
-from segcli.data.image_io import read_image, read_mask
+from segcli.data.image_io import ROTATION_FIX, all_gray, is_jpeg, read_image, rotation_note
 from segcli.errors import DataError
 
 
 @dataclass
 class Finding:
-    kind: str  # no_val_split, missing_mask, missing_image, unreadable, size_mismatch, bad_values, empty_mask,
-    # class_not_in_train
+    kind: str  # no_val_split, missing_mask, missing_image, duplicate_stem, unreadable, size_mismatch, bad_values,
+    # empty_mask, lossy_mask, class_not_in_train
     file: str
     message: str
     value: str = ""  # what identical findings share (the bad values, the sizes, the reason); "" for none
@@ -115,7 +118,7 @@ def warning_lines(report: CheckReport) -> list:
 def _read_mask_label(ds: FolderDataset, pair, findings):
     """Indices into ``ds.full_classes`` (colours outside the palette reported), or None when unreadable."""
     try:
-        raw = read_mask(pair.mask)
+        raw = ds.read_mask_values(pair.mask)
         label = ds.full_label(raw, pair.mask)
     except DataError as exc:
         findings.append(("problem", Finding("unreadable", str(pair.mask), str(exc), _reason(exc, pair.mask))))
@@ -125,10 +128,12 @@ def _read_mask_label(ds: FolderDataset, pair, findings):
         if unknown.any():
             keys = np.unique(color_keys(raw)[unknown])[:5]
             colors = [[int(k >> 16) & 255, int(k >> 8) & 255, int(k) & 255] for k in keys]
+            gray = (f" (its colours are all gray, read as colours because {ds.class_source} gives class colours; if "
+                    f"they are class indices, save it as a single-channel PNG)" if all_gray(raw) else "")
             findings.append(("problem", Finding(
                 "bad_values", str(pair.mask),
                 f"{pair.mask}: colours {colors} are not in the palette of {ds.class_source}; add them as classes "
-                f"or recolour the mask.", f"colours {colors}")))
+                f"or recolour the mask{gray}.", f"colours {colors}")))
     return label
 
 
@@ -162,11 +167,9 @@ def _check_pair(ds: FolderDataset, pair, split: str):
     if full is None:
         return findings, counts, 0
     if image is not None and image.shape[:2] != full.shape[:2]:
-        findings.append(("problem", Finding(
-            "size_mismatch", str(pair.mask),
-            f"{pair.mask}: mask is {full.shape[1]}x{full.shape[0]} but image {pair.image.name} is "
-            f"{image.shape[1]}x{image.shape[0]} (width x height); masks must match their image size.",
-            f"mask {full.shape[1]}x{full.shape[0]}, image {image.shape[1]}x{image.shape[0]}")))
+        findings.append(("problem", _size_mismatch(pair, full.shape, image.shape)))
+    if is_jpeg(pair.mask):
+        findings.append(("warning", _lossy_mask(pair.mask)))
     present = np.unique(full)
     bad = [int(v) for v in present if v >= len(ds.full_classes) and v != IGNORE_INDEX][:8]
     if bad:
@@ -181,6 +184,33 @@ def _check_pair(ds: FolderDataset, pair, split: str):
         findings.append(("warning", Finding("empty_mask", str(pair.mask),
                                             f"{pair.mask}: no labelled pixel (all 255 = ignore).")))
     return findings, counts, labelled
+
+
+def _size_mismatch(pair, mask_shape, image_shape) -> Finding:
+    mask, image = f"{mask_shape[1]}x{mask_shape[0]}", f"{image_shape[1]}x{image_shape[0]}"
+    rotated = rotation_note(pair.image, image_shape)
+    fix = f" as segcli reads it (turned upright): {ROTATION_FIX}" if rotated else ""
+    return Finding("size_mismatch", str(pair.mask),
+                   f"{pair.mask}: mask is {mask} but image {pair.image.name} is {image} (width x height){rotated}; "
+                   f"masks must match their image size{fix}.", f"mask {mask}, image {image}{rotated}")
+
+
+def _lossy_mask(path: Path) -> Finding:
+    named = path.suffix.lower() in (".jpg", ".jpeg")
+    what = "a JPEG mask" if named else f"a JPEG file under a {path.suffix} name"
+    return Finding("lossy_mask", str(path),
+                   f"{path}: {what}; JPEG compression changes class ids along object edges, so some pixels get "
+                   f"the wrong class: save masks as PNG (lossless).", "jpeg")
+
+
+def _duplicate_stem(role: str, files: list) -> Finding:
+    first, *others = sorted(files)
+    names = ", ".join(f.name for f in others[:-1]) + (" and " if len(others) > 1 else "") + others[-1].name
+    other = "image" if role == "mask" else "mask"
+    return Finding("duplicate_stem", str(first),
+                   f"{first}: same name as {names} in the same folder, so which {role} goes with the {other} of that "
+                   f"name is ambiguous; keep one {role} under that name (rename or remove the "
+                   f"other{'s' if len(others) > 1 else ''}).")
 
 
 def _no_val_split(ds: FolderDataset):
@@ -206,6 +236,7 @@ def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) 
                                        f"(expected a .png with the same name in the masks folder)."))
     for path in ds.masks_without_images:
         report.problems.append(Finding("missing_image", str(path), f"{path}: mask has no image with the same name."))
+    report.problems += [_duplicate_stem(role, files) for role, files in ds.duplicates]
     c = ds.num_classes
     totals = np.zeros(c, dtype=np.int64)
     train_pixels = np.zeros(c, dtype=np.int64)

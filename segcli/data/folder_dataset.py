@@ -2,8 +2,10 @@
 
 The layouts are the entries of :data:`segcli.data.layouts.LAYOUTS` (split,
 mmseg, flat). A mask belongs to the image with the same stem (path relative
-to the images folder, without extension); ``.png`` is preferred, any other
-image extension is accepted. When there is no val split, a seeded fraction
+to the images folder, without extension), as :func:`segcli.data.layouts.find_pairs`
+matches them: hidden files and folders are left out, and files sharing a stem
+are kept in ``duplicates`` (``data check`` reports them; the ``.png`` is the
+one paired). When there is no val split, a seeded fraction
 of the train pairs is drawn; a single pair stays in train with an empty val
 split (eval scores it; training refuses it).
 
@@ -14,6 +16,9 @@ foreground) rather than "everything is ignore".
 
 :meth:`FolderDataset.read_label` gives class indices (uint8, 255 = ignore) for
 index masks, palette PNGs, 0/255 binary masks and RGB colour masks alike. A
+3-channel mask whose colours are all gray (ADE20K's wall is (120, 120, 120))
+is read as colours when the class table gives colours, and as its single
+channel of values otherwise (see :meth:`FolderDataset.read_mask_values`). A
 ``label_map`` (raw mask value -> class id, see :func:`read_label_map`) is
 applied first, and ``keep_classes`` then keeps a subset of the classes, in
 the given order, turning every other class's pixels into 255.
@@ -46,22 +51,12 @@ from pathlib import Path
 import numpy as np
 
 from segcli.classes import ClassTable, read_class_file, split_names
-from segcli.data import layouts
-from segcli.data.image_io import is_image_name, read_mask
+from segcli.data.image_io import all_gray, read_mask
 from segcli.data.label_map import IGNORE_INDEX, check_label_map, read_label_map
-from segcli.data.layouts import SPLITS  # noqa: F401  (re-exported: check and train read the split names here)
+from segcli.data.layouts import SPLITS, Pair, find_pairs  # noqa: F401  (re-exported: check and train use them here)
 from segcli.errors import DataError
 
 MAX_CLASSES = 255  # labels are uint8 and 255 is ignore
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One training example: an image and its mask, matched by ``stem``."""
-
-    image: Path
-    mask: Path
-    stem: str
 
 
 @dataclass
@@ -79,13 +74,27 @@ class FolderDataset:
     classes: ClassTable
     val_source: str  # "folder", "drawn (seed S, fraction F)" or "none"
     binary_255: bool = False
-    images_without_masks: list = field(default_factory=list)  # [Path]
-    masks_without_images: list = field(default_factory=list)  # [Path]
+    unpaired: dict = field(default_factory=dict)  # split folder -> ([images without masks], [masks without images])
+    duplicates: list = field(default_factory=list)  # [("image" or "mask", [Path, ...])], the paired file first
     notes: list = field(default_factory=list)  # one-line messages about what was inferred
     split_notes: list = field(default_factory=list)  # those of ``notes`` about the val split only
     label_map: dict | None = None  # raw mask value -> class id of all_classes; unmapped values -> 255
     all_classes: ClassTable | None = None
     kept: tuple | None = None  # indices into all_classes, in the order of classes; None = all
+
+    @property
+    def images_without_masks(self) -> list:
+        return [p for s in SPLITS for p in self.unpaired.get(s, ([], []))[0]]
+
+    @property
+    def masks_without_images(self) -> list:
+        return [p for s in SPLITS for p in self.unpaired.get(s, ([], []))[1]]
+
+    def unpaired_for(self, split: str) -> tuple:
+        """(images without masks, masks without images) in the folders that ``split`` ("train", "val" or "all")
+        is read from: its own folder when the dataset has a val folder, every folder otherwise."""
+        splits = [split] if self.val_source == "folder" and split in self.unpaired else list(self.unpaired)
+        return ([p for s in splits for p in self.unpaired[s][0]], [p for s in splits for p in self.unpaired[s][1]])
 
     @property
     def num_classes(self) -> int:
@@ -116,10 +125,23 @@ class FolderDataset:
     def read_label(self, pair_or_mask) -> np.ndarray:
         """Class indices (H, W) uint8 with 255 = ignore, from any supported mask kind."""
         path = pair_or_mask.mask if isinstance(pair_or_mask, Pair) else Path(pair_or_mask)
-        return self.subset_label(self.full_label(read_mask(path), path))
+        return self.subset_label(self.full_label(self.read_mask_values(path), path))
+
+    def read_mask_values(self, path) -> np.ndarray:
+        """The mask file as this dataset reads it: (H, W) values, or (H, W, 3) colours for the class colours.
+
+        A 3-channel mask whose colours are all gray is colours when the class table gives colours and no
+        label map is set (ADE20K's wall is (120, 120, 120), Cityscapes' building (70, 70, 70)), and its
+        single channel of values otherwise (index masks saved as RGB).
+        """
+        mask = read_mask(path, keep_gray_rgb=True)
+        if mask.ndim == 3 and (self.label_map is not None or not self.has_colors) and all_gray(mask):
+            return mask[:, :, 0]
+        return mask
 
     def full_label(self, mask: np.ndarray, path=None) -> np.ndarray:
-        """A mask as ``read_mask`` gives it -> indices into ``full_classes`` (label map applied; 255 = ignore).
+        """A mask as :meth:`read_mask_values` gives it -> indices into ``full_classes`` (label map applied;
+        255 = ignore).
 
         RGB masks go through the class colours; colours not in the palette
         become 255 (``data check`` reports them). Values at or above the class
@@ -185,27 +207,6 @@ def color_keys(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
-def _files(folder: Path) -> dict:
-    """stem (relative path without suffix) -> file, for every image file under ``folder``."""
-    found: dict = {}
-    for path in sorted(folder.rglob("*")):
-        # a broken link or link loop is kept, so data check reports why it cannot be read (not "no mask")
-        if (path.is_file() or path.is_symlink()) and is_image_name(path) and not path.name.startswith("."):
-            stem = path.relative_to(folder).with_suffix("").as_posix()
-            # prefer .png for masks when a stem has several files
-            if stem not in found or path.suffix.lower() == ".png":
-                found[stem] = path
-    return found
-
-
-def _match(images_dir: Path, masks_dir: Path):
-    images, masks = _files(images_dir), _files(masks_dir)
-    pairs = [Pair(images[s], masks[s], s) for s in sorted(images) if s in masks]
-    lonely_images = [images[s] for s in sorted(images) if s not in masks]
-    lonely_masks = [masks[s] for s in sorted(masks) if s not in images]
-    return pairs, lonely_images, lonely_masks
-
-
 def _draw_val(pairs: list, fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
@@ -217,13 +218,14 @@ def _draw_val(pairs: list, fraction: float, seed: int):
 
 
 def _mask_summary(path: Path):
-    """('gray', set of values) or ('rgb', set of colour keys); None if unreadable."""
+    """('gray', set of values), or ('rgb' or 'gray rgb' for a 3-channel mask whose colours are all gray, set of
+    colour keys); None if unreadable."""
     try:
-        mask = read_mask(path)
+        mask = read_mask(path, keep_gray_rgb=True)
     except DataError:
         return None
     if mask.ndim == 3:
-        return "rgb", set(np.unique(color_keys(mask)).tolist())
+        return "gray rgb" if all_gray(mask) else "rgb", set(np.unique(color_keys(mask)).tolist())
     return "gray", set(np.unique(mask).tolist())
 
 
@@ -231,8 +233,12 @@ def _infer_classes(pairs: list, num_classes, notes: list, workers: int = 8):
     """Classes from the masks themselves: (table, binary_255)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         summaries = [s for s in pool.map(lambda p: _mask_summary(p.mask), pairs) if s is not None]
-    gray = set().union(*[v for k, v in summaries if k == "gray"]) if summaries else set()
-    rgb = set().union(*[v for k, v in summaries if k == "rgb"]) if summaries else set()
+    found = {kind: set().union(*[v for k, v in summaries if k == kind]) for kind in ("gray", "rgb", "gray rgb")}
+    gray, rgb = found["gray"], found["rgb"]
+    if rgb:  # colour masks: the all-gray ones are colour masks too (their colours are classes)
+        rgb |= found["gray rgb"]
+    else:  # no colour mask: the all-gray 3-channel ones are index masks saved as RGB
+        gray |= {key & 255 for key in found["gray rgb"]}
     if rgb:
         keys = sorted(rgb, key=lambda k: (k != 0, k))  # black first
         if len(keys) > MAX_CLASSES - 1:
@@ -269,36 +275,6 @@ def _fit(table: ClassTable, num_classes, notes: list) -> ClassTable:
     if num_classes < len(table):
         notes.append(f"the class count is set to {num_classes} but the masks hold values up to {len(table) - 1}.")
     return table.complete(num_classes)
-
-
-def _find_pairs(root: Path):
-    """(layout name, splits, images without masks, masks without images); DataError for an unusable folder."""
-    expected = layouts.expected()
-    if not root.exists():
-        raise DataError(f"{root}: no such folder; give the dataset folder ({expected}).")
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder; give the dataset folder ({expected}).")
-    layout = layouts.find_layout(root)
-    if layout is None:
-        if not any(root.iterdir()):
-            raise DataError(f"{root}: empty folder; {expected}.")
-        raise DataError(f"{root}: no dataset layout found; {expected}.")
-    dirs = layout.dirs(root)
-    splits, lonely_images, lonely_masks = {}, [], []
-    for split, (images_dir, masks_dir) in dirs.items():
-        pairs, li, lm = _match(images_dir, masks_dir)
-        splits[split] = pairs
-        lonely_images += li
-        lonely_masks += lm
-    if "train" not in splits:
-        raise DataError(f"{root}: has a val split but no train split; {expected}.")
-    if not splits["train"]:
-        if not lonely_images and not lonely_masks:
-            where = " and ".join(str(d.relative_to(root)) for d in dirs["train"])
-            raise DataError(f"{root}: empty dataset, no images or masks in {where}; {expected}.")
-        raise DataError(f"{root}: no image has a mask with the same name (found {len(lonely_images)} images and "
-                        f"{len(lonely_masks)} masks); masks must be <image stem>.png.")
-    return layout.name, splits, lonely_images, lonely_masks
 
 
 def _val_split(splits: dict, val_fraction: float, seed: int, notes: list) -> str:
@@ -346,8 +322,8 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
     if label_map is not None:
         label_map = (read_label_map(label_map) if isinstance(label_map, (str, Path))
                      else check_label_map(label_map, "label map"))
-    layout, splits, lonely_images, lonely_masks = _find_pairs(root)
-    notes: list = []
+    found = find_pairs(root)
+    splits, notes = found.splits, []
     val_source = _val_split(splits, val_fraction, seed, notes)
     split_notes = list(notes)
     table, binary = read_class_file(root), False
@@ -368,6 +344,6 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
     classes, kept = table, None
     if keep_classes is not None:
         classes, kept = _keep(table, keep_classes, root, notes)
-    return FolderDataset(root=root, layout=layout, splits=splits, classes=classes, val_source=val_source,
-                         binary_255=binary, images_without_masks=lonely_images, masks_without_images=lonely_masks,
-                         notes=notes, split_notes=split_notes, label_map=label_map, all_classes=table, kept=kept)
+    return FolderDataset(root=root, layout=found.layout, splits=splits, classes=classes, val_source=val_source,
+                         binary_255=binary, unpaired=found.unpaired, duplicates=found.duplicates, notes=notes,
+                         split_notes=split_notes, label_map=label_map, all_classes=table, kept=kept)

@@ -4,7 +4,17 @@ Images come back as RGB ``uint8`` arrays of shape (H, W, 3) with EXIF
 orientation applied; grayscale, RGBA, 16-bit and palette files are all
 converted. Masks come back as their stored values: palette PNGs give their
 indices (OpenCV would expand them to colours), other files their single
-channel, or (H, W, 3) RGB when the mask is a colour image.
+channel, or (H, W, 3) RGB when the mask is a colour image. A 3-channel mask
+whose colours are all gray is ambiguous (index values saved as RGB, or colour
+classes such as ADE20K's wall (120, 120, 120)): ``read_mask`` gives its one
+channel unless asked to keep the three, and a dataset decides by its class
+table (:meth:`segcli.data.folder_dataset.FolderDataset.read_mask_values`).
+
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "gray.png"
+>>> write_atomic(path, encode_png(np.full((2, 2, 3), 120, np.uint8)))
+>>> read_mask(path).shape, read_mask(path, keep_gray_rgb=True).shape, is_jpeg(path)
+((2, 2), (2, 2, 3), False)
 """
 
 from __future__ import annotations
@@ -17,6 +27,10 @@ from segcli.errors import DataError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+EXIF_ORIENTATION = 0x0112  # the EXIF tag read_image turns images upright by
+#: What to do when a mask matches an image's stored pixels but not the image turned upright (see rotation_note).
+ROTATION_FIX = "rotate the mask the same way, or remove the image's EXIF orientation tag"
+_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def is_image_name(path) -> bool:
@@ -44,8 +58,12 @@ def read_image(path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_mask(path) -> np.ndarray:
-    """Mask values as stored: (H, W) for index/palette/gray masks, (H, W, 3) RGB for colour masks."""
+def read_mask(path, keep_gray_rgb: bool = False) -> np.ndarray:
+    """Mask values as stored: (H, W) for index/palette/gray masks, (H, W, 3) RGB for colour masks.
+
+    A 3-channel file whose colours are all gray comes back as its one channel, or as (H, W, 3) with
+    ``keep_gray_rgb`` (for a caller that knows whether its colours are classes).
+    """
     path = Path(path)
     data = _bytes(path)
     if path.suffix.lower() == ".png":
@@ -65,16 +83,59 @@ def read_mask(path) -> np.ndarray:
     if mask.ndim == 3:
         if mask.shape[2] == 4:
             mask = mask[:, :, :3]
-        if np.array_equal(mask[:, :, 0], mask[:, :, 1]) and np.array_equal(mask[:, :, 1], mask[:, :, 2]):
-            mask = mask[:, :, 0]
-        else:
-            mask = cv2.cvtColor(mask, cv2.COLOR_BGR2RGB)
+        mask = mask[:, :, 0] if not keep_gray_rgb and all_gray(mask) else cv2.cvtColor(mask, cv2.COLOR_BGR2RGB)
     if mask.dtype != np.uint8:
         if mask.max(initial=0) > 255:
             raise DataError(f"{path}: mask values go up to {int(mask.max())}; segcli masks hold class indices 0-254 "
                             f"and 255 for ignore: save it as an 8-bit PNG of class indices.")
         mask = mask.astype(np.uint8)
     return mask
+
+
+def all_gray(rgb: np.ndarray) -> bool:
+    """Whether every pixel of an (H, W, 3) image has R == G == B."""
+    return bool(np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 1], rgb[:, :, 2]))
+
+
+def is_jpeg(path) -> bool:
+    """Whether the file holds JPEG data, whatever its name says (False when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_JPEG_MAGIC)) == _JPEG_MAGIC
+    except OSError:
+        return False
+
+
+def _header(path):
+    """((width, height) as stored, EXIF orientation 1-8), or None when PIL cannot read the header."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(EXIF_ORIENTATION, 1)
+            return im.size, value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception:  # noqa: BLE001  (any unreadable header: the caller reports the file its own way)
+        return None
+
+
+def exif_orientation(path) -> int:
+    """The EXIF orientation (1-8) that :func:`read_image` applies; 1 (as stored) when there is none."""
+    header = _header(path)
+    return header[1] if header else 1
+
+
+def rotation_note(path, shape) -> str:
+    """" after its EXIF rotation (stored as WxH)" when :func:`read_image` gave ``shape`` (H, W, ...) because
+    the file's EXIF orientation turns it a quarter turn, else "": for size messages that would otherwise
+    contradict what a viewer that ignores EXIF shows.
+    """
+    header = _header(path)
+    if header is None:
+        return ""
+    (width, height), orientation = header
+    if orientation >= 5 and width != height and tuple(shape[:2]) == (width, height):
+        return f" after its EXIF rotation (stored as {width}x{height})"
+    return ""
 
 
 def encode_png(array: np.ndarray) -> bytes:

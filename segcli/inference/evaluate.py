@@ -8,7 +8,9 @@ from one accumulated confusion matrix (:mod:`segcli.inference.metrics`).
 Split: ``"auto"`` (default) scores the dataset's own val folder when it has
 one, and every pair otherwise (a folder with a single pair included);
 ``"val"``, ``"train"`` and ``"all"`` choose explicitly (a val split drawn by
-``discover`` is seeded and reproducible).
+``discover`` is seeded and reproducible). Images without a mask, masks
+without an image and files sharing a name cannot be scored; the result's
+``notes`` say how many were left out (``segcli data check`` lists them).
 
 Each image also gets its own mIoU (the mean IoU of the classes present in its
 labels or its prediction); with ``worst=k`` the k lowest are kept, with small
@@ -195,7 +197,8 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     ``img_per_s``, ``classes`` (``[{"name", "color"}]``), ``worst`` (the
     ``worst`` lowest per-image mIoU, ``[{"image", "miou"}]``) and
     ``worst_images`` (the same as :class:`WorstImage` records, not JSON) and ``notes`` (what the dataset's
-    classes were read as, e.g. 0/255 masks as two classes; the drawn val split only when it is scored).
+    classes were read as, e.g. 0/255 masks as two classes; the drawn val split only when it is scored; the
+    images and masks of the scored split that were left out, see :func:`left_out_notes`).
     """
     from segcli.inference.predictor import Predictor, check_mode
     from segcli.inference.tta import with_tta
@@ -215,21 +218,49 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     seconds = time.perf_counter() - started
     result = _result(confusion, classes, worst_k, source=source, ds=ds, split=split, mode=mode, tta=tta,
                      images=len(pairs), seconds=seconds)
-    result["notes"] = [*source.warnings, *(n for n in ds.notes if split != "all" or n not in ds.split_notes)]
+    result["notes"] = [*source.warnings, *(n for n in ds.notes if split != "all" or n not in ds.split_notes),
+                       *left_out_notes(ds, split, pairs)]
     return result
+
+
+def _count(n: int, what: str, without: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'} without {without}"
+
+
+def left_out_notes(ds, split: str, pairs) -> list:
+    """Notes on the files of ``split``'s folders that eval could not score: images without a mask, masks without
+    an image, and the other files of a name that several images (or masks) share."""
+    images, masks = ds.unpaired_for(split)
+    parts = ([_count(len(images), "image", "a mask")] if images else []) + \
+            ([_count(len(masks), "mask", "an image")] if masks else [])
+    notes = []
+    if parts:
+        verb = "was" if len(images) + len(masks) == 1 else "were"
+        notes.append(f"{' and '.join(parts)} {verb} left out (segcli data check {ds.root} lists them).")
+    scored = {path for pair in pairs for path in (pair.image, pair.mask)}
+    shared = [files for _, files in ds.duplicates if files[0] in scored]
+    if shared:
+        used, other = (_rel(path, ds.root) for path in shared[0][:2])
+        names = "1 name is" if len(shared) == 1 else f"{len(shared)} names are"
+        which = f"{used}, not {other}" if len(shared) == 1 else f"one file of each, e.g. {used}, not {other}"
+        notes.append(f"{names} used by several files in one folder: scored {which} (segcli data check {ds.root} "
+                     f"lists them).")
+    return notes
 
 
 def _score(ds, pairs, engine, num_classes, batch_size, workers, worst, on_progress):
     """The accumulated confusion matrix and the worst-k images."""
-    from segcli.data.image_io import read_image
+    from segcli.data.image_io import ROTATION_FIX, read_image, rotation_note
     from segcli.inference.metrics import confusion_matrix
 
     def load(pair):
         image = read_image(pair.image)
         label = ds.read_label(pair)
         if label.shape != image.shape[:2]:
+            rotated = rotation_note(pair.image, image.shape)
             raise DataError(f"{pair.mask}: mask is {label.shape[1]}x{label.shape[0]} but {pair.image} is "
-                            f"{image.shape[1]}x{image.shape[0]}; they must match.")
+                            f"{image.shape[1]}x{image.shape[0]}{rotated}; they must match"
+                            f"{f' ({ROTATION_FIX})' if rotated else ''}.")
         return image, engine.prepare(image), label
 
     def score(batch):

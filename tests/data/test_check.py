@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+from PIL import Image
 
 from segcli.data.check import check_dataset, group_findings, median_frequency_weights, warning_lines
 from segcli.data.folder_dataset import discover
@@ -140,3 +143,97 @@ def test_warning_lines_fold_identical_findings_into_one_line(tmp_path):
     void = tmp_path / "masks" / "void0.png"
     assert warning_lines(report) == [f"warning: {void}: no labelled pixel (all 255 = ignore). (1 more like it: "
                                      f"segcli data check lists them)"]
+
+
+def test_gray_colour_masks_check_ok_with_their_classes_counted(tmp_path):
+    classes = [{"name": "void", "color": [0, 0, 0]}, {"name": "building", "color": [70, 70, 70]},
+               {"name": "car", "color": [0, 0, 142]}]
+    (tmp_path / "classes.json").write_text(json.dumps(classes))
+    gray = np.zeros((4, 4, 3), np.uint8)
+    gray[:1] = 70  # Cityscapes' building on void: every colour gray
+    car = gray.copy()
+    car[3] = [0, 0, 142]
+    make_pairs(tmp_path, [gray, gray, car, car])
+    report = check_dataset(discover(tmp_path, val_fraction=0.25))
+    assert report.ok and not report.warnings
+    assert [(h["name"], h["pixels"]) for h in report.histogram] == [("void", 40), ("building", 16), ("car", 8)]
+
+
+def test_index_masks_saved_as_gray_rgb_against_class_colours_say_how_to_save_them(tmp_path):
+    (tmp_path / "classes.json").write_text(json.dumps([{"name": "bg", "color": [0, 0, 0]},
+                                                       {"name": "cat", "color": [255, 0, 0]}]))
+    make_pairs(tmp_path, [np.ones((2, 2, 3), np.uint8)] * 2)
+    report = check_dataset(discover(tmp_path, val_fraction=0.5))
+    assert {f.file: f.message for f in report.problems}[str(tmp_path / "masks" / "m000.png")] == (
+        f"{tmp_path / 'masks' / 'm000.png'}: colours [[1, 1, 1]] are not in the palette of classes.json; add them "
+        f"as classes or recolour the mask (its colours are all gray, read as colours because classes.json gives "
+        f"class colours; if they are class indices, save it as a single-channel PNG).")
+
+
+def test_jpeg_masks_are_warnings_that_say_to_save_png(tmp_path):
+    make_easy(tmp_path, n=4, size=16)
+    for stem in ("img_000", "img_001"):
+        (tmp_path / "masks" / f"{stem}.png").unlink()
+        write_mask(tmp_path / "masks" / f"{stem}.jpg", np.zeros((16, 16), np.uint8))
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "masks" / "img_002.png", format="JPEG")
+    report = check_dataset(discover(tmp_path, val_fraction=0.25))
+    assert report.ok
+    jpg, misnamed = tmp_path / "masks" / "img_000.jpg", tmp_path / "masks" / "img_002.png"
+    assert [(w.kind, w.file) for w in report.warnings] == [
+        ("lossy_mask", str(p)) for p in sorted([jpg, tmp_path / "masks" / "img_001.jpg", misnamed])]
+    messages = {w.file: w.message for w in report.warnings}
+    assert messages[str(jpg)] == (f"{jpg}: a JPEG mask; JPEG compression changes class ids along object edges, so "
+                                  f"some pixels get the wrong class: save masks as PNG (lossless).")
+    assert messages[str(misnamed)].startswith(f"{misnamed}: a JPEG file under a .png name; JPEG compression")
+    assert warning_lines(report)[0].endswith("(lossless). (2 more like it: segcli data check lists them)")
+
+
+def test_hidden_folders_in_the_dataset_are_not_reported(tmp_path):
+    make_easy(tmp_path, n=4, size=16)
+    write_rgb(tmp_path / "images" / ".ipynb_checkpoints" / "img_000-checkpoint.png", np.zeros((16, 16, 3), np.uint8))
+    write_mask(tmp_path / "masks" / ".git" / "stray.png", np.zeros((16, 16), np.uint8))
+    report = check_dataset(discover(tmp_path))
+    assert report.ok and not report.problems and report.pairs == {"train": 3, "val": 1}
+
+
+def test_images_or_masks_sharing_a_name_are_a_problem_naming_both(tmp_path):
+    make_easy(tmp_path, n=4, size=16)
+    write_rgb(tmp_path / "images" / "img_001.jpg", np.zeros((16, 16, 3), np.uint8))
+    write_mask(tmp_path / "masks" / "img_003.bmp", np.zeros((16, 16), np.uint8))
+    report = check_dataset(discover(tmp_path))
+    assert not report.ok and _kinds(report.problems) == ["duplicate_stem", "duplicate_stem"]
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    assert [(f.file, f.message) for f in report.problems] == [
+        (str(images / "img_001.jpg"), f"{images / 'img_001.jpg'}: same name as img_001.png in the same folder, so "
+                                      f"which image goes with the mask of that name is ambiguous; keep one image "
+                                      f"under that name (rename or remove the other)."),
+        (str(masks / "img_003.bmp"), f"{masks / 'img_003.bmp'}: same name as img_003.png in the same folder, so "
+                                     f"which mask goes with the image of that name is ambiguous; keep one mask under "
+                                     f"that name (rename or remove the other).")]
+    write_rgb(images / "img_001.tif", np.zeros((16, 16, 3), np.uint8))
+    assert check_dataset(discover(tmp_path)).problems[0].message.startswith(
+        f"{images / 'img_001.jpg'}: same name as img_001.png and img_001.tif in the same folder, so which image")
+
+
+def test_size_mismatch_after_exif_rotation_says_so(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 60x40, shown turned a quarter: 40 wide, 60 high
+    for i in range(2):
+        (tmp_path / "images").mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "images" / f"p{i}.jpg", exif=exif)
+        write_mask(tmp_path / "masks" / f"p{i}.png", np.zeros((40, 60), np.uint8))  # drawn on the stored pixels
+    report = check_dataset(discover(tmp_path, val_fraction=0.5))
+    assert {f.file: f.message for f in report.problems}[str(tmp_path / "masks" / "p0.png")] == (
+        f"{tmp_path / 'masks' / 'p0.png'}: mask is 60x40 but image p0.jpg is 40x60 (width x height) after its EXIF "
+        f"rotation (stored as 60x40); masks must match their image size as segcli reads it (turned upright): "
+        f"rotate the mask the same way, or remove the image's EXIF orientation tag.")
+    assert {f.value for f in report.problems} == {"mask 60x40, image 40x60 after its EXIF rotation (stored as 60x40)"}
+
+
+def test_a_broken_link_is_unreadable_not_a_missing_mask(tmp_path):
+    make_easy(tmp_path, n=4, size=16)
+    (tmp_path / "masks" / "img_000.png").unlink()
+    (tmp_path / "masks" / "img_000.png").symlink_to("gone.png")
+    report = check_dataset(discover(tmp_path))
+    assert [(f.kind, f.file) for f in report.problems] == [("unreadable", str(tmp_path / "masks" / "img_000.png"))]
+    assert "cannot be read (No such file or directory)" in report.problems[0].message

@@ -244,3 +244,106 @@ def test_keep_classes_with_rgb_masks_and_a_label_map(tmp_path):
     make_pairs(tmp_path / "raw", [RAW, RAW])
     ds = discover(tmp_path / "raw", val_fraction=0.5, label_map={7: 0, 8: 1, 26: 2}, keep_classes="class_2")
     assert ds.read_label(ds.splits["train"][0])[0].tolist() == [255, 255, 0, 255]
+
+
+# Cityscapes' building and ADE20K's wall and road are gray colours: R == G == B.
+CITYSCAPES = [{"name": "void", "color": [0, 0, 0]}, {"name": "building", "color": [70, 70, 70]},
+              {"name": "car", "color": [0, 0, 142]}]
+ADE20K = [{"name": "wall", "color": [120, 120, 120]}, {"name": "building", "color": [180, 120, 120]},
+          {"name": "road", "color": [140, 140, 140]}]
+
+
+def _two_colours(top, bottom, shape=(4, 6)):
+    mask = np.zeros((*shape, 3), np.uint8)
+    mask[:shape[0] // 2], mask[shape[0] // 2:] = top, bottom
+    return mask
+
+
+@pytest.mark.parametrize("classes, top, bottom, expected", [
+    (CITYSCAPES, (70, 70, 70), (0, 0, 0), (1, 0)),  # building on void
+    (ADE20K, (120, 120, 120), (140, 140, 140), (0, 2)),  # wall above road
+])
+def test_gray_colour_masks_map_through_the_class_colours(tmp_path, classes, top, bottom, expected):
+    (tmp_path / "classes.json").write_text(json.dumps(classes))
+    make_pairs(tmp_path, [_two_colours(top, bottom)] * 3)
+    with Image.open(tmp_path / "masks" / "m000.png") as im:
+        assert im.mode == "RGB"  # stored with three channels, all equal
+    ds = discover(tmp_path)
+    assert ds.has_colors
+    for pair in ds.pairs():
+        assert ds.read_label(pair).tolist() == [[expected[0]] * 6] * 2 + [[expected[1]] * 6] * 2
+
+
+def test_all_gray_masks_among_colour_masks_get_their_colours_inferred_as_classes(tmp_path):
+    make_pairs(tmp_path, {"street": _two_colours((70, 70, 70), (200, 10, 10)),
+                          "wall": _two_colours((70, 70, 70), (0, 0, 0))})
+    ds = discover(tmp_path, val_fraction=0.5)
+    assert ds.classes.colors == ((0, 0, 0), (70, 70, 70), (200, 10, 10)) and ds.class_source == "inferred"
+    assert ds.read_label(tmp_path / "masks" / "wall.png")[:, 0].tolist() == [1, 1, 0, 0]
+    assert ds.read_label(tmp_path / "masks" / "street.png")[:, 0].tolist() == [1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("class_file, text", [
+    (None, None), ("classes.txt", "bg\ncat\ndog\n"), ("classes.json", json.dumps(["bg", "cat", "dog"])),
+])
+def test_index_masks_saved_as_gray_rgb_stay_indices_when_no_colours_are_given(tmp_path, class_file, text):
+    if class_file:
+        (tmp_path / class_file).write_text(text)
+    make_pairs(tmp_path, [np.repeat(np.array([[[0], [1], [2], [255]]], np.uint8), 3, axis=2)] * 2)
+    ds = discover(tmp_path, val_fraction=0.5)
+    assert ds.num_classes == 3 and not ds.has_colors
+    assert ds.read_label(ds.splits["train"][0]).tolist() == [[0, 1, 2, 255]]
+
+
+def test_a_label_map_reads_gray_rgb_masks_as_values_even_with_class_colours(tmp_path):
+    (tmp_path / "classes.json").write_text(json.dumps(CITYSCAPES))
+    make_pairs(tmp_path, [_two_colours((26, 26, 26), (11, 11, 11))] * 2)
+    ds = discover(tmp_path, val_fraction=0.5, label_map={11: 1, 26: 2})
+    assert ds.read_label(ds.splits["train"][0])[:, 0].tolist() == [2, 2, 1, 1]
+
+
+def test_train_reads_gray_colour_masks_as_the_dataset_does(tmp_path):
+    from segcli.data.pipeline import PairSource
+
+    (tmp_path / "classes.json").write_text(json.dumps(CITYSCAPES))
+    make_pairs(tmp_path, [_two_colours((70, 70, 70), (0, 0, 0)), _two_colours((0, 0, 142), (70, 70, 70))])
+    ds = discover(tmp_path, val_fraction=0.5)
+    labels = [label for _, label in PairSource(ds, ds.pairs()).dataset().as_numpy_iterator()]
+    assert sorted(label[:, 0].tolist() for label in labels) == [[1, 1, 0, 0], [2, 2, 1, 1]]
+
+
+def test_hidden_files_and_folders_below_images_and_masks_are_left_out(tmp_path):
+    make_easy(tmp_path, n=4, size=16)
+    write_rgb(tmp_path / "images" / ".ipynb_checkpoints" / "img_000-checkpoint.png", np.zeros((16, 16, 3), np.uint8))
+    write_mask(tmp_path / "masks" / ".git" / "lfs" / "stray.png", np.zeros((16, 16), np.uint8))
+    write_mask(tmp_path / "masks" / ".hidden.png", np.zeros((16, 16), np.uint8))
+    ds = discover(tmp_path)
+    assert sorted(p.stem for p in ds.pairs()) == [f"img_{i:03d}" for i in range(4)]
+    assert ds.images_without_masks == [] and ds.masks_without_images == [] and ds.duplicates == []
+
+
+def test_a_hidden_folder_above_the_dataset_is_not_a_reason_to_skip_it(tmp_path):
+    make_easy(tmp_path / ".cache" / "data", n=4, size=16)
+    assert len(discover(tmp_path / ".cache" / "data").pairs()) == 4
+
+
+def test_files_sharing_a_stem_are_duplicates_and_the_png_is_paired(tmp_path):
+    make_easy(tmp_path, n=3, size=16, layout="split", n_val=1)
+    write_rgb(tmp_path / "train" / "images" / "img_000.jpg", np.zeros((16, 16, 3), np.uint8))
+    write_mask(tmp_path / "val" / "masks" / "img_002.bmp", np.zeros((16, 16), np.uint8))
+    ds = discover(tmp_path)
+    images, masks = tmp_path / "train" / "images", tmp_path / "val" / "masks"
+    assert ds.duplicates == [("image", [images / "img_000.png", images / "img_000.jpg"]),
+                             ("mask", [masks / "img_002.png", masks / "img_002.bmp"])]
+    assert [p.image.name for p in ds.splits["train"]] == ["img_000.png", "img_001.png"]
+
+
+def test_unpaired_files_are_kept_per_split_folder(tmp_path):
+    make_easy(tmp_path, n=4, size=16, layout="split", n_val=2)
+    write_rgb(tmp_path / "train" / "images" / "lonely.png", np.zeros((16, 16, 3), np.uint8))
+    write_mask(tmp_path / "val" / "masks" / "orphan.png", np.zeros((16, 16), np.uint8))
+    ds = discover(tmp_path)
+    lonely, orphan = tmp_path / "train" / "images" / "lonely.png", tmp_path / "val" / "masks" / "orphan.png"
+    assert ds.unpaired_for("train") == ([lonely], []) and ds.unpaired_for("val") == ([], [orphan])
+    assert ds.unpaired_for("all") == ([lonely], [orphan])
+    assert ds.images_without_masks == [lonely] and ds.masks_without_images == [orphan]

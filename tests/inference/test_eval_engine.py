@@ -98,3 +98,43 @@ def test_mask_size_mismatch_is_named(world, tmp_path):
     image = data / "val" / "images" / "s3.png"
     assert str(exc.value) == (f"{data / 'val' / 'masks' / 's3.png'}: mask is 12x10 but {image} is "
                               f"{read_image(image).shape[1]}x{read_image(image).shape[0]}; they must match.")
+
+
+def test_images_and_masks_left_out_are_counted_in_the_notes(world, tmp_path):
+    data = make_dataset(tmp_path / "d", world["model"])
+    for name in ("lonely1.png", "lonely2.png"):
+        write_atomic(data / "val" / "images" / name, encode_png(np.zeros((32, 32, 3), np.uint8)))
+    write_atomic(data / "val" / "masks" / "orphan.png", encode_png(np.zeros((32, 32), np.uint8)))
+    write_atomic(data / "train" / "images" / "lonely3.png", encode_png(np.zeros((32, 32, 3), np.uint8)))
+    result = evaluate(data, str(world["run"]))
+    assert result["images"] == 3 and result["notes"] == [
+        f"2 images without a mask and 1 mask without an image were left out (segcli data check {data} lists them)."]
+    result = evaluate(data, str(world["run"]), split="train")
+    assert result["images"] == 2 and result["notes"] == [
+        f"1 image without a mask was left out (segcli data check {data} lists them)."]
+    assert evaluate(data, str(world["run"]), split="all")["notes"] == [
+        f"3 images without a mask and 1 mask without an image were left out (segcli data check {data} lists them)."]
+
+
+def test_an_image_name_used_twice_is_a_note_naming_the_scored_file(world, tmp_path):
+    data = make_dataset(tmp_path / "d", world["model"])
+    write_atomic(data / "val" / "images" / "s3.jpg", encode_png(np.zeros((64, 32, 3), np.uint8)))
+    result = evaluate(data, str(world["run"]))
+    assert result["images"] == 3 and result["notes"] == [
+        f"1 name is used by several files in one folder: scored val/images/s3.png, not val/images/s3.jpg "
+        f"(segcli data check {data} lists them)."]
+
+
+def test_size_mismatch_after_exif_rotation_says_so(world, tmp_path):
+    from PIL import Image
+
+    data = make_dataset(tmp_path / "d", world["model"])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((32, 96, 3), np.uint8)).save(data / "val" / "images" / "s4.png", exif=exif)
+    with pytest.raises(DataError) as exc:
+        evaluate(data, str(world["run"]), batch_size=1)
+    image = data / "val" / "images" / "s4.png"
+    assert str(exc.value) == (f"{data / 'val' / 'masks' / 's4.png'}: mask is 96x32 but {image} "
+                              f"is 32x96 after its EXIF rotation (stored as 96x32); they must match (rotate the mask "
+                              f"the same way, or remove the image's EXIF orientation tag).")
