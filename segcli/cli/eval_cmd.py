@@ -13,8 +13,25 @@ from segcli.cli.predict_cmd import TTA_HELP, parse_tta_option, progress_bar
 
 JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "engine", "data", "split", "mode", "tta",
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
+#: What '-' in the table means, column by column (None in JSON: the ratio's denominator is zero).
+UNDEFINED = ("'-' = undefined, left out of the means: IoU and Dice of a class absent from both labels and "
+             "predictions, precision of a class never predicted, recall of a class never labelled.")
 
 
+def percent(value) -> str:
+    """A fraction as a percentage with its unit: ``0.80174`` -> ``80.17%``; None -> ``-``.
+
+    >>> percent(0.80174), percent(None)
+    ('80.17%', '-')
+    """
+    return "-" if value is None else f"{pct(value)}%"
+
+
+def footer(result: dict) -> str:
+    """The lines under eval's table: the headline metrics in percent, what was scored, what '-' means."""
+    return (f"mIoU {percent(result['miou'])}  aAcc {percent(result['pixel_accuracy'])}  "
+            f"mAcc {percent(result['mean_accuracy'])}  ({result['pixels']} pixels scored; pixels labelled 255 "
+            f"are ignored)\n{UNDEFINED}")
 
 
 def render(result: dict) -> None:
@@ -31,9 +48,7 @@ def render(result: dict) -> None:
     table.add_row("mean", pct(result["miou"]), pct(result["mean_dice"]), pct(result["mean_precision"]),
                   pct(result["mean_recall"]), style="bold")
     out.print(table)
-    out.print(f"mIoU {pct(result['miou'])}  aAcc {pct(result['pixel_accuracy'])}  "
-              f"mAcc {pct(result['mean_accuracy'])}  ({result['pixels']} pixels scored, 255 ignored; '-' = class "
-              f"absent from both labels and predictions, left out of the means)", highlight=False)
+    out.print(footer(result), highlight=False)
 
 
 def check_report_path(path: Path) -> None:
@@ -115,6 +130,6 @@ def eval_command(
     if report is not None:
         info(f"report: {report}")
     if min_miou is not None and (result["miou"] is None or result["miou"] < min_miou):
-        err.print(f"mIoU {pct(result['miou'])}% is below --min-miou {min_miou} ({100 * min_miou:.2f}%).",
+        err.print(f"mIoU {percent(result['miou'])} is below --min-miou {min_miou} ({percent(min_miou)}).",
                   style="red", highlight=False)
         raise typer.Exit(1)

@@ -6,10 +6,13 @@ Files (all written to a temporary name, then renamed, so a run killed at any mom
 * ``splits/train.txt``, ``splits/val.txt``: ``image<TAB>mask`` per line, relative to the dataset;
 * ``best.keras``: the model with the best val mIoU (softmax output, loads with ``keras.saving.load_model``);
 * ``last.ckpt.npz``: model weights, both optimizers' state, the epoch and the metrics history;
-* ``metrics.csv``: one row per finished epoch; ``logs/``: TensorBoard; ``cache/``: decoded pairs (``cache="disk"``).
+* ``metrics.csv``: one row per finished epoch; ``report.html``: the best epoch on the val split, at the end;
+* ``logs/``: TensorBoard; ``cache/``: decoded pairs (``cache="disk"``).
 
 :class:`RunWriter` is the chief's writer: it writes the start files once and, after each epoch, best.keras
-(when improved), the checkpoint, metrics.csv and the TensorBoard scalars.
+(when improved), the checkpoint, metrics.csv and the TensorBoard scalars. :func:`prepare` refuses, changing
+nothing, to resume a run whose checkpoint is damaged, or missing after finished epochs: starting again at epoch 1
+would replace their metrics.csv and best.keras.
 
 >>> import tempfile
 >>> run = Path(tempfile.mkdtemp())
@@ -25,12 +28,14 @@ import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from segcli.data.image_io import write_atomic
 from segcli.errors import CheckpointError
+from segcli.train.report import REPORT
 from segcli.train.settings import SettingError
 
 CONFIG = "config.json"
@@ -41,8 +46,10 @@ LAST = "last.ckpt.npz"
 METRICS = "metrics.csv"
 LOGS = "logs"
 CACHE_DIR = "cache"
-RUN_FILES = (CONFIG, CLASSES, SPLITS_DIR, BEST, LAST, METRICS, LOGS, CACHE_DIR)
+RUN_FILES = (CONFIG, CLASSES, SPLITS_DIR, BEST, LAST, METRICS, REPORT, LOGS, CACHE_DIR)
 TENSORBOARD_KEYS = ("train_loss", "val_miou", "val_pixel_accuracy", "lr_backbone", "lr_head", "images_per_sec")
+#: What reading a damaged .npz checkpoint raises (a cut-off file is not a zip file; a cut-off member ends early).
+DAMAGED = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
 METRIC_COLUMNS = ("epoch", "train_loss", "val_miou", "val_pixel_accuracy", "val_mean_accuracy", "lr_backbone",
                   "lr_head", "images_per_sec", "seconds", "best")
 
@@ -58,22 +65,26 @@ def read_json(path):
         raise CheckpointError(f"{path}: cannot be read ({exc}); the run directory is damaged.") from None
 
 
-def prepare(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless resuming or overwriting; ``overwrite`` removes only run files."""
+class RunNotResumable(SettingError, CheckpointError):
+    """``resume`` cannot continue a run: its checkpoint is damaged, or missing after finished epochs."""
+
+
+def prepare(out: Path, resume: bool, overwrite: bool, preset=None) -> None:
+    """Refuse a non-empty ``out`` unless resuming or overwriting; ``overwrite`` removes only run files.
+
+    On ``resume``, refuse (changing nothing) a run whose checkpoint is unreadable or, after finished epochs,
+    missing; on ``overwrite``, refuse when ``preset`` is one of the run files it would remove.
+    """
     if out.exists() and not out.is_dir():
         raise SettingError(f"`out` {out} is a file; give a folder for the run.")
     if resume and overwrite:
         raise SettingError("`resume` and `overwrite` contradict each other; pick one.")
-    existing = next(p for p in [out.absolute(), *out.absolute().parents] if p.exists())
-    if not existing.is_dir():
-        raise SettingError(f"`out` {out}: {existing} is a file, so the run cannot be written there; choose another "
-                           f"folder.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SettingError(f"`out` {out}: cannot write in {existing}; choose a writable folder.")
+    _check_writable(out)
     exists = out.is_dir() and any(out.iterdir())
     if resume:
         if not (out / CONFIG).is_file():
             raise SettingError(f"`resume`: {out} holds no run ({CONFIG} missing); drop `resume` to start a new run.")
+        check_resumable(out)
         for stale in list(out.glob(".*.tmp")) + list(out.glob(".*.tmp.keras")):  # left by a killed run
             stale.unlink(missing_ok=True)
         return
@@ -81,12 +92,74 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
         raise SettingError(f"`out` {out} is not empty; pass `resume` to continue that run or `overwrite` to replace "
                            f"it.")
     if exists:
+        _check_preset_survives(out, preset)
         for name in RUN_FILES:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+
+
+def _check_writable(out: Path) -> None:
+    existing = next(p for p in [out.absolute(), *out.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise SettingError(f"`out` {out}: {existing} is a file, so the run cannot be written there; choose another "
+                           f"folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingError(f"`out` {out}: cannot write in {existing}; choose a writable folder.")
+
+
+def _check_preset_survives(out: Path, preset) -> None:
+    """``overwrite`` must not remove the model the run starts from (``preset`` ``out``/best.keras)."""
+    from segcli.models.registry import PRESETS
+
+    if not preset or str(preset) in PRESETS or not Path(str(preset)).expanduser().exists():
+        return
+    start = Path(str(preset)).expanduser().resolve()
+    doomed = [(out / name).resolve() for name in RUN_FILES]
+    if start == out.resolve() or any(start == p or p in start.parents for p in doomed):
+        raise SettingError(f"`overwrite` would delete {preset}, the model `preset` starts from; give a new `out` "
+                           f"to fine-tune from it.")
+
+
+def check_resumable(out: Path) -> None:
+    """RunNotResumable when ``out``'s checkpoint is unreadable, or missing although epochs finished (metrics.csv
+    rows, best.keras): starting at epoch 1 would replace them. Reads only the checkpoint's small state."""
+    out = Path(out)
+    if (out / LAST).is_file():
+        read_state(out / LAST)
+        return
+    rows = finished_rows(out)
+    if rows or (out / BEST).is_file():
+        shown = f"{METRICS} records {rows} finished epoch{'s' if rows != 1 else ''}" if rows else \
+            f"{BEST} holds a trained model"
+        raise RunNotResumable(f"{out}: its checkpoint {LAST} is missing although {shown}, so `resume` cannot "
+                              f"continue the run; {_restart_options(out)}.")
+
+
+def finished_rows(out: Path) -> int:
+    """Epoch rows in ``out``'s metrics.csv (0 when it is missing or unreadable)."""
+    try:
+        lines = (Path(out) / METRICS).read_text().splitlines()
+    except (OSError, ValueError):
+        return 0
+    return sum(1 for line in lines[1:] if line.strip())
+
+
+def _restart_options(out: Path) -> str:
+    """What the user can do with a run that cannot be resumed (setting names in backquotes)."""
+    again = "pass `overwrite` instead of `resume` to start it again (this replaces its files)"
+    if not (out / BEST).is_file():
+        return again
+    return f"{again}, or drop `resume` and pass `preset` {out / BEST} and a new `out` to fine-tune from its best model"
+
+
+def _damaged(path: Path, exc: BaseException) -> RunNotResumable:
+    """The one line for an unreadable checkpoint ``path`` (``RUN/last.ckpt.npz``)."""
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RunNotResumable(f"{path}: damaged checkpoint ({why}), so `resume` cannot continue the run; "
+                           f"{_restart_options(Path(path).parent)}.")
 
 
 def write_splits(out: Path, ds) -> None:
@@ -138,23 +211,50 @@ def save_checkpoint(path: Path, weights: list, optimizer_states: list, state: di
 
 
 def load_checkpoint(path: Path):
-    """(weights, optimizer_states, state) from :func:`save_checkpoint`."""
+    """(weights, optimizer_states, state) from :func:`save_checkpoint`; RunNotResumable when it is damaged."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            state = json.loads(data["state"].tobytes().decode())
+        with _open_npz(path) as data:
+            state = _state(data)
             weights = [data[f"w{i}"] for i in range(state["n_weights"])]
             opts = [[data[f"o{k}_{i}"] for i in range(n)] for k, n in enumerate(state["n_optimizer_vars"])]
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: damaged checkpoint ({exc}); remove it to restart the run.") from None
+    except DAMAGED as exc:
+        raise _damaged(path, exc) from None
     return weights, opts, state
+
+
+def _open_npz(path: Path):
+    """``np.load`` of a checkpoint, which must be a zip archive (np.load would take other bytes for a pickle)."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+    if start != b"PK\x03\x04":
+        raise ValueError("empty file" if not start else "not an .npz archive")
+    return np.load(path, allow_pickle=False)
+
+
+def _state(data) -> dict:
+    """The JSON state in an opened checkpoint; ValueError when it lacks what :func:`load_checkpoint` reads."""
+    state = json.loads(data["state"].tobytes().decode())
+    if not (isinstance(state, dict) and isinstance(state.get("epoch"), int) and isinstance(state.get("n_weights"), int)
+            and isinstance(state.get("n_optimizer_vars"), list)):
+        raise ValueError("its state lacks the epoch or the array counts")
+    return state
+
+
+def read_state(path: Path) -> dict:
+    """The state :func:`save_checkpoint` stored (epoch, history, ...), without the arrays; RunNotResumable when
+    the file is damaged."""
+    try:
+        with _open_npz(path) as data:
+            return _state(data)
+    except DAMAGED as exc:
+        raise _damaged(path, exc) from None
 
 
 def saved_epoch(out: Path) -> int:
     """The last finished epoch that ``out``'s checkpoint holds (0: none, or no readable checkpoint)."""
     try:
-        with np.load(Path(out) / LAST, allow_pickle=False) as data:
-            return int(json.loads(data["state"].tobytes().decode())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_state(Path(out) / LAST)["epoch"]
+    except RunNotResumable:
         return 0
 
 

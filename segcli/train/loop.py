@@ -109,7 +109,7 @@ def train(s: TrainSettings, reporter=None, resume: bool = False, overwrite: bool
     chief = distribute.is_chief(tf_config)
     reporter = reporter if (reporter is not None and chief) else Reporter()
     if chief:
-        ck.prepare(out, resume, overwrite)
+        ck.prepare(out, resume, overwrite, s.preset)
     if resume:
         s, ignored = ck.resumed_settings(out, s, given)
         if ignored and on_ignored is not None and chief:

@@ -49,6 +49,23 @@ def test_json_keys_and_gate(world):
         assert text in above.stdout
 
 
+def test_the_footer_gives_percents_the_ignore_label_and_what_each_dash_means(world):
+    data = scored(invoke(world["data"], "--model", world["run"], "--json"))
+    result = invoke(world["data"], "--model", world["run"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[-2] == (f"mIoU {100 * data['miou']:.2f}%  aAcc {100 * data['pixel_accuracy']:.2f}%  "
+                         f"mAcc {100 * data['mean_accuracy']:.2f}%  ({data['pixels']} pixels scored; pixels labelled "
+                         f"255 are ignored)")
+    assert lines[-1] == ("'-' = undefined, left out of the means: IoU and Dice of a class absent from both labels "
+                         "and predictions, precision of a class never predicted, recall of a class never labelled.")
+    sky = next(line for line in lines if line.startswith("│ sky "))  # the last class never appears in the labels
+    assert [cell.strip() for cell in sky.strip("│").split("│")][4] == "-" and data["per_class"][3]["recall"] is None
+    below = invoke(world["data"], "--model", world["run"], "--min-miou", "0.999")
+    assert below.exit_code == 1
+    assert below.stderr.strip().splitlines()[-1] == f"mIoU {100 * data['miou']:.2f}% is below --min-miou 0.999 (99.90%)."
+
+
 def test_one_line_errors(world, tmp_path):
     result = invoke(world["data"], "--model", world["run"], "--min-miou", "50")
     assert result.exit_code == 2
