@@ -19,13 +19,19 @@ Precision (the ``precision`` export option, and the runner's):
   ``runner.warnings``). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
 
 :func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
-under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast.
+under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast
+(:func:`blob_cache` keeps the blobs of a few input shapes; see :data:`BLOB_SHAPES`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +40,15 @@ from segcli.errors import CheckpointError, MissingDependencyError, UsageError
 from segcli.export.formats import METADATA_FILE, PRECISIONS, ExportFormat, Runner, read_json
 
 XML, BIN = "model.xml", "model.bin"
+#: Folder of OpenVINO's compiled blobs inside a :func:`cached_runner` conversion.
+BLOBS = "blobs"
 RT_KEY = "segcli"
 INSTALL = "pip install 'openvino>=2026.4,<2027'"
 #: Input shapes an OpenVinoRunner keeps a compiled model for (each compile of B0 takes about a second).
 STATIC_SHAPES = 8
+#: Input shapes whose compiled blobs :func:`cached_runner` keeps on disk per converted model, the most recently used
+#: ones. A blob holds the weights (B0: 15 MB) and saves about half of a compile (B0: 0.4 of 0.8 s).
+BLOB_SHAPES = 4
 #: Calibration images NNCF uses at most (its default subset size).
 CALIBRATION_LIMIT = 300
 
@@ -121,7 +132,6 @@ def quantize(model, calibration):
         import nncf
     except ImportError:
         raise MissingDependencyError("int8 quantization needs NNCF: pip install nncf.") from None
-    import contextlib
     import logging
     import sys
 
@@ -185,8 +195,7 @@ class OpenVinoRunner(Runner):
         self._config = {"INFERENCE_PRECISION_HINT": inference_hint(self.precision), "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)
-        if cache_dir:
-            self._config["CACHE_DIR"] = str(cache_dir)
+        self._blobs, self._since = (Path(cache_dir) if cache_dir else None), time.time()
         self._core, self._model = core, model
         self._requests: dict[tuple, object] = {}
         self.runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, {self.precision})"
@@ -205,7 +214,8 @@ class OpenVinoRunner(Runner):
                 model.reshape(list(shape))
             if len(self._requests) >= STATIC_SHAPES:
                 self._requests.pop(next(iter(self._requests)))
-            request = self._requests[shape] = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            config = {**self._config, **blob_cache(self._blobs, shape, self._since)}
+            request = self._requests[shape] = self._core.compile_model(model, "CPU", config).create_infer_request()
         return request
 
     def predict_logits(self, images) -> np.ndarray:
@@ -213,6 +223,46 @@ class OpenVinoRunner(Runner):
         request = self.request_for(tuple(images.shape))
         request.infer({0: images}, share_inputs=True)
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
+def blob_cache(blobs: Path | None, shape: tuple, since: float = 0.0) -> dict:
+    """OpenVINO's ``CACHE_DIR`` for the compiled blob of input ``shape``: its own folder below ``blobs``.
+
+    OpenVINO keys a blob by the model it compiles, which is the IR reshaped to one static shape, so every
+    shape writes a blob of its own, weights included (``CACHE_MODE`` ``OPTIMIZE_SIZE`` leaves them out, but a
+    reshaped model then compiles as slowly as without a cache). One folder per shape makes them countable:
+    at most :data:`BLOB_SHAPES` stay. A new shape replaces the least recently used ones not used since
+    ``since`` (the runner's start); when all were, it is compiled without a blob, so that a run over more
+    sizes keeps hitting its first ones instead of replacing them all in turn. A folder that cannot be
+    written is read if it exists and otherwise left out (OpenVINO fails where it cannot create one).
+    """
+    if blobs is None:
+        return {}
+    folder = blobs / "x".join(str(int(n)) for n in shape)
+    if folder.is_dir():
+        with contextlib.suppress(OSError):
+            os.utime(folder)  # most recently used
+        return {"CACHE_DIR": str(folder)}
+    try:
+        blobs.mkdir(exist_ok=True)  # not its parents: a conversion deleted meanwhile stays deleted
+        kept = sorted((f for f in blobs.iterdir() if f.is_dir()), key=_mtime)
+        unused = [f for f in kept if _mtime(f) < since]
+        excess = len(kept) + 1 - BLOB_SHAPES
+        if excess > len(unused):
+            return {}
+        for old in unused[:max(excess, 0)]:
+            shutil.rmtree(old, ignore_errors=True)
+        folder.mkdir(exist_ok=True)
+    except OSError:
+        return {}
+    return {"CACHE_DIR": str(folder)}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # deleted meanwhile by another run
+        return 0.0
 
 
 class OpenVinoFormat(ExportFormat):
@@ -277,24 +327,70 @@ def cached_runner(model, input_size=None, precision: str = "fp32", threads: int 
 
     The IR goes to ``segcli_home()/openvino/<hash>-<code>-<h>x<w>-<precision>/model.xml`` (``any`` without an
     input size; the IR itself takes any size; ``<code>`` is :func:`converter_digest`) and OpenVINO's compiled
-    blobs to ``blobs/`` beside it.
-    ``int8`` needs ``calibration`` images the first time.
+    blobs to ``blobs/<n>x<h>x<w>/`` beside it (:func:`blob_cache`). Storing a conversion deletes the same
+    model's conversions by other converter digests. Where the cache cannot be written the model is converted
+    in memory, with a warning in ``runner.warnings``. ``int8`` needs ``calibration`` images the first time.
     """
     from segcli.checkpoints.cache import segcli_home
-    from segcli.files import write_atomic
     from segcli.models.segformer.graph import SegFormerGraph
 
     check_precision(precision)
     size = "x".join(str(int(s)) for s in input_size) if input_size else "any"
     folder = segcli_home() / "openvino" / f"{model_hash(model)}-{converter_digest()}-{size}-{precision}"
     if not (folder / XML).is_file():
-        ov = _ov()
         metadata = {"num_classes": int(model.num_classes), "input_size": list(input_size) if input_size else None,
                     "logits_stride": 4, "precision": precision}
+        start = time.perf_counter()
         ir = convert(SegFormerGraph(model), precision, calibration, metadata)
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        ov.save_model(ir, str(tmp / XML), compress_to_fp16=False)
+        seconds = time.perf_counter() - start
+        try:
+            _store(ir, metadata, folder)
+        except OSError as exc:
+            runner = OpenVinoRunner(folder, threads, precision, model=ir)
+            runner.warnings = (*runner.warnings, _unwritable(folder.parent, exc, seconds))
+            return runner
+        _remove_other_digests(folder)
+    return OpenVinoRunner(folder, threads, precision, cache_dir=folder / BLOBS)
+
+
+def _store(ir, metadata: dict, folder: Path) -> None:
+    """Save ``ir`` and ``metadata`` as ``folder``: written in a temporary sibling, renamed into place."""
+    from segcli.files import umask, write_atomic
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide the cache from other users
+        try:
+            _ov().save_model(ir, str(tmp / XML), compress_to_fp16=False)
+        except RuntimeError as exc:  # OpenVINO's own write errors (a full disk)
+            raise OSError(str(exc).strip().splitlines()[-1]) from None
         write_atomic(tmp / METADATA_FILE, (json.dumps(metadata, indent=2) + "\n").encode())
-        tmp.replace(folder) if not folder.exists() else None
-    return OpenVinoRunner(folder, threads, precision, cache_dir=folder / "blobs")
+        if folder.is_dir():  # without model.xml: blobs left by a run whose IR was deleted meanwhile
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / XML).is_file():  # else another run stored the same conversion first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _unwritable(root: Path, exc: OSError, seconds: float) -> str:
+    """The warning for a cache folder that cannot be written: what it costs and how to fix it."""
+    return (f"cannot write the OpenVINO cache folder {root} ({exc.strerror or exc}), so every run converts the "
+            f"model again (this one took {seconds:.1f} s); set SEGCLI_HOME to a writable folder to keep the "
+            f"conversion.")
+
+
+def _remove_other_digests(folder: Path) -> None:
+    """Delete the conversions of ``folder``'s model by other converter digests (another segcli's): never read again.
+
+    Folders being written (a leading dot) are left to the run that writes them.
+    """
+    model, digest = folder.name.split("-")[:2]
+    for other in folder.parent.iterdir():
+        parts = other.name.split("-")
+        if len(parts) > 1 and parts[0] == model and parts[1] != digest and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)

@@ -238,18 +238,22 @@ def test_cached_runner_converts_once_and_reuses_the_ir(keras_model, segcli_home)
     expected = np.asarray(keras_model.quarter_logits(images.astype("float32")))
     for runner in (first, second):
         assert np.abs(runner.predict_logits(images) - expected).max() <= 1e-4
-    assert any((folders[0] / "blobs").iterdir())  # OpenVINO's compiled-model cache, one per input shape
+    assert [p.suffix for p in (folders[0] / "blobs" / "2x64x64x3").iterdir()] == [".blob"]  # one per input shape
 
 
-def test_a_changed_converter_converts_again_instead_of_reusing_an_old_ir(keras_model, segcli_home, monkeypatch):
+def test_a_changed_converter_converts_again_and_deletes_the_old_conversions(keras_model, segcli_home, monkeypatch):
     from segcli.export import openvino_format
 
     openvino_format.cached_runner(keras_model, (64, 64), "fp32")
-    assert openvino_format.converter_digest() == openvino_format.converter_digest()
+    openvino_format.cached_runner(keras_model, None, "fp32")
+    old = sorted(folder.name for folder in (segcli_home / "openvino").iterdir())
+    assert openvino_format.converter_digest() == openvino_format.converter_digest() and len(old) == 2
+    other_model = segcli_home / "openvino" / old[0].replace(old[0][:16], "0123456789abcdef")
+    other_model.mkdir()  # another model's conversion stays
     monkeypatch.setattr(openvino_format, "converter_digest", lambda: "0ther0ne")
     openvino_format.cached_runner(keras_model, (64, 64), "fp32")
     names = sorted(folder.name for folder in (segcli_home / "openvino").iterdir())
-    assert len(names) == 2 and sum("-0ther0ne-64x64-fp32" in name for name in names) == 1
+    assert names == sorted([other_model.name, old[0].replace(old[0].split("-")[1], "0ther0ne")])
 
 
 def test_runner_compiles_each_input_shape_and_keeps_the_last_few(keras_model, segcli_home, monkeypatch):

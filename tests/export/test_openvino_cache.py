@@ -1,0 +1,142 @@
+"""segcli's OpenVINO conversion cache (``cached_runner``): a cache folder it cannot write, and the disk it takes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino")
+
+DEMO = Path(__file__).resolve().parents[2] / "samples" / "demo_model"
+SEGCLI = Path(sys.executable).with_name("segcli")
+COMMAND = [str(SEGCLI)] if SEGCLI.is_file() else [sys.executable, "-m", "segcli.cli.app"]
+UNWRITABLE = re.compile(r"warning: cannot write the OpenVINO cache folder (.+) \((.+)\), so every run converts the "
+                        r"model again \(this one took \d+\.\d s\); set SEGCLI_HOME to a writable folder to keep the "
+                        r"conversion\.")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from segcli.models.load import load
+
+    return load(str(DEMO)).model
+
+
+def photos(folder: Path) -> Path:
+    """Two small PNGs of different sizes in ``folder``."""
+    folder.mkdir()
+    for i, (h, w) in enumerate([(64, 48), (48, 64)]):
+        cv2.imwrite(str(folder / f"{i}.png"), np.random.default_rng(i).integers(0, 256, (h, w, 3), np.uint8))
+    return folder
+
+
+def predict(home: Path, tmp_path: Path, out: str = "out") -> tuple[list, list]:
+    """``segcli predict`` of the demo model with SEGCLI_HOME ``home``: its warning lines and the files it wrote."""
+    images = tmp_path / "photos" if (tmp_path / "photos").is_dir() else photos(tmp_path / "photos")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SEGCLI_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([*COMMAND, "predict", str(images), "--model", str(DEMO), "--out", str(tmp_path / out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return ([line for line in done.stderr.splitlines() if line.startswith("warning:")],
+            sorted(p.name for p in (tmp_path / out).iterdir() if not p.name.startswith(".")))
+
+
+def files_below(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_segcli_home_below_a_file_converts_in_memory_with_one_warning(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    warnings, written = predict(blocker / "segcli", tmp_path)
+    assert len(warnings) == 1 and UNWRITABLE.fullmatch(warnings[0]), warnings
+    assert UNWRITABLE.fullmatch(warnings[0]).groups() == (str(blocker / "segcli" / "openvino"), "Not a directory")
+    assert written == ["0.png", "0_overlay.jpg", "1.png", "1_overlay.jpg", "summary.json"]
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+def test_the_runner_of_an_unwritable_cache_answers_like_the_keras_model(demo, tmp_path, monkeypatch):
+    from segcli.export.openvino_format import cached_runner
+
+    monkeypatch.setenv("SEGCLI_HOME", str(tmp_path / "file"))
+    (tmp_path / "file").write_bytes(b"")
+    runner = cached_runner(demo, None, "fp32")
+    assert len(runner.warnings) == 1 and UNWRITABLE.fullmatch(f"warning: {runner.warnings[0]}")
+    images = np.random.default_rng(5).integers(0, 256, (2, 64, 48, 3)).astype(np.uint8)
+    expected = np.asarray(demo.quarter_logits(images.astype("float32")))
+    assert np.abs(runner.predict_logits(images) - expected).max() <= 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def mount_read_only(folder: Path) -> bool:
+    """Bind-mount ``folder`` read-only onto itself; False where this user may not mount."""
+    try:
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, timeout=30)
+    except OSError:
+        return False
+    if bind.returncode:
+        return False
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, timeout=30).returncode:
+        subprocess.run(["umount", str(folder)], timeout=30)
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_a_read_only_home_converts_in_memory_and_still_reads_a_cached_conversion(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    if not mount_read_only(home):
+        pytest.skip("mount --bind is not permitted here")
+    try:
+        warnings, _ = predict(home, tmp_path, "out1")
+        assert len(warnings) == 1 and UNWRITABLE.fullmatch(warnings[0]).groups() == (
+            str(home / "openvino"), "Read-only file system")
+    finally:
+        subprocess.run(["umount", str(home)], timeout=30, check=True)
+    assert predict(home, tmp_path, "out2")[0] == []  # writable: converted and cached
+    cached = files_below(home)
+    assert [p.name for p in cached if p.name == "model.xml"] == ["model.xml"]
+    assert mount_read_only(home)
+    try:
+        warnings, written = predict(home, tmp_path, "out3")
+        assert warnings == [] and len(written) == 5  # the cached IR and blobs were read, nothing converted
+        assert files_below(home) == cached
+    finally:
+        subprocess.run(["umount", str(home)], timeout=30, check=True)
+
+
+def test_blobs_stay_for_a_few_input_shapes_the_least_recently_used_go(demo, segcli_home):
+    """OpenVINO writes one blob per compiled static shape; segcli keeps those of BLOB_SHAPES shapes.
+
+    Within one run, shapes beyond those are compiled without a blob (so a run over many sizes keeps hitting its
+    first ones); a later run's new shapes replace the least recently used ones.
+    """
+    from segcli.export.openvino_format import BLOB_SHAPES, cached_runner
+
+    def run(runner, shapes):
+        for shape in shapes:
+            runner.predict_logits(np.zeros(shape, np.uint8))
+
+    def kept(blobs):
+        return {folder.name: [p.name for p in folder.iterdir()] for folder in blobs.iterdir()}
+
+    shapes = [(1, 32 + 8 * i, 64, 3) for i in range(BLOB_SHAPES + 2)]
+    names = ["x".join(map(str, shape)) for shape in shapes]
+    run(cached_runner(demo, None, "fp32"), shapes)
+    (folder,) = (segcli_home / "openvino").iterdir()
+    first = kept(folder / "blobs")
+    assert sorted(first) == sorted(names[:BLOB_SHAPES])
+    assert all(len(files) == 1 and files[0].endswith(".blob") for files in first.values())
+    last = folder / "blobs" / names[BLOB_SHAPES - 1] / first[names[BLOB_SHAPES - 1]][0]
+    mtime = last.stat().st_mtime_ns
+    later = [(1, 64, 32 + 8 * i, 3) for i in range(BLOB_SHAPES - 1)]
+    run(cached_runner(demo, None, "fp32"), [shapes[BLOB_SHAPES - 1], *later])  # a hit, then new shapes
+    assert sorted(kept(folder / "blobs")) == sorted([names[BLOB_SHAPES - 1], *("x".join(map(str, s)) for s in later)])
+    assert last.stat().st_mtime_ns == mtime  # read, not compiled again
