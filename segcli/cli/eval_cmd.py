@@ -10,6 +10,7 @@ import typer
 from segcli.cli.output import err, info, out, pct, print_json
 from segcli.cli import options as shared
 from segcli.cli.predict_cmd import TTA_HELP, parse_tta_option, progress_bar
+from segcli.inference.predictor import DEFAULT_MAX_SIDE
 
 JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "engine", "data", "split", "mode", "tta",
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
@@ -83,7 +84,8 @@ def eval_command(
         None, "--batch-size", "-b",
         help="Images (whole) or tiles (slide) per network call. Default: 1 on a CPU (fastest end to end there), "
              "8 with TensorFlow on a GPU."),
-    max_side: int = typer.Option(2048, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Whole mode, dynamic-size models: cap on the "
+                                            f"longest side (at least 32) [default: {DEFAULT_MAX_SIDE}]."),
     min_miou: Optional[float] = typer.Option(None, "--min-miou", help="Exit 1 when mIoU (0..1) is below this."),
     tta: Optional[str] = typer.Option(None, "--tta", help=TTA_HELP),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report: metrics, "

@@ -184,7 +184,7 @@ def _open(source, backend="auto", precision="auto"):
 
 
 def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_size: int | None = None,
-             tile=None, stride=None, max_side: int = 2048, workers: int | None = None, tta=None, worst: int = 0,
+             tile=None, stride=None, max_side: int | None = None, workers: int | None = None, tta=None, worst: int = 0,
              label_map=None, keep_classes=None, backend: str = "auto", precision: str = "auto", on_start=None,
              on_progress=None, val_fraction: float = 0.1, seed: int = 0) -> dict:
     """Metrics of ``source`` (a model spec, or an opened model) on dataset folder ``data``.
@@ -203,7 +203,7 @@ def evaluate(data, source=None, split: str = "auto", mode: str = "whole", batch_
     from segcli.inference.predictor import Predictor, check_mode
     from segcli.inference.tta import with_tta
 
-    check_mode(mode, tile, stride)
+    check_mode(mode, tile, stride, max_side)
     ds, pairs, split = select_pairs(data, split, label_map, keep_classes, val_fraction, seed)
     source = _open(source, backend, precision)
     batch_size = source.default_batch_size() if batch_size is None else batch_size

@@ -259,12 +259,11 @@ def _check_options(options: PredictOptions) -> None:
 
 def _engine(source, options: PredictOptions):
     """The Predictor for ``source``, wrapped for test-time augmentation when ``options.tta`` asks for it."""
-    from segcli.inference.predictor import DEFAULT_MAX_SIDE, Predictor
+    from segcli.inference.predictor import Predictor
     from segcli.inference.tta import with_tta
 
-    max_side = DEFAULT_MAX_SIDE if options.max_side is None else options.max_side
     seg = Predictor(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
-                    tile=options.tile, stride=options.stride, max_side=max_side)
+                    tile=options.tile, stride=options.stride, max_side=options.max_side)
     return with_tta(seg, options.tta)
 
 

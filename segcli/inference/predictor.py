@@ -140,16 +140,17 @@ class Predictor:
         tile, stride: slide-mode window and step in pixels (tile: a multiple of
             32, default the model's input size or 512; stride: default 2/3 of
             the tile, rounded to a multiple of 4).
-        max_side: longest side in whole mode for dynamic-size models.
+        max_side: longest side in whole mode for dynamic-size models (None: :data:`DEFAULT_MAX_SIDE`; slide mode
+            refuses one).
     """
 
     def __init__(self, model, mode="whole", batch_size=8, input_size=None, tile=None, stride=None,
-                 max_side=DEFAULT_MAX_SIDE):
-        check_mode(mode, tile, stride, max_side if mode == "whole" else None)  # slide ignores a default cap
+                 max_side=None):
+        check_mode(mode, tile, stride, max_side)
         if int(batch_size) < 1:
             raise UsageError(f"batch size {batch_size}: must be at least 1.", value="batch_size")
         self.mode, self.batch_size = mode, int(batch_size)
-        self.max_side = int(max_side)
+        self.max_side = DEFAULT_MAX_SIDE if max_side is None else int(max_side)
         if hasattr(model, "predict_logits"):
             self._net, self._runner = None, model
             fixed = getattr(model, "input_size", None)

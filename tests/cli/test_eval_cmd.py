@@ -192,6 +192,13 @@ def test_max_side_below_32_is_one_line(world):
         assert result.stderr.strip() == f"error: --max-side {value}: must be at least 32."
 
 
+def test_max_side_in_slide_mode_is_refused_not_ignored(world):
+    result = invoke(world["data"], "--model", world["run"], "--mode", "slide", "--max-side", "64")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == ("error: --max-side 64: only whole mode uses a max side; set mode to whole, or "
+                                     "leave the max side out.")  # predict's line
+
+
 def test_a_class_count_mismatch_names_the_models_classes_as_the_fix(world, tmp_path):
     """classes.json lists 4 classes and the model predicts 2 it names, both among them: the line says how to
     score them (the library names the setting plainly, as it does `backend` and `precision`)."""
