@@ -198,7 +198,6 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     written, skipped, video_summaries = _predict_all(items, videos, seg, options, lut, names, state, warn,
                                                      on_progress or (lambda n, done_before=False: None))
     loop_seconds = time.perf_counter() - loop_start
-    frames = sum(v["frames"]["written"] for v in video_summaries)
     if adopted and (skipped or any(v["frames"]["skipped"] for v in video_summaries)):
         warn(_ADOPTED.format(out=options.out))
     written += sum(1 for v in video_summaries if v["frames"]["written"])
@@ -212,8 +211,7 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
         "count": {"inputs": inputs_total, "written": written, "skipped": skipped, "failed": len(state.failures),
                   "not_processed": inputs_total - written - skipped - len(state.failures)},
         "stopped_early": state.stop,
-        "img_per_s": (round((written - len(video_summaries) + frames) / loop_seconds, 3)
-                      if written and loop_seconds > 0 else None),
+        "img_per_s": round(state.written / loop_seconds, 3) if state.written and loop_seconds > 0 else None,
         "total_seconds": round(time.perf_counter() - started, 3),
         "failures": state.failures,
         "images": sorted(state.images, key=lambda r: r["input"]),

@@ -154,3 +154,18 @@ def test_truncated_and_broken_videos(world, tmp_path):
     assert len(list((out / "cut").iterdir())) == readable and video_info(out / "cut_overlay.mp4")[1] == readable
     assert summary["count"]["failed"] == 1 and summary["videos"][0]["truncated"]
     assert summary["failures"][0]["input"] == "broken.mp4" and not (out / "broken").exists()
+
+
+def test_img_per_s_counts_the_images_a_run_computes_beside_a_finished_video(world, tmp_path):
+    """A rerun that predicts one image and finds the video done rates that image (it reported 0.0 img/s)."""
+    from segcli.data.image_io import encode_png, write_atomic
+
+    inputs, out = [world["clip"], tmp_path / "photo.png"], tmp_path / "out"
+    write_atomic(inputs[1], encode_png(world["frames"][0]))
+    first = run_predict(inputs, world["source"], PredictOptions(out=out, overlay=False))
+    assert first["img_per_s"] > 0 and first["count"]["written"] == 2
+    (out / "photo.png").unlink()
+    again = run_predict(inputs, world["source"], PredictOptions(out=out, overlay=False))
+    assert again["count"] == {"inputs": 2, "written": 1, "skipped": 1, "failed": 0, "not_processed": 0}
+    assert again["img_per_s"] > 0
+    assert run_predict(inputs, world["source"], PredictOptions(out=out, overlay=False))["img_per_s"] is None
