@@ -71,13 +71,23 @@ def odd_images(folder: Path) -> list[str]:
 
 
 def bad_images(folder: Path) -> dict[str, str]:
-    """A zero-byte file, a truncated JPEG and a symlink loop; name -> what predict says about it."""
+    """A zero-byte file, a truncated JPEG, a PNG cut off in its pixel data, a PNG with a flipped byte and a
+    symlink loop; name -> what predict says about it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "zero.png").write_bytes(b"")
     (folder / "trunc.jpg").write_bytes(jpeg_bytes()[:300])
+    ok, data = cv2.imencode(".png", rgb(32, 32, 7))  # IHDR (bytes 8-32), then IDAT from byte 33 (OpenCV's PNG)
+    assert ok and data.tobytes()[37:41] == b"IDAT"
+    (folder / "cut.png").write_bytes(data.tobytes()[:-30])
+    flipped = bytearray(data.tobytes())
+    flipped[60] ^= 0xFF
+    (folder / "flipped.png").write_bytes(bytes(flipped))
     os.symlink("loop.png", folder / "loop.png")
     return {"zero.png": "empty file (0 bytes); remove it or replace it with a valid image.",
             "trunc.jpg": "not a readable image (corrupt or unsupported format); remove or replace it.",
+            "cut.png": f"truncated PNG (it ends at byte {data.size - 30}, inside its IDAT chunk); replace it with a "
+                       f"complete copy.",
+            "flipped.png": "damaged PNG (its IDAT chunk at byte 33 fails its CRC check); replace it with a good copy.",
             "loop.png": "cannot be read (Too many levels of symbolic links); fix it or remove it."}
 
 
@@ -195,7 +205,7 @@ def run_case(run: Run, cwd: Path, home: Path) -> subprocess.CompletedProcess:
                           encoding="utf-8", timeout=TIMEOUT)
     shown = f"exit {proc.returncode}\n--- stderr\n{proc.stderr}\n--- stdout\n{proc.stdout[-3000:]}"
     assert "Traceback" not in proc.stdout + proc.stderr, shown
-    assert "[ WARN" not in proc.stderr, shown  # OpenCV's own log lines: segcli names the bad file itself
+    assert "[ WARN" not in proc.stderr and "libpng" not in proc.stderr, shown  # segcli names a bad file itself
     assert proc.returncode == run.code, shown
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     flagged = [line for line in lines if line.startswith(("error:", "warning:"))]
@@ -238,7 +248,7 @@ def predict_bad_files_in_a_good_folder(w, tmp):
 
     def check(proc):
         summary = json.loads((tmp / "out" / "summary.json").read_text())
-        assert summary["count"] == {**summary["count"], "inputs": 9, "written": 6, "failed": 3}
+        assert summary["count"] == {**summary["count"], "inputs": 11, "written": 6, "failed": 5}
         for stem in good:
             assert np.asarray(Image.open(tmp / "out" / f"{stem}.png")).max() < 3, stem
         assert np.asarray(Image.open(tmp / "out" / "one.png")).shape == (1, 1)
@@ -469,10 +479,11 @@ def check_odd_images_pass_and_broken_ones_are_named(w, tmp):
     def check(proc):
         report = json.loads(proc.stdout)
         assert sorted((Path(p["file"]).name, p["kind"]) for p in report["problems"]) == [
-            ("loop.png", "unreadable"), ("trunc.jpg", "unreadable"), ("zero.png", "unreadable")]
-        assert report["pairs"] == {"train": 8, "val": 1}
+            ("cut.png", "unreadable"), ("flipped.png", "unreadable"), ("loop.png", "unreadable"),
+            ("trunc.jpg", "unreadable"), ("zero.png", "unreadable")]
+        assert report["pairs"] == {"train": 10, "val": 1}
 
-    return Run(["data", "check", data, "--json"], [data], 1, [f"error: {data}: 3 problem(s), first: ..."],
+    return Run(["data", "check", data, "--json"], [data], 1, [f"error: {data}: 5 problem(s), first: ..."],
                check=check)
 
 

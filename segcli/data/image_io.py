@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segcli.data.png_chunks import check_png
 from segcli.errors import DataError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
@@ -44,6 +45,7 @@ def _bytes(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); fix it or remove it.") from None
     if data.size == 0:
         raise DataError(f"{path}: empty file (0 bytes); remove it or replace it with a valid image.")
+    check_png(data, path)  # before libpng prints its own error line for it
     return data
 
 
