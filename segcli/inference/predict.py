@@ -166,10 +166,8 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
     frame counts as one image). A Ctrl-C while predicting raises :class:`PredictInterrupted`, which says how much
     is on disk.
     """
-    from segcli.inference.overlay import palette_lut
-    from segcli.inference.provenance import claim, settings_of
-    from segcli.inference.runners import OpenedModel, open_model
-    from segcli.inference.video import frame_estimate, split_inputs
+    from segcli.inference.out_lock import hold
+    from segcli.inference.video import split_inputs
 
     started = time.perf_counter()
     _check_options(options)
@@ -181,6 +179,17 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
              f"smooth {options.smooth:g}).")
     if options.shard:
         videos = [v for v in videos if shard_of(v.rel, options.shard[1]) == options.shard[0]]
+    with hold(options.out, options.shard):  # a second run into this out would compute every mask again
+        return _run(items, videos, source, options, warn, on_start, on_progress, started)
+
+
+def _run(items, videos, source, options: PredictOptions, warn, on_start, on_progress, started: float) -> dict:
+    """run_predict's work once the inputs are known and ``options.out`` is held: the summary."""
+    from segcli.inference.overlay import palette_lut
+    from segcli.inference.provenance import claim, settings_of
+    from segcli.inference.runners import OpenedModel, open_model
+    from segcli.inference.video import frame_estimate
+
     if not isinstance(source, OpenedModel):
         source = open_model(source, options.backend, options.precision)
     if options.batch_size is None:
