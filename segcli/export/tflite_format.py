@@ -25,7 +25,7 @@ def convert(graph, quantize: str | None = None) -> bytes:
     import tensorflow as tf
 
     module = tf.Module()
-    module.model = graph.model
+    module.weights = [w.value for w in graph.model.weights]  # the variables only, not the Keras model
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def logits_fn(images):
