@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from segcli.cli.app import app
 from segcli.data.image_io import encode_png, read_mask, write_atomic
+from tests.processes import interrupt
 from tests.inference.predict_fixtures import BAD, GOOD, make_messy_dir, make_model, smooth
 
 
@@ -378,15 +379,10 @@ def test_ctrl_c_exits_130_with_one_line_saying_what_is_written(tmp_path):
     for wait_for in (3, 6):  # the second run goes on from the first
         before = len(list(out.glob("p*[0-9].png")))
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.time() + 120
-            while time.time() < deadline and len(list(out.glob("p*_overlay.jpg"))) < before + wait_for:
-                time.sleep(0.01)
-            proc.send_signal(signal.SIGINT)
-            _, stderr = proc.communicate(timeout=120)
-        finally:
-            proc.kill()
-            proc.communicate()
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(out.glob("p*_overlay.jpg"))) < before + wait_for:
+            time.sleep(0.01)
+        stderr = interrupt(proc)
         assert proc.returncode == 130, stderr[-2000:]
         assert "Traceback" not in stderr and stderr.rstrip().splitlines()[-1].startswith("interrupted: ")
         masks = len(list(out.glob("p*[0-9].png")))

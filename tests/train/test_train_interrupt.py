@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 from tests.data.tiny_dataset import make_easy
+from tests.processes import interrupt
 from tests.train.test_train_resume import _segcli, started_into_epoch_2
 
 
@@ -17,12 +16,7 @@ def test_ctrl_c_after_epoch_1_exits_130_and_says_how_to_resume(tmp_path):
     cmd, env = _segcli("train", str(data), "--preset", "segformer_test", "--image-size", "64", "--epochs", "3",
                        "--batch-size", "2", "--out", str(out))
     proc = started_into_epoch_2(cmd, env, out)
-    try:
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-        proc.communicate()
+    stderr = interrupt(proc)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert [line for line in stderr.splitlines() if line.startswith("interrupted")] == [
