@@ -210,7 +210,7 @@ def _duplicate_stem(role: str, files: list) -> Finding:
     return Finding("duplicate_stem", str(first),
                    f"{first}: same name as {names} in the same folder, so which {role} goes with the {other} of that "
                    f"name is ambiguous; keep one {role} under that name (rename or remove the "
-                   f"other{'s' if len(others) > 1 else ''}).")
+                   f"other{'s' if len(others) > 1 else ''}).", str(first.with_suffix("")))  # a row per name
 
 
 def _no_val_split(ds: FolderDataset):

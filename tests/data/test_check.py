@@ -210,6 +210,8 @@ def test_images_or_masks_sharing_a_name_are_a_problem_naming_both(tmp_path):
         (str(masks / "img_003.bmp"), f"{masks / 'img_003.bmp'}: same name as img_003.png in the same folder, so "
                                      f"which mask goes with the image of that name is ambiguous; keep one mask under "
                                      f"that name (rename or remove the other).")]
+    assert [(g.files, g.message) for g in group_findings(report.problems)] == [
+        ([f.file], f.message) for f in report.problems]  # one row each: the image's message is not the mask's
     write_rgb(images / "img_001.tif", np.zeros((16, 16, 3), np.uint8))
     assert check_dataset(discover(tmp_path)).problems[0].message.startswith(
         f"{images / 'img_001.jpg'}: same name as img_001.png and img_001.tif in the same folder, so which image")
