@@ -14,9 +14,6 @@ from segcli.inference.predictor import DEFAULT_MAX_SIDE
 
 JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "engine", "data", "split", "mode", "tta",
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
-#: What '-' in the table means, column by column (None in JSON: the ratio's denominator is zero).
-UNDEFINED = ("'-' = undefined, left out of the means: IoU and Dice of a class absent from both labels and "
-             "predictions, precision of a class never predicted, recall of a class never labelled.")
 
 
 def percent(value) -> str:
@@ -30,9 +27,11 @@ def percent(value) -> str:
 
 def footer(result: dict) -> str:
     """The lines under eval's table: the headline metrics in percent, what was scored, what '-' means."""
+    from segcli.inference.metrics import UNDEFINED
+
     return (f"mIoU {percent(result['miou'])}  aAcc {percent(result['pixel_accuracy'])}  "
             f"mAcc {percent(result['mean_accuracy'])}  ({result['pixels']} pixels scored; pixels labelled 255 "
-            f"are ignored)\n{UNDEFINED}")
+            f"are ignored)\n'-' = undefined, left out of the means: {UNDEFINED}.")
 
 
 def render(result: dict) -> None:

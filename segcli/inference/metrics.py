@@ -74,6 +74,11 @@ def _opt(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
+#: Which per-class values are undefined (None), and so left out of the means; eval's table and report say it.
+UNDEFINED = ("IoU and Dice of a class absent from both labels and predictions, precision of a class never predicted, "
+             "recall of a class never labelled")
+
+
 def summarize(confusion, class_names) -> dict:
     """Metrics from an accumulated confusion matrix.
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segcli.inference.metrics import UNDEFINED
+
 IGNORE_INDEX = 255
 #: Classes up to which the bar chart shows all four metrics (above: IoU only, one bar per class).
 GROUPED_BARS_MAX = 20
@@ -210,8 +212,7 @@ def _class_table(result: dict, colors: np.ndarray) -> str:
                                                                      "mean_recall"))
     rows.append(f'<tr class="mean"><td>mean</td>{means}</tr>')
     return (f'<table id="per-class-table"><tr><th>class</th>{head}</tr>{"".join(rows)}</table>'
-            f'<p class="note">&ndash; = undefined (the class is absent from both labels and predictions, or never '
-            f"predicted / never labelled); left out of the means.</p>")
+            f'<p class="note">&ndash; = undefined, left out of the means: {html.escape(UNDEFINED)}.</p>')
 
 
 def _legend(indices, names: list[str], colors: np.ndarray) -> str:
