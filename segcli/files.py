@@ -1,4 +1,4 @@
-"""Atomic file writes, the one way segcli puts a file on disk.
+"""Atomic file writes, the one way segcli puts a file on disk, and the check that a folder can be made at a path.
 
 Every output (masks, overlays, checkpoints, reports, weights records) is written
 to a temporary name beside its target and renamed into place, so a killed
@@ -41,3 +41,18 @@ def write_atomic(path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_in_the_way(folder) -> Path | None:
+    """The file that stops ``folder`` from being (or being created as) a folder: ``folder`` itself or its nearest
+    existing parent when that is not a folder; None when the folder exists or can be created.
+
+    >>> import tempfile, pathlib
+    >>> note = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = note.write_text("mine")
+    >>> file_in_the_way(note / "out" / "masks") == note, file_in_the_way(note) == note, file_in_the_way(note.parent)
+    (True, True, None)
+    """
+    path = Path(folder)  # as given, so messages name it as the user wrote it; a relative chain ends at "."
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    return None if existing.is_dir() else existing

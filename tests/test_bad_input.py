@@ -614,6 +614,49 @@ def export_negative_sample_size(w, tmp):
                check=lambda proc: not list(tmp.iterdir()) or pytest.fail("a refused export wrote files"))
 
 
+def synth_out_under_a_file(w, tmp):
+    (tmp / "file").write_text("x")
+    return Run(["data", "synth", tmp / "file" / "shapes", "--n", "2", "--size", "32"], [tmp / "file"], 2,
+               [f"error: {tmp / 'file' / 'shapes'} cannot be created: {tmp / 'file'} is a file; choose another "
+                f"folder."])
+
+
+def synth_into_a_folder_of_other_files(w, tmp):
+    png(tmp / "mine" / "train" / "images" / "a.png", rgb(32, 32))
+    return Run(["data", "synth", tmp / "mine", "--n", "2", "--size", "32"], [tmp / "mine"], 2,
+               [f"error: {tmp / 'mine'} is not empty and holds no earlier synthetic set; give a new or empty "
+                f"folder."])
+
+
+def bench_data_that_is_no_folder(w, tmp):
+    return Run(["bench", "--model", w["model"], "--data", tmp / "nope"], [w["model"]], 2,
+               [f"error: --data {tmp / 'nope'}: no such folder; give a folder of images."])
+
+
+def bench_unknown_format(w, tmp):
+    return Run(["bench", "--model", w["model"], "--formats", "keras,pb"], [w["model"]], 2,
+               ["error: --formats pb: use some of keras, savedmodel, onnx, tflite, openvino."])
+
+
+def bench_image_size_below_32(w, tmp):
+    return Run(["bench", "--image-size", "31"], [], 2,
+               ["error: --image-size 31: smaller than 32 pixels; SegFormer downsamples by 32, use at least 32."])
+
+
+def weights_import_damaged_safetensors(w, tmp):
+    (tmp / "hf").mkdir()
+    (tmp / "hf" / "config.json").write_text('{"model_type": "segformer"}')
+    (tmp / "hf" / "model.safetensors").write_bytes(b"cut")
+    return Run(["weights", "import", tmp / "hf", "--as", "mine"], [tmp / "hf"], 2,
+               [f"error: {tmp / 'hf' / 'model.safetensors'} cannot be read as safetensors (..."],
+               check=lambda proc: not (w["home"] / "weights" / "mine").exists() or pytest.fail("an entry was left"))
+
+
+def weights_fetch_a_typo_after_a_good_name(w, tmp):
+    """The typo stops the command before anything is fetched (no download starts, no progress line)."""
+    return Run(["weights", "fetch", "segformer_b0_ade20k_512", "segformer_b0_ade20k_521"], [], 2,
+               ["error: Unknown preset 'segformer_b0_ade20k_521'. ..."])
+
 #: Cases that start TensorFlow (load a model or train) and so take more than ~5 s.
 SLOW = {predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
         eval_labels_above_the_class_count, eval_0_255_masks_work_with_a_note, train_corrupt_keras_file_as_preset,
@@ -636,7 +679,10 @@ CASES = [predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder
          convert_empty_labelme_folder,
          export_bad_format, export_wrong_suffix, export_corrupt_keras_file, export_unknown_model_name,
          export_out_under_a_file, export_overwrite_of_a_folder_of_other_files,
-         export_overwrite_of_a_folder_at_a_file_path, export_negative_sample_size]
+         export_overwrite_of_a_folder_at_a_file_path, export_negative_sample_size,
+         synth_out_under_a_file, synth_into_a_folder_of_other_files,
+         bench_data_that_is_no_folder, bench_unknown_format, bench_image_size_below_32,
+         weights_import_damaged_safetensors, weights_fetch_a_typo_after_a_good_name]
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.__name__, marks=[pytest.mark.slow] if c in SLOW else [])
@@ -647,5 +693,5 @@ def test_bad_input(case, world, tmp_path):
 
 def test_the_matrix_covers_every_command_and_at_least_25_cases():
     commands = {c.__name__.split("_")[0] for c in CASES}
-    assert commands == {"predict", "eval", "train", "check", "convert", "export"}
+    assert commands == {"predict", "eval", "train", "check", "convert", "synth", "export", "bench", "weights"}
     assert len(CASES) >= 25 and len({c.__name__ for c in CASES}) == len(CASES)

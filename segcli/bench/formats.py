@@ -47,9 +47,9 @@ def parse_formats(value) -> list:
     out = [p.strip().lower() for p in str(value).split(",") if p.strip()]
     for name in out:
         if name not in valid:
-            raise UsageError(f"formats {name}: use some of {', '.join(valid)}.")
+            raise UsageError(f"formats {name}: use some of {', '.join(valid)}.", value="formats")
     if not out:
-        raise UsageError(f"formats: give at least one of {', '.join(valid)}.")
+        raise UsageError(f"formats: give at least one of {', '.join(valid)}.", value="formats")
     return out
 
 

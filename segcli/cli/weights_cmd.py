@@ -34,7 +34,10 @@ def fetch(
     from segcli.cli.output import info, out, print_json, warn
     from segcli.models.registry import NVIDIA_LICENCE_NOTE
     from segcli.weights.fetch import fetch as fetch_one
+    from segcli.weights.fetch import fetchable
 
+    for name in presets:  # a typo in the last name stops the command before the first download, not after
+        fetchable(name)
     results = []
     for name in presets:
         if not json_out:

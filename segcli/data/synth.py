@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.errors import UsageError
+from segcli.files import file_in_the_way
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring")
 #: Sizes in pixels below are for 128-pixel images and scale with the image.
@@ -227,6 +228,9 @@ def _check_args(out: Path, n: int, size: int, seed: int, val_fraction: float) ->
                          value="val_fraction")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file; give a folder for the dataset.")
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise UsageError(f"{out} cannot be created: {blocker} is a file; choose another folder.")
     if out.is_dir() and _entries(out) and not (out / RECORD_FILE).is_file():
         raise UsageError(f"{out} is not empty and holds no earlier synthetic set; give a new or empty folder.")
 

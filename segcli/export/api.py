@@ -37,6 +37,7 @@ import numpy as np
 from segcli.data.image_size import parse_image_size
 from segcli.errors import UsageError
 from segcli.export.formats import (FLOAT_RULE, ExportError, ExportOptions, get_format, masks_of, names)
+from segcli.files import file_in_the_way
 
 __all__ = ["ExportError", "ExportReport", "export_model", "FORMATS"]
 FORMATS = names()
@@ -89,16 +90,24 @@ def sample_images(count: int, size, seed: int = 0) -> np.ndarray:
     return np.stack(out)
 
 
+def check_folder(folder, what: str) -> Path:
+    """``folder`` as a Path, or UsageError naming option ``what`` when it is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{what} {folder}: no such folder; give a folder of images.", value=what)
+    return folder
+
+
 def read_samples(folder, size, limit: int = 4, what: str = "samples") -> np.ndarray:
     """Up to ``limit`` images from ``folder`` (searched recursively), resized to ``size`` (H, W)."""
     import cv2
 
     from segcli.data.image_io import read_image
 
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    folder = check_folder(folder, what)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise UsageError(f"{what} {folder}: no images (.png, .jpg, ...) in that folder.")
+        raise UsageError(f"{what} {folder}: no images (.png, .jpg, ...) in that folder.", value=what)
     h, w = int(size[0]), int(size[1])
     return np.stack([cv2.resize(read_image(p), (w, h), interpolation=cv2.INTER_AREA) for p in files[:limit]])
 
@@ -121,9 +130,9 @@ def _check_out(fmt, out, overwrite: bool) -> Path:
         raise UsageError(f"out {out} {foreign}; choose a new out or move the files.")
     if out.exists() and not overwrite:
         raise UsageError(f"out {out} already exists; pass overwrite=True to replace it.")
-    existing = next(p for p in out.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise UsageError(f"out {out}: {existing} is a file, so nothing can be written there; choose another path.")
+    blocker = file_in_the_way(out.parent)
+    if blocker is not None:
+        raise UsageError(f"out {out}: {blocker} is a file, so nothing can be written there; choose another path.")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name
 from segcli.errors import DataError, UsageError
+from segcli.files import file_in_the_way
 from segcli.inference.provenance import RECORD_FILE
 
 MASK_SUFFIX = ".png"
@@ -232,7 +233,7 @@ def _collision(first: InputItem, second: InputItem, stem: str, out: Path | None)
 
 def check_writable(out: Path) -> None:
     """Create ``out`` and prove a file can be written there, or fail with one line."""
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(out)
     if blocker is not None:
         where = "it" if blocker == out else str(blocker)
         raise DataError(f"out {out}: {where} is a file, not a folder; choose a folder for the outputs.",

@@ -35,6 +35,7 @@ import numpy as np
 
 from segcli.data.image_io import write_atomic
 from segcli.errors import CheckpointError
+from segcli.files import file_in_the_way
 from segcli.train.report import REPORT
 from segcli.train.settings import SettingError
 
@@ -102,10 +103,11 @@ def prepare(out: Path, resume: bool, overwrite: bool, preset=None) -> None:
 
 
 def _check_writable(out: Path) -> None:
-    existing = next(p for p in [out.absolute(), *out.absolute().parents] if p.exists())
-    if not existing.is_dir():
-        raise SettingError(f"`out` {out}: {existing} is a file, so the run cannot be written there; choose another "
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise SettingError(f"`out` {out}: {blocker} is a file, so the run cannot be written there; choose another "
                            f"folder.")
+    existing = next(p for p in (out, *out.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise SettingError(f"`out` {out}: cannot write in {existing}; choose a writable folder.")
 

@@ -133,6 +133,20 @@ def download(preset_name: str, repo: str, revision: str | None = None) -> Path:
     return path
 
 
+def fetchable(preset_name: str) -> dict:
+    """The preset ``preset_name``, or PresetError when it is unknown or has no weights to fetch.
+
+    >>> fetchable("segformer_b0_ade20k_512")["name"]
+    'segformer_b0_ade20k_512'
+    """
+    preset = get_preset(preset_name)
+    if not has_weights(preset):
+        with_weights = [n for n, p in PRESETS.items() if has_weights(p) and n.startswith(preset_name.split("_")[0])]
+        hint = f" Presets with weights include {', '.join(with_weights[:3])}." if with_weights else ""
+        raise PresetError(f"Preset '{preset_name}' is a random-init architecture with no weights to fetch.{hint}")
+    return preset
+
+
 def fetch(preset_name: str, force: bool = False, revision: str | None = None) -> FetchResult:
     """Make sure preset ``preset_name``'s weights are in segcli's cache; download and convert them if not.
 
@@ -143,12 +157,7 @@ def fetch(preset_name: str, force: bool = False, revision: str | None = None) ->
     from segcli.checkpoints.cache import entry_dir, is_entry, read_entry
     from segcli.weights.importer import import_checkpoint
 
-    preset = get_preset(preset_name)
-    if not has_weights(preset):
-        with_weights = [n for n, p in PRESETS.items() if has_weights(p) and n.startswith(preset_name.split("_")[0])]
-        hint = f" Presets with weights include {', '.join(with_weights[:3])}." if with_weights else ""
-        raise PresetError(f"Preset '{preset_name}' is a random-init architecture with no weights to fetch.{hint}")
-    entry = weights_entry_name(preset)
+    entry = weights_entry_name(fetchable(preset_name))
     folder = entry_dir(entry)
     corrupt = False
     if folder.exists() and not force:

@@ -62,7 +62,7 @@ def test_an_exported_file_is_timed_alone(trained, tmp_path):
 def test_unknown_format_is_one_line(trained):
     result = bench("--model", trained, "--formats", "keras,caffe")
     assert result.exit_code == 2
-    assert result.output.strip().splitlines()[-1] == ("error: formats caffe: use some of keras, savedmodel, onnx, "
+    assert result.output.strip().splitlines()[-1] == ("error: --formats caffe: use some of keras, savedmodel, onnx, "
                                                       "tflite, openvino.")
 
 

@@ -33,6 +33,7 @@ from typing import Callable, Optional
 from segcli.data.convert.common import IGNORE, ConvertReport, Issue, Plan, Sample, read_json
 from segcli.data.image_io import IMAGE_EXTENSIONS
 from segcli.errors import DataError, UsageError
+from segcli.files import file_in_the_way
 
 RECORD = "convert.json"
 RECORD_VERSION = 2  # 2: the record lists the images written ("written"); 1 did not
@@ -77,9 +78,9 @@ def check_out(out: Path, src: Path, image_dirs: list) -> Optional[dict]:
                              f"choose another folder.")
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {out} is a file; give a folder for the dataset.")
-    ancestor = next(p for p in out.absolute().parents if p.exists())
-    if not out.exists() and not ancestor.is_dir():
-        raise UsageError(f"output folder {out} cannot be created: {ancestor} is a file; choose another folder.")
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise UsageError(f"output folder {out} cannot be created: {blocker} is a file; choose another folder.")
     if out.is_dir() and any(out.iterdir()) and not (out / RECORD).is_file():
         raise UsageError(f"output folder {out} is not empty and holds no earlier conversion ({RECORD}); "
                          f"give a new or empty folder.")
