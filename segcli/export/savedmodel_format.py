@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segcli.errors import UsageError
 from segcli.export.formats import ExportError, ExportFormat, ExportOptions, Runner, read_json, METADATA_FILE
 
 SIGNATURES = ("masks", "logits")

@@ -154,7 +154,7 @@ def fetch(preset_name: str, force: bool = False, revision: str | None = None) ->
     one is replaced. ``force`` converts again from the Hugging Face cache (or
     the Hub) even when the entry is fine.
     """
-    from segcli.checkpoints.cache import entry_dir, is_entry, read_entry
+    from segcli.checkpoints.cache import entry_dir, read_entry
     from segcli.weights.importer import import_checkpoint
 
     entry = weights_entry_name(fetchable(preset_name))
