@@ -13,9 +13,14 @@ process never leaves a truncated file.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
+
+#: The lone surrogates Python decodes a file name's non-UTF-8 bytes to (PEP 383's surrogateescape).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def umask() -> int:
@@ -56,3 +61,26 @@ def file_in_the_way(folder) -> Path | None:
     path = Path(folder)  # as given, so messages name it as the user wrote it; a relative chain ends at "."
     existing = next(p for p in (path, *path.parents) if p.exists())
     return None if existing.is_dir() else existing
+
+
+def json_bytes(value) -> bytes:
+    """``value`` as indented UTF-8 JSON. A file name's undecodable bytes stay ``\\udcXX`` escapes: the file is
+    valid UTF-8, and ``json.loads`` gives back the name that ``os.fsencode`` turns into the exact bytes.
+
+    >>> import json, os
+    >>> data = json_bytes({"file": os.fsdecode(b"bad\\xffname.png")})
+    >>> data.decode("utf-8").splitlines()[1], os.fsencode(json.loads(data)["file"])
+    ('  "file": "bad\\\\udcffname.png"', b'bad\\xffname.png')
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
+def displayable(text: str) -> str:
+    """``name`` for people (HTML, tables): undecodable bytes become U+FFFD, as a terminal or browser shows them.
+
+    >>> import os
+    >>> displayable(os.fsdecode(b"bad\\xffname.png"))
+    'bad\ufffdname.png'
+    """
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+from pathlib import Path
+
+#: The installed ``segcli`` script beside this Python, else the module (a checkout without an install).
+SEGCLI = Path(sys.executable).with_name("segcli")
+COMMAND = [str(SEGCLI)] if SEGCLI.is_file() else [sys.executable, "-m", "segcli.cli.app"]
 
 
 def interrupt(proc: subprocess.Popen, timeout: float = 120) -> str:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +28,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.processes import COMMAND
+
 TIMEOUT = 180
-SEGCLI = Path(sys.executable).with_name("segcli")
-COMMAND = [str(SEGCLI)] if SEGCLI.is_file() else [sys.executable, "-m", "segcli.cli.app"]
 LAYOUTS = ("expected DATA/images + DATA/masks, DATA/train/{images,masks} (+ DATA/val/{images,masks}), or "
            "DATA/img_dir/{train,val} + DATA/ann_dir/{train,val}")
 BINARY_NOTE = ("note: masks hold only 0 and 255: read as 2 classes, background (0) and foreground (255), not as "

@@ -9,6 +9,8 @@ shown with the flag that set it (``--image-size``).
 
 from __future__ import annotations
 
+import sys
+
 import typer
 import typer.core
 
@@ -177,7 +179,16 @@ def _register() -> None:
 _register()
 
 
+def _pass_name_bytes_through() -> None:
+    """A file name that is not UTF-8 is printed as its own bytes, as ls and find print it, not as a traceback
+    (stdout) or a ``\\udcXX`` escape (stderr): Python decodes such names to lone surrogates (PEP 383)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+
+
 def main() -> None:
+    _pass_name_bytes_through()
     app()
 
 

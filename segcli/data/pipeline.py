@@ -115,7 +115,7 @@ def orient(image, orientation):
 
 def _decode_image(path, kind, orientation):
     def by_opencv():
-        image = tf.numpy_function(lambda p: read_image(p.decode()), [path], tf.uint8, stateful=False)
+        image = tf.numpy_function(lambda p: read_image(os.fsdecode(p)), [path], tf.uint8, stateful=False)
         return tf.ensure_shape(image, [None, None, 3])
 
     def by_tf(decode):
@@ -128,14 +128,14 @@ def _decode_image(path, kind, orientation):
 
 def _decoder(ds, entries):
     """A TF function: pair index -> (image uint8 (H, W, 3), label uint8 (H, W)), decoded from the files."""
-    images = tf.constant([e.image for e in entries] or [""])
-    masks = tf.constant([e.mask for e in entries] or [""])
+    images = tf.constant([os.fsencode(e.image) for e in entries] or [b""])  # a name's bytes, UTF-8 or not
+    masks = tf.constant([os.fsencode(e.mask) for e in entries] or [b""])
     kinds = tf.constant([e.kind for e in entries] or [0], tf.int32)
     orientations = tf.constant([e.orientation for e in entries] or [1], tf.int32)
 
     def decode(index):
         image = _decode_image(tf.gather(images, index), tf.gather(kinds, index), tf.gather(orientations, index))
-        label = tf.numpy_function(lambda p: ds.read_label(p.decode()), [tf.gather(masks, index)], tf.uint8,
+        label = tf.numpy_function(lambda p: ds.read_label(os.fsdecode(p)), [tf.gather(masks, index)], tf.uint8,
                                   stateful=False)
         label = tf.ensure_shape(label, [None, None])
         size = tf.shape(image)[:2]

@@ -48,7 +48,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shard_of(rel: str, n: int) -> int:
     """Stable shard of a relative path: the same on every machine and Python run."""
-    digest = hashlib.sha1(rel.encode("utf-8")).digest()
+    digest = hashlib.sha1(os.fsencode(rel)).digest()  # the name's bytes, also when they are not UTF-8
     return int.from_bytes(digest[:8], "big") % n
 
 

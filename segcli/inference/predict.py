@@ -318,14 +318,12 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
 
 
 def _write_summary(summary: dict, options: PredictOptions) -> Path:
-    import json
-
-    from segcli.data.image_io import write_atomic
+    from segcli.files import json_bytes, write_atomic
 
     name = f"summary.shard-{options.shard[0]}-of-{options.shard[1]}.json" if options.shard else "summary.json"
     path = options.out / name
     summary["summary_file"] = str(path)
-    write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_atomic(path, json_bytes(summary))
     return path
 
 

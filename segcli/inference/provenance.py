@@ -85,10 +85,10 @@ def model_sha256(ref) -> str | None:
 
 def claim(out: Path, settings: dict, overwrite: bool) -> bool:
     """Check ``settings`` against ``out``'s record, or record them; True when ``out`` had no record before."""
-    from segcli.files import write_atomic
+    from segcli.files import json_bytes, write_atomic
 
     path = Path(out) / RECORD_FILE
-    data = (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    data = json_bytes(settings)
     if overwrite:
         write_atomic(path, data)
         return False

@@ -270,9 +270,9 @@ def write_report(path, result: dict, worst=(), classes=None) -> Path:
     ``worst`` is a list of :class:`~segcli.inference.evaluate.WorstImage`
     (worst first); ``classes`` defaults to ``result["classes"]``.
     """
-    from segcli.files import write_atomic
+    from segcli.files import displayable, write_atomic
 
     path = Path(path)
     page = render_report(result, list(worst or []), classes if classes is not None else result["classes"])
-    write_atomic(path, page.encode("utf-8"))
+    write_atomic(path, displayable(page).encode("utf-8"))
     return path

@@ -168,7 +168,8 @@ def write_splits(out: Path, ds) -> None:
     for split, pairs in ds.splits.items():
         lines = [f"{p.image.relative_to(ds.root).as_posix()}\t{p.mask.relative_to(ds.root).as_posix()}"
                  for p in pairs]
-        write_atomic(out / SPLITS_DIR / f"{split}.txt", ("\n".join(lines) + "\n").encode())
+        data = os.fsencode("\n".join(lines) + "\n")  # the names' own bytes, as `find > list` writes them
+        write_atomic(out / SPLITS_DIR / f"{split}.txt", data)
 
 
 def read_splits(out: Path, root: Path):
@@ -181,7 +182,7 @@ def read_splits(out: Path, root: Path):
         path = folder / f"{split}.txt"
         if path.is_file():
             result[split] = [tuple(root / part for part in line.split("\t"))
-                             for line in path.read_text().splitlines() if line.strip()]
+                             for line in os.fsdecode(path.read_bytes()).splitlines() if line.strip()]
     return result
 
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tests.processes import COMMAND
+
 pytest.importorskip("openvino")
 
 DEMO = Path(__file__).resolve().parents[2] / "samples" / "demo_model"
-SEGCLI = Path(sys.executable).with_name("segcli")
-COMMAND = [str(SEGCLI)] if SEGCLI.is_file() else [sys.executable, "-m", "segcli.cli.app"]
 UNWRITABLE = re.compile(r"warning: cannot write the OpenVINO cache folder (.+) \((.+)\), so every run converts the "
                         r"model again \(this one took \d+\.\d s\); set SEGCLI_HOME to a writable folder to keep the "
                         r"conversion\.")

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from segcli.inference.out_lock import hold, lock_path
+from tests.processes import COMMAND
 
 DEMO = Path(__file__).resolve().parents[2] / "samples" / "demo_model"
-SEGCLI = Path(sys.executable).with_name("segcli")
-COMMAND = [str(SEGCLI)] if SEGCLI.is_file() else [sys.executable, "-m", "segcli.cli.app"]
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 from segcli.data.convert.common import IGNORE, ConvertReport, Issue, Plan, Sample, read_json
 from segcli.data.image_io import IMAGE_EXTENSIONS
 from segcli.errors import DataError, UsageError
-from segcli.files import file_in_the_way
+from segcli.files import file_in_the_way, json_bytes
 
 RECORD = "convert.json"
 RECORD_VERSION = 2  # 2: the record lists the images written ("written"); 1 did not
@@ -296,7 +296,7 @@ def _write_all(plan: Plan, fmt, src, out: Path, copy: bool, options, progress, w
               "written": {split: names for split, names in writer.written.items() if names},
               "report": report.to_dict()}
     (work / "data" / "classes.json").write_text(json.dumps({"classes": plan.classes}, indent=2) + "\n")
-    (work / "data" / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    (work / "data" / RECORD).write_bytes(json_bytes(record))
     _swap(work / "data", out, work)
     return report
 
