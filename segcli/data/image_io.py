@@ -28,6 +28,9 @@ from segcli.errors import DataError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Image formats people have that segcli does not read (phone photos, camera raw, animations): named when left out.
+UNREAD_IMAGE_EXTENSIONS = (".heic", ".heif", ".avif", ".jxl", ".gif", ".svg", ".psd", ".dng", ".cr2", ".cr3", ".nef",
+                           ".arw", ".raw")
 EXIF_ORIENTATION = 0x0112  # the EXIF tag read_image turns images upright by
 #: What to do when a mask matches an image's stored pixels but not the image turned upright (see rotation_note).
 ROTATION_FIX = "rotate the mask the same way, or remove the image's EXIF orientation tag"
@@ -36,6 +39,11 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 
 def is_image_name(path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_unread_image_name(path) -> bool:
+    """True for an image in a format segcli does not read, such as an iPhone's ``IMG_0001.HEIC``."""
+    return Path(path).suffix.lower() in UNREAD_IMAGE_EXTENSIONS
 
 
 def _bytes(path: Path) -> np.ndarray:

@@ -14,10 +14,10 @@ import glob
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name
+from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name, is_unread_image_name
 from segcli.errors import DataError, UsageError
 from segcli.files import file_in_the_way
 from segcli.inference.provenance import RECORD_FILE
@@ -33,6 +33,14 @@ class InputItem:
     path: Path
     rel: str  # relative input path (POSIX), the key for sharding and reports
     stem: str = ""  # relative output stem (POSIX), e.g. "sub/a" -> sub/a.png, sub/a_overlay.jpg
+
+
+@dataclass
+class LeftOut:
+    """What a folder walk passed over that the user should hear about."""
+
+    folders: list = field(default_factory=list)  # folders an earlier predict wrote (they hold its record)
+    unread: list = field(default_factory=list)  # images in formats segcli does not read (.heic, .gif, ...)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -67,17 +75,19 @@ def _earlier_output(folder: Path) -> bool:
     return (folder / RECORD_FILE).is_file()
 
 
-def _walk(root: Path, exclude: Path | None, skipped: list):
-    """Image files under ``root`` (sorted; hidden entries, ``exclude`` and earlier predict outputs below ``root``,
-    which go to ``skipped``, left out), with paths relative to root."""
+def _walk(root: Path, exclude: Path | None, left: LeftOut):
+    """Image files under ``root`` (sorted; hidden entries, ``exclude`` and earlier predict outputs below ``root``
+    left out, the outputs and images in other formats noted in ``left``), with paths relative to root."""
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside((here / d).resolve(), exclude))
-        skipped.extend(here / d for d in dirnames if _earlier_output(here / d))
+        left.folders.extend(here / d for d in dirnames if _earlier_output(here / d))
         dirnames[:] = [d for d in dirnames if not _earlier_output(here / d)]
-        for name in sorted(filenames):
-            if not name.startswith(".") and is_image_name(name):
+        for name in sorted(n for n in filenames if not n.startswith(".")):
+            if is_image_name(name):
                 yield here / name, (here / name).relative_to(root).as_posix()
+            elif is_unread_image_name(name):
+                left.unread.append(here / name)
 
 
 def _output_between(base: Path, path: Path, skipped: list) -> bool:
@@ -157,22 +167,22 @@ def _glob_loop_safe(pattern: str, dironly: bool = False):
             yield os.path.join(folder, name)
 
 
-def find_inputs(inputs, exclude: Path | None = None, skipped: list | None = None) -> list[InputItem]:
+def find_inputs(inputs, exclude: Path | None = None, left: LeftOut | None = None) -> list[InputItem]:
     """Image inputs from files, folders (recursive, by extension) and glob patterns; never anything under ``exclude``
-    (the output folder), nor in a folder an earlier predict wrote below a named one (appended to ``skipped``)."""
+    (the output folder), nor in a folder an earlier predict wrote below a named one (noted in ``left``)."""
     out = Path(exclude) if exclude is not None else None
     exclude = out.resolve() if out is not None else None
-    skipped = [] if skipped is None else skipped
+    left = LeftOut() if left is None else left
     found: list[tuple[Path, str]] = []
     for spec in inputs:
         spec = str(spec)
         path = Path(spec).expanduser()
         if path.is_dir():
-            found.extend(sorted(_walk(path, exclude, skipped), key=lambda pair: pair[1]))
+            found.extend(sorted(_walk(path, exclude, left), key=lambda pair: pair[1]))
         elif path.is_file():
             found.append((path, path.name))
         elif any(c in spec for c in GLOB_CHARS):
-            found.extend(_glob_inputs(spec, exclude, skipped))
+            found.extend(_glob_inputs(spec, exclude, left))
         else:
             raise DataError(f"{spec}: no such file or folder.")
     items, seen = [], set()
@@ -189,16 +199,16 @@ def find_inputs(inputs, exclude: Path | None = None, skipped: list | None = None
     return items
 
 
-def _glob_inputs(spec: str, exclude: Path | None, skipped: list) -> list[tuple[Path, str]]:
+def _glob_inputs(spec: str, exclude: Path | None, left: LeftOut) -> list[tuple[Path, str]]:
     base = _glob_base(spec)
     matches = (m for m in _glob_loop_safe(spec) if m) if _is_recursive(spec) else glob.glob(spec)
     found = []
     for match in sorted(matches):
         match = Path(match)
-        if (match.is_dir() or match.is_file()) and _output_between(base, match, skipped):
+        if (match.is_dir() or match.is_file()) and _output_between(base, match, left.folders):
             continue
         if match.is_dir():
-            found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude, skipped)),
+            found.extend(sorted(((p, p.relative_to(base).as_posix()) for p, _ in _walk(match, exclude, left)),
                                 key=lambda pair: pair[1]))
         elif match.is_file():
             found.append((match, match.relative_to(base).as_posix()))
@@ -250,20 +260,35 @@ def check_writable(out: Path) -> None:
 
 def select_images(inputs, out, shard=None, note=None) -> list[InputItem]:
     """Discovered inputs (never under ``out``) of ``shard`` (K, N); a clear error when there are none.
-    ``note(line)`` hears which folders were left out as earlier predict outputs."""
-    skipped: list[Path] = []
-    items = find_inputs(inputs, exclude=out, skipped=skipped)
-    left_out = _skipped_line(skipped)
+    ``note(line)`` hears which folders were left out as earlier predict outputs, and which images as other formats."""
+    left = LeftOut()
+    items = find_inputs(inputs, exclude=out, left=left)
+    lines = [line for line in (_skipped_line(left.folders), _unread_line(left.unread)) if line]
     if not items:
         shown = ", ".join(str(i) for i in inputs)
         raise DataError(f"no images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output "
-                        f"folder are never inputs{'; ' + left_out if left_out else ''}).")
-    if left_out and note:
-        note(left_out + ".")
+                        f"folder are never inputs{''.join('; ' + line for line in lines)}).")
+    for line in lines if note else ():
+        note(line + ".")
     if shard:
         k, n = shard
         items = [item for item in items if shard_of(item.rel, n) == k]
     return items
+
+
+def _unread_line(files: list[Path]) -> str:
+    """Which images were left out as formats segcli does not read, and what to do.
+
+    >>> print(_unread_line([Path("in/IMG_1.HEIC"), Path("in/IMG_2.heic"), Path("in/a.gif")]).replace("; ", ";\\n"))
+    left out 3 images in formats segcli does not read (.heic, .gif): in/IMG_1.HEIC, in/IMG_2.heic, in/a.gif;
+    convert them to JPEG or PNG to predict them
+    """
+    if not files:
+        return ""
+    kinds = ", ".join(dict.fromkeys(p.suffix.lower() for p in files))
+    shown = ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    what = "1 image in a format" if len(files) == 1 else f"{len(files)} images in formats"
+    return f"left out {what} segcli does not read ({kinds}): {shown}; convert them to JPEG or PNG to predict them"
 
 
 def _skipped_line(skipped: list[Path]) -> str:

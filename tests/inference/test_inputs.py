@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from segcli.inference.inputs import _glob_loop_safe, find_inputs
+from segcli.inference.inputs import LeftOut, _glob_loop_safe, find_inputs
 
 needs_symlinks = pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs POSIX symlinks")
 
@@ -70,13 +70,13 @@ def test_folders_an_earlier_predict_wrote_are_skipped_unless_named(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     _tree(tmp_path / "in")
-    skipped = []
-    assert [i.rel for i in find_inputs(["in"], skipped=skipped)] == ["a.png", "sub/b.png"]
-    assert skipped == [Path("in/masks"), Path("in/old")]
+    left = LeftOut()
+    assert [i.rel for i in find_inputs(["in"], left=left)] == ["a.png", "sub/b.png"]
+    assert left.folders == [Path("in/masks"), Path("in/old")]
     for pattern in ("in/**/*.png", "in/*", "in/**"):
-        skipped = []
-        assert [i.rel for i in find_inputs([pattern], skipped=skipped)] == ["a.png", "sub/b.png"], pattern
-        assert skipped == [Path("in/masks"), Path("in/old")], pattern
+        left = LeftOut()
+        assert [i.rel for i in find_inputs([pattern], left=left)] == ["a.png", "sub/b.png"], pattern
+        assert left.folders == [Path("in/masks"), Path("in/old")], pattern
     # named: a folder, a file in one, or a glob whose fixed part is one
     assert [i.rel for i in find_inputs(["in/masks"])] == ["a.png", "a_overlay.jpg"]
     assert [i.rel for i in find_inputs(["in/masks/a.png"])] == ["a.png"]
@@ -106,6 +106,29 @@ def test_the_skipped_folders_are_one_note_and_part_of_the_no_images_error(tmp_pa
                               "under the output folder are never inputs; skipped 2 folders that earlier predict runs "
                               "wrote (they hold .segcli-predict.json): in/masks, in/old; name one as an input to "
                               "predict its images).")
+
+
+def test_phone_photos_and_other_unread_formats_are_one_note_or_part_of_the_error(tmp_path, monkeypatch):
+    """An iPhone folder (HEIC) with a GIF and one JPEG: the JPEG is predicted, and the others are named, not dropped
+    in silence; a folder of HEIC files alone is the no-images error, saying why."""
+    from segcli.errors import DataError
+    from segcli.inference.inputs import select_images
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("IMG_0001.HEIC", "IMG_0002.heic", "sub/anim.gif", "sub/photo.jpg", "notes.txt", ".hidden.heic",
+                 "IMG_0003.HEIC", "IMG_0004.HEIC"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"x")
+    notes = []
+    assert [item.rel for item in select_images(["in"], "out", note=notes.append)] == ["sub/photo.jpg"]
+    assert notes == ["left out 5 images in formats segcli does not read (.heic, .gif): in/IMG_0001.HEIC, "
+                     "in/IMG_0002.heic, in/IMG_0003.HEIC and 2 more; convert them to JPEG or PNG to predict them."]
+    (tmp_path / "in" / "sub" / "photo.jpg").unlink()
+    with pytest.raises(DataError) as exc:
+        select_images(["in/sub"], "out", note=notes.append)
+    assert str(exc.value) == ("no images found in in/sub (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp; "
+                              "files under the output folder are never inputs; left out 1 image in a format segcli "
+                              "does not read (.gif): in/sub/anim.gif; convert them to JPEG or PNG to predict them).")
 
 
 def test_inputs_with_one_output_name_say_which_file_and_what_to_do(tmp_path, monkeypatch):
