@@ -509,7 +509,7 @@ def check_missing_folder(w, tmp):
 def convert_unknown_from_format(w, tmp):
     src = coco(tmp / "src", {"a.png": png_bytes()})
     return Run(["data", "convert", src, "--from", "yolo", "--out", tmp / "data"], [tmp / "src"], 2,
-               ["error: --from: unknown format 'yolo'; choose one of: coco, labelme, cvat, cityscapes, voc."])
+               ["error: --from: unknown format 'yolo'; choose one of: coco, labelme, cvat, cityscapes, voc, ade20k."])
 
 
 def convert_out_inside_the_input_folder(w, tmp):

@@ -83,7 +83,7 @@ def convert(
                                           "comma separated (coco, labelme, cvat); other labels are dropped."),
     json_out: bool = typer.Option(False, "--json", help="Print the conversion report and the data check as JSON."),
 ) -> None:
-    """Convert COCO, LabelMe, CVAT, Cityscapes or VOC labels into segcli's split layout: DATA/train and
+    """Convert COCO, LabelMe, CVAT, Cityscapes, VOC or ADE20K labels into segcli's split layout: DATA/train and
     DATA/val (when the source has a val split) with images/ (linked, or copied with --copy) and masks/
     (<image stem>.png, class ids, 255 = ignore), DATA/classes.json and DATA/convert.json (the full report).
     Every annotation dropped or clipped is reported with its file and reason. Overlaps: COCO draws smaller

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from segcli.data.image_io import is_image_name
+from segcli.data.known_sources import convert_hint
 from segcli.errors import DataError
 
 SPLITS = ("train", "val")
@@ -183,7 +184,7 @@ def _usable_folder(root: Path) -> Layout:
     if layout is None:
         if not any(root.iterdir()):
             raise DataError(f"{root}: empty folder; {expected()}.")
-        raise DataError(f"{root}: no dataset layout found; {expected()}.")
+        raise DataError(f"{convert_hint(root) or f'{root}: no dataset layout found; {expected()}'}.")
     return layout
 
 
@@ -203,6 +204,9 @@ def find_pairs(root: Path) -> Found:
         if not lonely_images and not lonely_masks:
             where = " and ".join(str(d.relative_to(root)) for d in dirs["train"])
             raise DataError(f"{root}: empty dataset, no images or masks in {where}; {expected()}.")
+        hint = convert_hint(root)
+        if hint:
+            raise DataError(f"{hint}.")
         raise DataError(f"{root}: no image has a mask with the same name (found {len(lonely_images)} images and "
                         f"{len(lonely_masks)} masks); masks must be <image stem>.png.")
     return found

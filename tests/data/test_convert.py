@@ -402,7 +402,7 @@ def _bad_sources(tmp_path: Path) -> dict:
         "missing SRC": ((tmp_path / "nope", "--from", "coco", "--out", out),
                         f"{tmp_path / 'nope'}: no such file or folder; a coco source is {FORMATS['coco']}."),
         "unknown format": ((coco, "--from", "yolo", "--out", out),
-                           "--from: unknown format 'yolo'; choose one of: coco, labelme, cvat, cityscapes, voc."),
+                           "--from: unknown format 'yolo'; choose one of: coco, labelme, cvat, cityscapes, voc, ade20k."),
         "corrupt COCO JSON": ((broken / "instances_train.json", "--from", "coco", "--out", out),
                               f"{broken / 'instances_train.json'}: not valid JSON (line 1, column 13: Expecting "
                               f"value); fix or re-export it."),

@@ -7,7 +7,8 @@ The registry below maps each ``--from`` name to its module; every module has
 Class ids: for coco, labelme and cvat, background is 0 and the source's
 classes follow (COCO: by category id; LabelMe: sorted label names; CVAT: the
 order of its label list; or the order of a given class list); cityscapes uses
-its 19 train ids (road is 0) and voc its 21 classes. 255 is ignore everywhere.
+its 19 train ids (road is 0), voc its 21 classes and ade20k its 150 (wall is 0; ADE20K's 0, "other", becomes
+ignore). 255 is ignore everywhere.
 
 Where annotations overlap, the one drawn last wins:
 
@@ -22,7 +23,7 @@ Annotations that end up with no visible pixel are reported, like every other
 dropped or clipped annotation.
 
 >>> sorted(FORMATS)
-['cityscapes', 'coco', 'cvat', 'labelme', 'voc']
+['ade20k', 'cityscapes', 'coco', 'cvat', 'labelme', 'voc']
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ FORMATS = {
     "cvat": "a CVAT for images 1.1 annotations.xml, or the folder holding it (images in images/ beside it)",
     "cityscapes": "the Cityscapes root, holding gtFine/{train,val}/<city>/*_gtFine_labelIds.png and leftImg8bit/",
     "voc": "the VOC folder (VOC2012), holding SegmentationClass/, JPEGImages/ and ImageSets/Segmentation/",
+    "ade20k": "ADEChallengeData2016 (or the folder holding it), with annotations/ and images/ "
+              "{training,validation}",
 }
 
 
 def _module(fmt: str):
-    from segcli.data.convert import cityscapes, coco, cvat, labelme, voc
+    from segcli.data.convert import ade20k, cityscapes, coco, cvat, labelme, voc
 
-    return {"coco": coco, "labelme": labelme, "cvat": cvat, "cityscapes": cityscapes, "voc": voc}[fmt]
+    return {"coco": coco, "labelme": labelme, "cvat": cvat, "cityscapes": cityscapes, "voc": voc,
+            "ade20k": ade20k}[fmt]
 
 
 def plan(fmt: str, src, images=None, class_names: Optional[list] = None):
