@@ -42,8 +42,8 @@ from segcli.errors import DataError
 
 @dataclass
 class Finding:
-    kind: str  # no_val_split, missing_mask, missing_image, duplicate_stem, unreadable, size_mismatch, bad_values,
-    # empty_mask, lossy_mask, class_not_in_train
+    kind: str  # no_val_split, missing_mask, missing_image, mask_name, duplicate_stem, unreadable, size_mismatch,
+    # bad_values, empty_mask, lossy_mask, class_not_in_train
     file: str
     message: str
     value: str = ""  # what identical findings share (the bad values, the sizes, the reason); "" for none
@@ -203,6 +203,35 @@ def _lossy_mask(path: Path) -> Finding:
                    f"the wrong class: save masks as PNG (lossless).", "jpeg")
 
 
+#: The longest addition to an image's stem that is taken for an export's mask suffix ("_mask", ".jpg", "-label").
+MAX_ADDED = 16
+
+
+def _misnamed_masks(images: list, masks: list) -> dict:
+    """{mask: (image, what its name adds)} for unpaired masks named after an unpaired image's stem plus a suffix.
+
+    >>> from pathlib import Path
+    >>> found = _misnamed_masks([Path("i/c.jpg"), Path("i/b.jpg")], [Path("m/c_mask.png"), Path("m/b.jpg.png")])
+    >>> {m.name: (i.name, added) for m, (i, added) in found.items()}
+    {'c_mask.png': ('c.jpg', '_mask'), 'b.jpg.png': ('b.jpg', '.jpg')}
+    """
+    by_stem = {image.stem: image for image in images}
+    found = {}
+    for mask in masks:
+        stem = mask.stem
+        cuts = [i for i in range(len(stem) - 1, 0, -1) if stem[i] in "._-" and len(stem) - i <= MAX_ADDED]
+        image = next(((by_stem[stem[:i]], stem[i:]) for i in cuts if stem[:i] in by_stem), None)
+        if image is not None:
+            found[mask] = image
+    return found
+
+
+def _misnamed_mask(mask: Path, image: Path, added: str) -> Finding:
+    return Finding("mask_name", str(mask),
+                   f"{mask}: named like {image.name} with '{added}' added; a mask must be named <image stem>.png: "
+                   f"rename it to {image.stem}.png.", added)  # a row per suffix
+
+
 def _duplicate_stem(role: str, files: list) -> Finding:
     first, *others = sorted(files)
     names = ", ".join(f.name for f in others[:-1]) + (" and " if len(others) > 1 else "") + others[-1].name
@@ -231,11 +260,17 @@ def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) 
     no_val = _no_val_split(ds)
     if no_val is not None:
         report.problems.append(no_val)
-    for path in ds.images_without_masks:
+    misnamed = _misnamed_masks(ds.images_without_masks, ds.masks_without_images)
+    paired = {image for image, _ in misnamed.values()}
+    for path in (p for p in ds.images_without_masks if p not in paired):
         report.problems.append(Finding("missing_mask", str(path), f"{path}: image has no mask "
                                        f"(expected a .png with the same name in the masks folder)."))
     for path in ds.masks_without_images:
-        report.problems.append(Finding("missing_image", str(path), f"{path}: mask has no image with the same name."))
+        if path in misnamed:
+            report.problems.append(_misnamed_mask(path, *misnamed[path]))
+        else:
+            report.problems.append(Finding("missing_image", str(path),
+                                           f"{path}: mask has no image with the same name."))
     report.problems += [_duplicate_stem(role, files) for role, files in ds.duplicates]
     c = ds.num_classes
     totals = np.zeros(c, dtype=np.int64)

@@ -53,6 +53,27 @@ def test_every_problem_names_its_file(tmp_path):
     assert [(w.kind, w.file) for w in report.warnings] == [("empty_mask", str(tmp_path / "masks" / "void.png"))]
 
 
+def test_masks_named_after_the_image_plus_a_suffix_say_the_name_to_use(tmp_path):
+    """Exports often name masks c_mask.png or b.jpg.png: one row per suffix says to rename them; an image that no
+    mask names is still missing its mask, and a mask that names no image is still an orphan."""
+    make_easy(tmp_path, n=6, size=32)
+    for stem, mask in (("c", "c_mask"), ("d", "d_mask"), ("b", "b.jpg"), ("e", None), ("x1", None)):
+        write_rgb(tmp_path / "images" / f"{stem}.jpg", np.zeros((32, 32, 3), np.uint8))
+        if mask:
+            write_mask(tmp_path / "masks" / f"{mask}.png", np.zeros((32, 32), np.uint8))
+    write_mask(tmp_path / "masks" / "x1_2_very_long_addition.png", np.zeros((32, 32), np.uint8))  # not a suffix
+    groups = group_findings(check_dataset(discover(tmp_path)).problems)
+    masks = tmp_path / "masks"
+    assert [(g.kind, g.value, [f.rsplit("/", 1)[1] for f in g.files]) for g in groups] == [
+        ("missing_mask", "", ["e.jpg", "x1.jpg"]),
+        ("mask_name", ".jpg", ["b.jpg.png"]),
+        ("mask_name", "_mask", ["c_mask.png", "d_mask.png"]),
+        ("missing_image", "", ["x1_2_very_long_addition.png"]),
+    ]
+    assert groups[2].message == (f"{masks / 'c_mask.png'}: named like c.jpg with '_mask' added; a mask must be "
+                                 f"named <image stem>.png: rename it to c.png.")
+
+
 def test_rgb_colours_outside_the_palette_are_problems(tmp_path):
     (tmp_path / "classes.json").write_text('[{"name": "a", "color": [0, 0, 0]}, {"name": "b", "color": [255, 0, 0]}]')
     for i in range(2):
