@@ -38,6 +38,7 @@ class Loaded:
     source: str = ""
     record: dict = field(default_factory=dict)
     input_size: tuple | None = None
+    trained_classes: int | None = None  # the class count of the checkpoint's own classifier, when it has one
 
 
 @dataclass(frozen=True)
@@ -88,16 +89,16 @@ def _new_head(backbone, req: Request, what: str, projection_filters=None, defaul
 
 
 def _retarget(model, req: Request):
-    """Same backbone and head weights, a new classifier when the class count changes."""
+    """(model, its class count): same backbone and head weights, a new classifier when the class count changes."""
     from segcli.models.segformer.model import SegFormer
 
     num_classes = req.num_classes
     if (num_classes is None or num_classes == model.num_classes) and req.activation == model.activation:
-        return model
+        return model, model.num_classes
     new = SegFormer(model.backbone, num_classes or model.num_classes, model.projection_filters,
                     activation=req.activation)
     new.head.copy_weights_from(model.head, include_classifier=new.num_classes == model.num_classes)
-    return new
+    return new, model.num_classes
 
 
 def _kept(classes, model) -> ClassTable | None:
@@ -123,7 +124,7 @@ def _from_hf(ref: ModelRef, req: Request) -> Loaded:
     model = SegFormer(backbone, n_ckpt if keep else req.num_classes, int(config.get("decoder_hidden_size", 256)),
                       activation=req.activation)
     convert_hf.load_into_segmenter(model, tensors, source, include_classifier=keep)
-    return Loaded(model, _kept(ref.classes, model), source, {"source": source}, ref.input_size)
+    return Loaded(model, _kept(ref.classes, model), source, {"source": source}, ref.input_size, n_ckpt)
 
 
 def _from_keras_hub(ref: ModelRef, req: Request) -> Loaded:
@@ -134,9 +135,9 @@ def _from_keras_hub(ref: ModelRef, req: Request) -> Loaded:
         return Loaded(getattr(model, "backbone", model), source=str(ref.path), record=record)
     if not hasattr(model, "head"):
         return Loaded(_new_head(model, req, str(ref.path)), source=str(ref.path))
-    model = _retarget(model, req)
+    model, trained = _retarget(model, req)
     size = record.get("input_size")
-    return Loaded(model, _kept(ref.classes, model), str(ref.path), record, tuple(size) if size else None)
+    return Loaded(model, _kept(ref.classes, model), str(ref.path), record, tuple(size) if size else None, trained)
 
 
 def _load_weights(model, weights: Path) -> None:
@@ -165,8 +166,8 @@ def _from_entry(ref: ModelRef, req: Request, label: str | None = None) -> Loaded
     _load_weights(model, weights)
     if req.want == "backbone":
         return Loaded(model.backbone, source=source, record=record)
-    model = _retarget(model, req)
-    return Loaded(model, _kept(ref.classes, model), source, record, ref.input_size)
+    model, trained = _retarget(model, req)
+    return Loaded(model, _kept(ref.classes, model), source, record, ref.input_size, trained)
 
 
 def _from_keras(ref: ModelRef, req: Request) -> Loaded:
@@ -186,9 +187,10 @@ def _from_keras(ref: ModelRef, req: Request) -> Loaded:
         model = with_arguments(model, {"input_shape": tuple(req.input_shape)})
     if req.want == "backbone":
         return Loaded(getattr(model, "backbone", model), source=str(ref.path))
+    trained = None
     if isinstance(model, SegFormer):
-        model = _retarget(model, req)
-    return Loaded(model, _kept(ref.classes, model), str(ref.path), {}, ref.input_size)
+        model, trained = _retarget(model, req)
+    return Loaded(model, _kept(ref.classes, model), str(ref.path), {}, ref.input_size, trained)
 
 
 #: Keras' own constructor arguments, which every model takes.

@@ -189,6 +189,7 @@ class Trainer:
             "strategy": strategy_name, "precision": s.precision, "keras_policy": plan.keras_policy,
             "precision_engine": plan.engine,
             "head_lr": s.lr * s.head_lr_mult, "recipe": self.recipe_name, "model_source": loaded.source,
+            "checkpoint_classes": loaded.trained_classes,
             "pretrained_loaded": pretrained_loaded,
             "workers": max(1, len(self.tf_config.get("cluster", {}).get("worker", [])))}
         if not self.resume:
@@ -221,6 +222,8 @@ class Trainer:
         s, r = self.s, self.s.resolved
         if r["pretrained_loaded"]:
             start = f"weights from {r['model_source']}"
+            if r["checkpoint_classes"] not in (None, r["num_classes"]):
+                start += f" (a new classifier replaces its {r['checkpoint_classes']}-class one)"
         else:
             start = "random initialisation (no pretrained weights loaded)"
         how = (f"{start}, so {recipe.why} (lr {s.lr:g}, head x{s.head_lr_mult:g}, "

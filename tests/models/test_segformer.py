@@ -103,6 +103,23 @@ def test_config_round_trip_and_keras_file(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["keras", "folder"])
+def test_a_checkpoint_for_another_class_count_keeps_its_weights_but_the_classifier(tmp_path, kind):
+    """Loading a 4-class checkpoint for 6 classes: encoder and decode head as saved, a new classifier, and the
+    checkpoint's own class count reported (train's opening line names it)."""
+    from segcli.models.load import load, save_folder
+
+    model = tiny(4)
+    path = tmp_path / "m.keras" if kind == "keras" else tmp_path / "m"
+    model.save(path) if kind == "keras" else save_folder(model, path)
+    same, other = load(str(path)), load(str(path), num_classes=6)
+    assert (same.trained_classes, other.trained_classes, other.model.num_classes) == (4, 4, 6)
+    for mine, saved in zip(other.model.backbone.weights, model.backbone.weights):
+        np.testing.assert_array_equal(mine.numpy(), saved.numpy())
+    np.testing.assert_array_equal(other.model.head.fuse_norm.get_weights()[0], model.head.fuse_norm.get_weights()[0])
+    assert other.model.head.classifier.get_weights()[0].shape[-1] == 6
+
+
 def test_from_preset_honours_input_shape():
     model = SegFormer.from_preset("segformer_test", num_classes=2, input_shape=(64, 96, 3))
     assert model.input_shape == (None, 64, 96, 3)

@@ -116,7 +116,7 @@ def test_the_ways_on_work(finished, run, tmp_path):
     best = (run / ck.BEST).read_bytes()
     tuned = _train(finished[0], *ARGS, "--preset", run / ck.BEST, "--out", tmp_path / "tuned")
     assert tuned.exit_code == 0, tuned.output
-    assert f"weights from {run / ck.BEST}" in tuned.stderr and (tmp_path / "tuned" / ck.BEST).is_file()
+    assert f"weights from {run / ck.BEST}, so" in tuned.stderr and (tmp_path / "tuned" / ck.BEST).is_file()
     assert (run / ck.BEST).read_bytes() == best
     again = _train(finished[0], *ARGS, "--out", run, "--overwrite")
     assert again.exit_code == 0, again.output
@@ -130,3 +130,11 @@ def test_a_run_killed_before_its_first_epoch_ended_still_resumes(finished, run):
     assert result.exit_code == 0, result.output
     assert f"Resuming {run}: no finished epoch yet, starting at epoch 1." in result.stderr
     assert ck.saved_epoch(run) == 2
+
+
+def test_fine_tuning_on_other_classes_says_the_classifier_is_new(finished, tmp_path):
+    """A 3-class run fine-tuned on 2 of its classes: the opening line says a new classifier replaces its own."""
+    tuned = _train(finished[0], "--preset", finished[1] / ck.BEST, "--image-size", "64", "--epochs", "1",
+                   "--batch-size", "4", "--classes", "class_0,class_1", "--out", tmp_path / "two")
+    assert tuned.exit_code == 0, tuned.output
+    assert f"weights from {finished[1] / ck.BEST} (a new classifier replaces its 3-class one), so" in tuned.stderr
