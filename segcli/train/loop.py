@@ -27,6 +27,7 @@ from segcli.errors import DataError, WeightsNotFoundError
 from segcli.train import checkpoint as ck
 from segcli.train import distribute
 from segcli.train.progress import Reporter
+from segcli.train.opening import opening_line
 from segcli.train.report import VAL_PANELS, val_panel, write_run_report
 from segcli.train.settings import SettingError, TrainSettings, resolve_recipe, validate
 
@@ -65,11 +66,6 @@ def _load_model(s: TrainSettings, num_classes: int, reporter):
         reporter.message(f"Pretrained weights for '{s.preset}' are not in the local cache: training starts from "
                          f"scratch (random initialisation). Import them first for a better start.")
         return factory.load(s.preset, num_classes=num_classes, load_weights=False, activation=None)
-
-
-def _count(n: int, word: str, plural: str | None = None) -> str:
-    """``_count(1, "epoch")`` -> ``1 epoch``; ``_count(2, "epoch")`` -> ``2 epochs``."""
-    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def inference_copy(model):
@@ -193,7 +189,8 @@ class Trainer:
             "pretrained_loaded": pretrained_loaded,
             "workers": max(1, len(self.tf_config.get("cluster", {}).get("worker", [])))}
         if not self.resume:
-            self.reporter.message(self._opening_line(recipe if self.recipe_name == recipe.name else None))
+            self.reporter.message(opening_line(s, self.steps, self.out,
+                                               recipe if self.recipe_name == recipe.name else None))
         self._restore()
         self.writer = ck.RunWriter(self.out, self.chief)
         self._build_data()  # before the start files: resolves the cache mode they record
@@ -217,27 +214,6 @@ class Trainer:
             self.opt_bb = make_optimizer(s.lr, self.bb_vars, s, self.total_steps)
             self.opt_head = make_optimizer(s.lr * s.head_lr_mult, self.head_vars, s, self.total_steps)
             self.loss_scale = DynamicLossScale() if s.precision == "fp16" else None
-
-    def _opening_line(self, recipe) -> str:
-        s, r = self.s, self.s.resolved
-        if r["pretrained_loaded"]:
-            start = f"weights from {r['model_source']}"
-            if r["checkpoint_classes"] not in (None, r["num_classes"]):
-                start += f" (a new classifier replaces its {r['checkpoint_classes']}-class one)"
-        else:
-            start = "random initialisation (no pretrained weights loaded)"
-        how = (f"{start}, so {recipe.why} (lr {s.lr:g}, head x{s.head_lr_mult:g}, "
-               f"{_count(s.warmup_steps, 'warm-up step')}, rescale {s.scale_min:g}-{s.scale_max:g}, class weights "
-               f"{s.class_weights})" if recipe else f"{start}; lr {s.lr:g}, head x{s.head_lr_mult:g}")
-        return (f"Training {s.preset} on {s.data}: {r['train_pairs']} train / {r['val_pairs']} val pairs, "
-                f"{_count(r['num_classes'], 'class', 'classes')}, {s.image_size[0]}x{s.image_size[1]} crops, "
-                f"batch {s.batch_size}, {_count(s.epochs, 'epoch')} x {_count(self.steps, 'step')}, "
-                f"{r['strategy']} strategy ({_count(r['replicas'], 'replica')}), {self._precision_words()}; {how}. "
-                f"Run directory: {self.out}")
-
-    def _precision_words(self) -> str:
-        s = self.s
-        return s.precision if s.precision == "fp32" else f"{s.precision} ({s.resolved['precision_engine']})"
 
     def _restore(self) -> None:
         if self.resume and (self.out / ck.LAST).is_file():
