@@ -12,13 +12,12 @@ the class ids of the ADE20K-finetuned SegFormer checkpoints. Classes are segcli'
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from segcli.classes import dataset_classes
-from segcli.data.convert.common import IGNORE, Issue, Plan, Sample
+from segcli.data.convert.common import IGNORE, Plan, Sample, image_with_stem, relabel
 from segcli.errors import DataError, UsageError
 
 FOLDER = "ADEChallengeData2016"
@@ -34,29 +33,9 @@ def label_table() -> np.ndarray:
 
 
 def _render(mask_path: Path, issues: list):
-    from segcli.data.image_io import read_mask
-
-    mask = read_mask(mask_path)
-    if mask.ndim != 2:
-        raise DataError(f"{mask_path}: a colour image, not an ADE20K annotation (one class value per pixel); "
-                        f"convert the annotations/ folder of ADEChallengeData2016.")
-    unknown = sorted(int(v) for v in np.unique(mask) if v > NUM_CLASSES)
-    if unknown:
-        shown = ", ".join(map(str, unknown[:8])) + (", ..." if len(unknown) > 8 else "")
-        issues.append(Issue(str(mask_path), "mask", "ignored",
-                            f"values {shown} are above ADE20K's {NUM_CLASSES} classes; set to 255 (ignore)"))
-    label = label_table()[mask]
-    return label, Counter(int(v) for v in np.unique(label) if v != IGNORE)
-
-
-def _image(image_dir: Path, stem: str) -> Path:
-    """``<stem>.jpg`` (ADE20K's images), else the first other image file with that stem."""
-    from segcli.data.image_io import IMAGE_EXTENSIONS
-
-    for suffix in (".jpg",) + IMAGE_EXTENSIONS:
-        if (image_dir / f"{stem}{suffix}").is_file():
-            return image_dir / f"{stem}{suffix}"
-    return image_dir / f"{stem}.jpg"
+    return relabel(mask_path, label_table(), NUM_CLASSES, f"a colour image, not an ADE20K annotation (one class "
+                   f"value per pixel); convert the annotations/ folder of {FOLDER}.",
+                   f"values {{}} are above ADE20K's {NUM_CLASSES} classes", issues)
 
 
 def plan(src: Path, images, class_names) -> Plan:
@@ -69,7 +48,7 @@ def plan(src: Path, images, class_names) -> Plan:
     samples = []
     for folder, split in SPLITS.items():
         for mask in sorted((root / "annotations" / folder).glob("*.png")):
-            image = _image(image_root / folder, mask.stem)
+            image = image_with_stem(image_root / folder, mask.stem)
 
             def render(height, width, found, mask=mask):
                 return _render(mask, found)

@@ -12,13 +12,12 @@ training) become 255, as Cityscapes' own ``createTrainIdLabelImgs`` does.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from segcli.classes import dataset_classes
-from segcli.data.convert.common import IGNORE, Issue, Plan, Sample
+from segcli.data.convert.common import IGNORE, Plan, Sample, relabel
 from segcli.errors import DataError, UsageError
 
 #: The Cityscapes label id of each train id 0..18 (cityscapesScripts' labels.py), in segcli's table order.
@@ -35,19 +34,9 @@ def train_id_table() -> np.ndarray:
 
 
 def _render(mask_path: Path, height: int, width: int, issues: list):
-    from segcli.data.image_io import read_mask
-
-    mask = read_mask(mask_path)
-    if mask.ndim != 2:
-        raise DataError(f"{mask_path}: a colour image, not a labelIds mask; convert the *_gtFine_labelIds.png "
-                        f"files, not *_gtFine_color.png.")
-    unknown = sorted(int(v) for v in np.unique(mask) if v > MAX_LABEL_ID)
-    if unknown:
-        shown = ", ".join(map(str, unknown[:8])) + (", ..." if len(unknown) > 8 else "")
-        issues.append(Issue(str(mask_path), "mask", "ignored",
-                            f"values {shown} are not Cityscapes label ids; set to 255 (ignore)"))
-    label = train_id_table()[mask]
-    return label, Counter(int(v) for v in np.unique(label) if v != IGNORE)
+    return relabel(mask_path, train_id_table(), MAX_LABEL_ID, "a colour image, not a labelIds mask; convert the "
+                   "*_gtFine_labelIds.png files, not *_gtFine_color.png.", "values {} are not Cityscapes label ids",
+                   issues)
 
 
 def plan(src: Path, images, class_names) -> Plan:

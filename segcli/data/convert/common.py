@@ -307,3 +307,31 @@ def read_json(path: Path, what: str):
     if why is not None:
         raise DataError(f"{path}: {why}" + ("." if why.startswith("cannot be read") else f"; {what}."))
     return data
+
+
+def image_with_stem(image_dir: Path, stem: str) -> Path:
+    """``<stem>.jpg`` in ``image_dir``, else the first other image file with that stem (``<stem>.jpg`` when none is
+    there, so the writer reports it as missing)."""
+    from segcli.data.image_io import IMAGE_EXTENSIONS
+
+    for suffix in (".jpg",) + IMAGE_EXTENSIONS:
+        if (image_dir / f"{stem}{suffix}").is_file():
+            return image_dir / f"{stem}{suffix}"
+    return image_dir / f"{stem}.jpg"
+
+
+def relabel(mask_path: Path, table: np.ndarray, highest: int, colour_error: str, unknown: str, issues: list):
+    """(label, Counter of class ids) of a one-value-per-pixel mask mapped through ``table``: a colour image is
+    DataError ``colour_error``, and values above ``highest`` go to ``issues`` as ``unknown`` (formatted with the
+    values) and become whatever ``table`` maps them to (255)."""
+    from segcli.data.image_io import read_mask
+
+    mask = read_mask(mask_path)
+    if mask.ndim != 2:
+        raise DataError(f"{mask_path}: {colour_error}")
+    values = sorted(int(v) for v in np.unique(mask) if v > highest)
+    if values:
+        shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
+        issues.append(Issue(str(mask_path), "mask", "ignored", f"{unknown.format(shown)}; set to 255 (ignore)"))
+    label = table[mask]
+    return label, Counter(int(v) for v in np.unique(label) if v != IGNORE)

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.data.convert.common import IGNORE, Issue, Plan, Sample
-from segcli.data.image_io import IMAGE_EXTENSIONS
+from segcli.data.convert.common import IGNORE, Issue, Plan, Sample, image_with_stem
 from segcli.errors import DataError, UsageError
 
 CLASS_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -80,14 +79,6 @@ def _render(mask_path: Path, height: int, width: int, issues: list):
     return label, Counter(int(v) for v in np.unique(label) if v != IGNORE)
 
 
-def _image(image_dir: Path, stem: str) -> Path:
-    """``<stem>.jpg``, or the first other image file with that stem."""
-    for suffix in (".jpg",) + IMAGE_EXTENSIONS:
-        if (image_dir / f"{stem}{suffix}").is_file():
-            return image_dir / f"{stem}{suffix}"
-    return image_dir / f"{stem}.jpg"
-
-
 def _splits(src: Path, masks: dict, issues: list, notes: list) -> dict:
     """split -> [stem] from ImageSets/Segmentation, reporting listed ids without masks and unlisted masks."""
     sets = src / "ImageSets" / "Segmentation"
@@ -123,7 +114,7 @@ def plan(src: Path, images, class_names) -> Plan:
     issues, notes, samples = [], [], []
     for split, stems in _splits(src, masks, issues, notes).items():
         for stem in stems:
-            image = _image(image_dir, stem)
+            image = image_with_stem(image_dir, stem)
 
             def render(height, width, found, mask=masks[stem]):
                 return _render(mask, height, width, found)
