@@ -1,4 +1,5 @@
-"""Atomic file writes, the one way segcli puts a file on disk, and the check that a folder can be made at a path.
+"""Atomic file writes, the one way segcli puts a file on disk; the check that a folder can be made at a path; and
+file names that are not UTF-8 written into JSON and shown to people.
 
 Every output (masks, overlays, checkpoints, reports, weights records) is written
 to a temporary name beside its target and renamed into place, so a killed
@@ -77,7 +78,7 @@ def json_bytes(value) -> bytes:
 
 
 def displayable(text: str) -> str:
-    """``name`` for people (HTML, tables): undecodable bytes become U+FFFD, as a terminal or browser shows them.
+    """``text`` for people (HTML, tables): undecodable bytes become U+FFFD, as a terminal or browser shows them.
 
     >>> import os
     >>> displayable(os.fsdecode(b"bad\\xffname.png"))

@@ -35,9 +35,18 @@ def _coco(root: Path):
     return None
 
 
+def _has_shapes(file: Path) -> bool:
+    """True when the start of ``file`` (LabelMe writes "shapes" before its image data) has a "shapes" key."""
+    try:
+        with open(file, "rb") as f:
+            return b'"shapes"' in f.read(1 << 20)
+    except OSError:
+        return False
+
+
 def _labelme(root: Path):
     files = sorted(root.glob("*.json"))[:3] if root.is_dir() else []
-    return root if files and all('"shapes"' in f.read_text(errors="replace")[:1_000_000] for f in files) else None
+    return root if files and all(map(_has_shapes, files)) else None
 
 
 #: format -> (what it is, a function giving the SRC to convert, or None).

@@ -333,5 +333,5 @@ def relabel(mask_path: Path, table: np.ndarray, highest: int, colour_error: str,
     if values:
         shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
         issues.append(Issue(str(mask_path), "mask", "ignored", f"{unknown.format(shown)}; set to 255 (ignore)"))
-    label = table[mask]
+    label = table[np.minimum(mask, len(table) - 1)]  # a 16-bit mask's values past the table map as its last entry
     return label, Counter(int(v) for v in np.unique(label) if v != IGNORE)
