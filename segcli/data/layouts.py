@@ -22,6 +22,7 @@ or DATA/img_dir/{train,val} + DATA/ann_dir/{train,val}
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -146,7 +147,8 @@ def list_files(folder: Path):
     """(stem -> file, duplicates) for the image files under ``folder``, hidden ones left out.
 
     A stem with several files (``a.jpg``, ``a.png``) maps to the ``.png`` (else the first by name) and
-    is one entry of ``duplicates``, a list of ``[file, ...]`` with the mapped file first.
+    is one entry of ``duplicates``, a list of ``[file, ...]`` with the mapped file first. Stems are compared in
+    Unicode NFC, so ``café`` written by macOS (decomposed, NFD) pairs with ``café`` written elsewhere.
     """
     groups: dict = {}
     for here, dirnames, filenames in os.walk(folder):  # as predict walks: hidden folders are not entered
@@ -154,7 +156,8 @@ def list_files(folder: Path):
         for name in filenames:  # a broken link is kept, so data check reports why it cannot be read (not "no mask")
             if is_image_name(name) and not name.startswith("."):
                 path = Path(here) / name
-                groups.setdefault(path.relative_to(folder).with_suffix("").as_posix(), []).append(path)
+                stem = unicodedata.normalize("NFC", path.relative_to(folder).with_suffix("").as_posix())
+                groups.setdefault(stem, []).append(path)
     found, duplicates = {}, []
     for stem, files in sorted(groups.items()):
         files.sort()

@@ -347,3 +347,16 @@ def test_unpaired_files_are_kept_per_split_folder(tmp_path):
     assert ds.unpaired_for("train") == ([lonely], []) and ds.unpaired_for("val") == ([], [orphan])
     assert ds.unpaired_for("all") == ([lonely], [orphan])
     assert ds.images_without_masks == [lonely] and ds.masks_without_images == [orphan]
+
+
+def test_a_name_macos_wrote_decomposed_pairs_with_the_same_name_composed(tmp_path):
+    """'café' as e + U+0301 (NFD, how macOS names files) and as U+00E9 (NFC): one stem, one pair."""
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    make_easy(tmp_path, n=4, size=32)
+    write_rgb(tmp_path / "images" / f"{decomposed}.png", np.zeros((32, 32, 3), np.uint8))
+    write_mask(tmp_path / "masks" / f"{composed}.png", np.zeros((32, 32), np.uint8))
+    ds = discover(tmp_path, val_fraction=0.25)
+    pairs = [p for split in ds.splits.values() for p in split]
+    assert len(pairs) == 5 and not ds.images_without_masks and not ds.masks_without_images
+    ours = next(p for p in pairs if p.image.stem == decomposed)
+    assert ours.mask.name == f"{composed}.png"
