@@ -42,8 +42,8 @@ from segcli.errors import DataError
 
 @dataclass
 class Finding:
-    kind: str  # no_val_split, missing_mask, missing_image, mask_name, duplicate_stem, unreadable, size_mismatch,
-    # bad_values, empty_mask, lossy_mask, class_not_in_train
+    kind: str  # no_val_split, missing_mask, missing_image, mask_name, image_format, duplicate_stem, unreadable,
+    # size_mismatch, bad_values, empty_mask, lossy_mask, class_not_in_train
     file: str
     message: str
     value: str = ""  # what identical findings share (the bad values, the sizes, the reason); "" for none
@@ -232,6 +232,32 @@ def _misnamed_mask(mask: Path, image: Path, added: str) -> Finding:
                    f"rename it to {image.stem}.png.", added)  # a row per suffix
 
 
+def _unread_images(ds: FolderDataset, masks: list) -> dict:
+    """{mask: image} for masks whose image is there in a format segcli does not read (``IMG_1.HEIC`` for
+    ``masks/IMG_1.png``)."""
+    import glob
+
+    from segcli.data.image_io import is_unread_image_name
+    from segcli.data.layouts import find_layout
+
+    layout = find_layout(ds.root)
+    dirs = list(layout.dirs(ds.root).values()) if layout is not None else []
+    found = {}
+    for mask, (images_dir, masks_dir) in ((m, d) for m in masks for d in dirs if d[1] in m.parents):
+        rel = mask.relative_to(masks_dir).with_suffix("")
+        folder = images_dir / rel.parent
+        hits = sorted(p for p in folder.glob(glob.escape(rel.name) + ".*") if is_unread_image_name(p.name))
+        if hits:
+            found[mask] = hits[0]
+    return found
+
+
+def _unread_image(image: Path, mask: Path) -> Finding:
+    kind = image.suffix.lower()
+    return Finding("image_format", str(image), f"{image}: a {kind} image, a format segcli does not read, so its mask "
+                   f"{mask.name} has no image; convert it to JPEG or PNG.", kind)  # a row per format
+
+
 def _duplicate_stem(role: str, files: list) -> Finding:
     first, *others = sorted(files)
     names = ", ".join(f.name for f in others[:-1]) + (" and " if len(others) > 1 else "") + others[-1].name
@@ -265,9 +291,12 @@ def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) 
     for path in (p for p in ds.images_without_masks if p not in paired):
         report.problems.append(Finding("missing_mask", str(path), f"{path}: image has no mask "
                                        f"(expected a .png with the same name in the masks folder)."))
+    unread = _unread_images(ds, [m for m in ds.masks_without_images if m not in misnamed])
     for path in ds.masks_without_images:
         if path in misnamed:
             report.problems.append(_misnamed_mask(path, *misnamed[path]))
+        elif path in unread:
+            report.problems.append(_unread_image(unread[path], path))
         else:
             report.problems.append(Finding("missing_image", str(path),
                                            f"{path}: mask has no image with the same name."))

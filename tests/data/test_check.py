@@ -74,6 +74,26 @@ def test_masks_named_after_the_image_plus_a_suffix_say_the_name_to_use(tmp_path)
                                  f"named <image stem>.png: rename it to c.png.")
 
 
+def test_a_mask_whose_image_is_heic_says_to_convert_the_image(tmp_path):
+    """An iPhone's IMG_1.HEIC beside masks/IMG_1.png (also in a sub folder, and a name with glob characters): one row
+    per format naming the image, not an orphan mask; a mask with no image at all stays an orphan."""
+    make_easy(tmp_path, n=6, size=32, layout="split")
+    for rel in ("IMG_1", "sub/IMG_2", "a [1]", "orphan"):
+        write_mask(tmp_path / "train" / "masks" / f"{rel}.png", np.zeros((32, 32), np.uint8))
+        if rel != "orphan":
+            (tmp_path / "train" / "images" / f"{rel}.HEIC").parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "train" / "images" / f"{rel}.HEIC").write_bytes(b"ftypheic")
+    groups = group_findings(check_dataset(discover(tmp_path)).problems)
+    images = tmp_path / "train" / "images"
+    assert [(g.kind, g.value, g.files) for g in groups] == [
+        ("image_format", ".heic", [str(images / "IMG_1.HEIC"), str(images / "a [1].HEIC"),
+                                   str(images / "sub" / "IMG_2.HEIC")]),
+        ("missing_image", "", [str(tmp_path / "train" / "masks" / "orphan.png")]),
+    ]
+    assert groups[0].message == (f"{images / 'IMG_1.HEIC'}: a .heic image, a format segcli does not read, so its "
+                                 f"mask IMG_1.png has no image; convert it to JPEG or PNG.")
+
+
 def test_rgb_colours_outside_the_palette_are_problems(tmp_path):
     (tmp_path / "classes.json").write_text('[{"name": "a", "color": [0, 0, 0]}, {"name": "b", "color": [255, 0, 0]}]')
     for i in range(2):
