@@ -63,6 +63,9 @@ def read_image(path) -> np.ndarray:
 
     path = Path(path)
     image = cv2.imdecode(_bytes(path), cv2.IMREAD_COLOR)  # applies EXIF, drops alpha, 16 -> 8 bit
+    if image is None and is_unread_image_name(path):  # named as an input: a phone's .HEIC, say
+        raise DataError(f"{path}: a {path.suffix.lower()} image, a format segcli does not read; convert it to JPEG "
+                        f"or PNG.")
     if image is None:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format); remove or replace it.")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

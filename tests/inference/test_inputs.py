@@ -148,3 +148,16 @@ def test_inputs_with_one_output_name_say_which_file_and_what_to_do(tmp_path, mon
     with pytest.raises(DataError) as exc:  # x.png -> x.png.png (x.jpg is there too), as x.png.bmp -> x.png.png
         find_inputs(["cc"], exclude="o")
     assert str(exc.value) == f"cc/x.png and cc/x.png.bmp would both write o/x.png.png; {fix}"
+
+
+def test_a_heic_named_as_an_input_is_one_line_saying_to_convert_it(tmp_path):
+    """Named directly (not found in a folder walk), a HEIC file reaches the reader, which says what it is."""
+    from segcli.data.image_io import read_image
+    from segcli.errors import DataError
+
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))  # an ISO-BMFF header, as an iPhone writes
+    assert [item.rel for item in find_inputs([str(heic)])] == ["IMG_0001.HEIC"]
+    with pytest.raises(DataError) as exc:
+        read_image(heic)
+    assert str(exc.value) == f"{heic}: a .heic image, a format segcli does not read; convert it to JPEG or PNG."
