@@ -59,9 +59,15 @@ def file_in_the_way(folder) -> Path | None:
     >>> file_in_the_way(note / "out" / "masks") == note, file_in_the_way(note) == note, file_in_the_way(note.parent)
     (True, True, None)
     """
-    path = Path(folder)  # as given, so messages name it as the user wrote it; a relative chain ends at "."
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    existing = nearest_existing(folder)
     return None if existing.is_dir() else existing
+
+
+def nearest_existing(path) -> Path:
+    """``path`` or its nearest parent that exists, as given (messages name it as the user wrote it; a relative
+    chain ends at ".")."""
+    path = Path(path)
+    return next(p for p in (path, *path.parents) if p.exists())
 
 
 def json_bytes(value) -> bytes:

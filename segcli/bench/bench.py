@@ -68,11 +68,9 @@ class BenchConfig:
         for name in self.presets:
             get_preset(name)  # unknown names fail with close matches
         if self.input_dir is not None:
-            from segcli.data.image_io import is_image_name
+            from segcli.data.image_io import image_folder, is_image_name
 
-            folder = Path(self.input_dir)
-            if not folder.is_dir():
-                raise UsageError(f"input {folder}: not a folder; pass a folder of images.", value="input_dir")
+            folder = image_folder(self.input_dir, "input_dir")
             if not any(is_image_name(p.name) for p in folder.rglob("*") if p.is_file()):
                 raise UsageError(f"input {folder}: no images found (looked for .jpg, .png and the like).", value="input_dir")
             if get_preset(self.presets[0])["model"] != "segmenter":

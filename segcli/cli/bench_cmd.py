@@ -153,14 +153,14 @@ def _bench_model(model, formats, data, split, precision, backend, image_size, ba
     from segcli.bench.bench import check_counts, parse_ints, parse_sizes
     from segcli.bench.formats import bench_model, parse_formats
     from segcli.bench.sysinfo import environment
-    from segcli.export.api import check_folder
+    from segcli.data.image_io import image_folder
 
     size = _one(parse_sizes(image_size), image_size, "--image-size") if image_size else (512, 512)
     batch = _one(parse_ints(batch_size, "--batch-size"), batch_size, "--batch-size") if batch_size else 1
     check_counts(warmup, iters)
     chosen = parse_formats(formats) if formats else None
     if data is not None:
-        check_folder(data, "data")  # before TensorFlow starts
+        image_folder(data, "data")  # before TensorFlow starts
     env = environment()
     peak = flops_mod.current_peak(env, measure_peak)
     rows = bench_model(model, chosen, data, size, batch, warmup, iters,

@@ -238,9 +238,9 @@ def _unread_images(ds: FolderDataset, masks: list) -> dict:
     import glob
 
     from segcli.data.image_io import is_unread_image_name
-    from segcli.data.layouts import find_layout
+    from segcli.data.layouts import LAYOUTS
 
-    layout = find_layout(ds.root)
+    layout = next((entry for entry in LAYOUTS if entry.name == ds.layout), None)  # the one discover found
     dirs = list(layout.dirs(ds.root).values()) if layout is not None else []
     found = {}
     for mask, (images_dir, masks_dir) in ((m, d) for m in masks for d in dirs if d[1] in m.parents):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.png_chunks import check_png
-from segcli.errors import DataError
+from segcli.errors import DataError, UsageError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -44,6 +44,14 @@ def is_image_name(path) -> bool:
 def is_unread_image_name(path) -> bool:
     """True for an image in a format segcli does not read, such as an iPhone's ``IMG_0001.HEIC``."""
     return Path(path).suffix.lower() in UNREAD_IMAGE_EXTENSIONS
+
+
+def image_folder(folder, what: str) -> Path:
+    """``folder`` as a Path, or UsageError naming option ``what`` (an ``exc.value``) when it is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{what} {folder}: no such folder; give a folder of images.", value=what)
+    return folder
 
 
 def _bytes(path: Path) -> np.ndarray:

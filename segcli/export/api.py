@@ -90,21 +90,13 @@ def sample_images(count: int, size, seed: int = 0) -> np.ndarray:
     return np.stack(out)
 
 
-def check_folder(folder, what: str) -> Path:
-    """``folder`` as a Path, or UsageError naming option ``what`` when it is not a folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError(f"{what} {folder}: no such folder; give a folder of images.", value=what)
-    return folder
-
-
 def read_samples(folder, size, limit: int = 4, what: str = "samples") -> np.ndarray:
     """Up to ``limit`` images from ``folder`` (searched recursively), resized to ``size`` (H, W)."""
     import cv2
 
-    from segcli.data.image_io import read_image
+    from segcli.data.image_io import image_folder, read_image
 
-    folder = check_folder(folder, what)
+    folder = image_folder(folder, what)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UsageError(f"{what} {folder}: no images (.png, .jpg, ...) in that folder.", value=what)

@@ -35,7 +35,7 @@ import numpy as np
 
 from segcli.data.image_io import write_atomic
 from segcli.errors import CheckpointError
-from segcli.files import file_in_the_way
+from segcli.files import file_in_the_way, nearest_existing
 from segcli.train.report import REPORT
 from segcli.train.settings import SettingError
 
@@ -107,7 +107,7 @@ def _check_writable(out: Path) -> None:
     if blocker is not None:
         raise SettingError(f"`out` {out}: {blocker} is a file, so the run cannot be written there; choose another "
                            f"folder.")
-    existing = next(p for p in (out, *out.parents) if p.exists())
+    existing = nearest_existing(out)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise SettingError(f"`out` {out}: cannot write in {existing}; choose a writable folder.")
 

@@ -56,7 +56,7 @@ def test_bad_values_are_one_red_line_and_exit_2():
         (["--batch-size", "0"], "error: --batch-size 0: must be a positive integer."),
         (["--iters", "0"], "error: --iters 0: must be at least 1."),
         (["--preset", "nope_b9"], "error: Unknown preset 'nope_b9'."),
-        (["--input", "/no/such/folder"], "error: --input /no/such/folder: not a folder; pass a folder of images."),
+        (["--input", "/no/such/folder"], "error: --input /no/such/folder: no such folder; give a folder of images."),
     ]:
         result = runner.invoke(app, ["bench", *args])
         assert result.exit_code == 2, args
