@@ -1,8 +1,8 @@
 """Reading images and masks the same way everywhere (train, predict, eval).
 
 Images come back as RGB ``uint8`` arrays of shape (H, W, 3) with EXIF
-orientation applied; grayscale, RGBA, 16-bit and palette files are all
-converted. Masks come back as their stored values: palette PNGs give their
+orientation applied; grayscale, RGBA, 16-bit, palette and float (TIFF, scaled
+0-1 or 0-255) files are all converted. Masks come back as their stored values: palette PNGs give their
 indices (OpenCV would expand them to colours), other files their single
 channel, or (H, W, 3) RGB when the mask is a colour image. A 3-channel mask
 whose colours are all gray is ambiguous (index values saved as RGB, or colour
@@ -70,13 +70,42 @@ def read_image(path) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    image = cv2.imdecode(_bytes(path), cv2.IMREAD_COLOR)  # applies EXIF, drops alpha, 16 -> 8 bit
+    data = _bytes(path)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF, drops alpha, 16 -> 8 bit
+    if image is None:  # OpenCV's colour reader refuses float samples: a float TIFF from scientific software
+        image = _float_image(data, path)
     if image is None and is_unread_image_name(path):  # named as an input: a phone's .HEIC, say
         raise DataError(f"{path}: a {path.suffix.lower()} image, a format segcli does not read; convert it to JPEG "
                         f"or PNG.")
     if image is None:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format); remove or replace it.")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _float_image(data: np.ndarray, path: Path):
+    """A float image (a TIFF scaled 0-1 or 0-255) as BGR uint8, or None when ``data`` is not a float image.
+
+    Values up to 1 are taken as 0-1 (scikit-image's convention for float images) and scaled by 255; values up to
+    255 as 0-255. Anything else has no scale segcli could know, so it is refused with the range it found.
+    """
+    import cv2
+
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype.kind != "f":
+        return None
+    if not np.isfinite(raw).all():
+        raise DataError(f"{path}: a float image with NaN or infinite pixels; fill them in, or save it as an 8-bit "
+                        f"image.")
+    low, high = float(raw.min(initial=0)), float(raw.max(initial=0))
+    if low < 0 or high > 255:
+        raise DataError(f"{path}: a float image with values from {low:g} to {high:g}; segcli reads float images "
+                        f"scaled 0-1 or 0-255: rescale it to one of those, or save it as an 8-bit image.")
+    channels = 1 if raw.ndim == 2 else raw.shape[2]
+    if channels not in (1, 3, 4):
+        raise DataError(f"{path}: a float image with {channels} channels; segcli reads gray, RGB and RGBA images: "
+                        f"save three of its bands as an RGB image.")
+    scaled = np.rint(raw * (255.0 if high <= 1.0 else 1.0)).astype(np.uint8)
+    return cv2.cvtColor(scaled, cv2.COLOR_GRAY2BGR) if channels == 1 else np.ascontiguousarray(scaled[:, :, :3])
 
 
 def read_mask(path, keep_gray_rgb: bool = False) -> np.ndarray:

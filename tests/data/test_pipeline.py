@@ -62,7 +62,8 @@ def test_val_keeps_the_mask_at_its_own_size_and_applies_exif(tmp_path):
 
 
 def _photo_dataset(root):
-    """One pair per kind of file predict reads: RGB/gray PNG, JPEG, EXIF-rotated JPEG and PNGs, BMP, CMYK JPEG."""
+    """One pair per kind of file predict reads: RGB/gray/16-bit PNG, JPEG, EXIF-rotated JPEG and PNGs, BMP, CMYK
+    JPEG, float TIFF."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -79,12 +80,20 @@ def _photo_dataset(root):
         Image.fromarray(base).save(images / f"exif{orientation}_png.png", exif=exif)
     Image.fromarray(base).save(images / "other.bmp")
     Image.fromarray(base).convert("CMYK").save(images / "cmyk.jpg")
+    cv2_write(images / "deep16.png", base[:, :, ::-1].astype(np.uint16) * 257)
+    cv2_write(images / "float.tif", base[:, :, ::-1] / np.float32(255))
     from segcli.data.image_io import read_image
 
     for path in images.iterdir():
         h, w = read_image(path).shape[:2]
         write_mask(root / "masks" / f"{path.stem}.png", (np.arange(h * w).reshape(h, w) % 3).astype(np.uint8))
     return discover(root, val_fraction=0.1)
+
+
+def cv2_write(path, array):
+    import cv2
+
+    assert cv2.imwrite(str(path), array)
 
 
 def cv2_blur(image):
@@ -108,7 +117,8 @@ def test_train_decodes_the_same_pixels_as_predicts_reader(tmp_path, cache):
         assert np.array_equal(image, expected), pair.image.name
         assert np.array_equal(label, ds.read_label(pair))
     kinds = {pair.image.name: e.kind for pair, e in zip(pairs, source.entries)}
-    assert len(kinds) == 21 and kinds["exif6.jpg"] == 1 and kinds["exif6_png.png"] == 0 and kinds["cmyk.jpg"] == kinds["other.bmp"] == 2
+    assert len(kinds) == 23 and kinds["exif6.jpg"] == 1 and kinds["exif6_png.png"] == kinds["deep16.png"] == 0
+    assert kinds["cmyk.jpg"] == kinds["other.bmp"] == kinds["float.tif"] == 2
 
 
 def test_disk_cache_is_reused_and_a_changed_file_is_decoded_again(tmp_path):

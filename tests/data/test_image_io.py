@@ -1,0 +1,59 @@
+"""read_image on the files scientific and GIS software write: float TIFFs, against the 8-bit pixels they hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segcli.data.image_io import read_image
+from segcli.errors import DataError
+
+
+def _pixels(h=24, w=40, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _write_tiff(path, array):
+    import cv2
+
+    assert cv2.imwrite(str(path), array)
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_float_tiff_scaled_0_1_reads_as_its_8_bit_pixels(tmp_path, dtype):
+    rgb = _pixels()
+    path = _write_tiff(tmp_path / "a.tif", (rgb[:, :, ::-1] / 255.0).astype(dtype))  # OpenCV writes BGR
+    assert np.array_equal(read_image(path), rgb)
+
+
+def test_a_float_tiff_scaled_0_255_and_a_gray_one_read_as_their_pixels(tmp_path):
+    rgb = _pixels(seed=1)
+    assert np.array_equal(read_image(_write_tiff(tmp_path / "rgb.tiff", rgb[:, :, ::-1].astype(np.float32))), rgb)
+    gray = rgb[:, :, 0]
+    assert np.array_equal(read_image(_write_tiff(tmp_path / "gray.tif", gray.astype(np.float32) / 255)),
+                          np.dstack([gray] * 3))
+
+
+def test_float_pixels_between_levels_round_to_the_nearest(tmp_path):
+    values = np.array([[0.0, 0.499 / 255, 0.501 / 255, 1.0]], np.float32)
+    image = read_image(_write_tiff(tmp_path / "f.tif", values))
+    assert image[0, :, 0].tolist() == [0, 0, 1, 255]
+
+
+def test_a_float_tiff_whose_scale_cannot_be_known_is_one_line_with_its_range(tmp_path):
+    path = _write_tiff(tmp_path / "dem.tif", np.linspace(-12.5, 3000, 24 * 40, dtype=np.float32).reshape(24, 40))
+    with pytest.raises(DataError) as exc:
+        read_image(path)
+    assert str(exc.value) == (f"{path}: a float image with values from -12.5 to 3000; segcli reads float images "
+                              f"scaled 0-1 or 0-255: rescale it to one of those, or save it as an 8-bit image.")
+
+
+def test_a_float_tiff_with_nan_pixels_says_so(tmp_path):
+    values = np.full((8, 8), 0.5, np.float32)
+    values[3, 4] = np.nan
+    path = _write_tiff(tmp_path / "holes.tif", values)
+    with pytest.raises(DataError) as exc:
+        read_image(path)
+    assert str(exc.value) == (f"{path}: a float image with NaN or infinite pixels; fill them in, or save it as an "
+                              f"8-bit image.")
