@@ -108,6 +108,24 @@ def _float_image(data: np.ndarray, path: Path):
     return cv2.cvtColor(scaled, cv2.COLOR_GRAY2BGR) if channels == 1 else np.ascontiguousarray(scaled[:, :, :3])
 
 
+def page_count(path) -> int:
+    """Pages in a TIFF (a microscope's stack, say), of which :func:`read_image` reads the first; 1 for other files
+    and for files that cannot be read (reading them says what is wrong)."""
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return 1
+    import cv2
+    from cv2.utils import logging as cv_logging
+
+    level = cv_logging.getLogLevel()
+    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)  # a damaged file is reported when it is read, once
+    try:
+        return max(1, cv2.imcount(str(path)))
+    except (cv2.error, UnicodeEncodeError):  # a name OpenCV cannot take: its bytes are not UTF-8
+        return 1
+    finally:
+        cv_logging.setLogLevel(level)
+
+
 def read_mask(path, keep_gray_rgb: bool = False) -> np.ndarray:
     """Mask values as stored: (H, W) for index/palette/gray masks, (H, W, 3) RGB for colour masks.
 

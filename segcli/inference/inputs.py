@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name, is_unread_image_name
+from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name, is_unread_image_name, page_count
 from segcli.errors import DataError, UsageError
 from segcli.files import file_in_the_way
 from segcli.inference.provenance import RECORD_FILE
@@ -264,6 +264,9 @@ def select_images(inputs, out, shard=None, note=None) -> list[InputItem]:
     left = LeftOut()
     items = find_inputs(inputs, exclude=out, left=left)
     lines = [line for line in (_skipped_line(left.folders), _unread_line(left.unread)) if line]
+    if items and note:
+        lines.append(_stacks_line([(item.path, page_count(item.path)) for item in items]))
+    lines = [line for line in lines if line]
     if not items:
         shown = ", ".join(str(i) for i in inputs)
         raise DataError(f"no images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output "
@@ -289,6 +292,25 @@ def _unread_line(files: list[Path]) -> str:
     shown = ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     what = "1 image in a format" if len(files) == 1 else f"{len(files)} images in formats"
     return f"left out {what} segcli does not read ({kinds}): {shown}; convert them to JPEG or PNG to predict them"
+
+
+def _stacks_line(pages: list[tuple[Path, int]]) -> str:
+    """Which inputs are multi-page TIFFs, of which only the first page is segmented, and what to do.
+
+    >>> _stacks_line([(Path("a.tif"), 1), (Path("in/stack.tif"), 12)])
+    'in/stack.tif has 12 pages; only its first page is segmented: save each page as its own image to segment them all'
+    """
+    stacks = [(path, n) for path, n in pages if n > 1]
+    if not stacks:
+        return ""
+    shown = ", ".join(f"{path} ({n} pages)" for path, n in stacks[:3]) + \
+        (f" and {len(stacks) - 3} more" if len(stacks) > 3 else "")
+    if len(stacks) == 1:
+        path, n = stacks[0]
+        return f"{path} has {n} pages; only its first page is segmented: save each page as its own image to " \
+               f"segment them all"
+    return f"{len(stacks)} inputs are multi-page TIFFs, of which only the first page is segmented: {shown}; save " \
+           f"each page as its own image to segment them all"
 
 
 def _skipped_line(skipped: list[Path]) -> str:

@@ -57,3 +57,12 @@ def test_a_float_tiff_with_nan_pixels_says_so(tmp_path):
         read_image(path)
     assert str(exc.value) == (f"{path}: a float image with NaN or infinite pixels; fill them in, or save it as an "
                               f"8-bit image.")
+
+
+def test_a_multi_page_tiff_reads_as_its_first_page(tmp_path):
+    import cv2
+
+    pages = [_pixels(seed=seed) for seed in range(3)]
+    path = tmp_path / "stack.tif"
+    assert cv2.imwritemulti(str(path), [page[:, :, ::-1] for page in pages])
+    assert np.array_equal(read_image(path), pages[0])

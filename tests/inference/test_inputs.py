@@ -131,6 +131,28 @@ def test_phone_photos_and_other_unread_formats_are_one_note_or_part_of_the_error
                               "does not read (.gif): in/sub/anim.gif; convert them to JPEG or PNG to predict them).")
 
 
+def test_a_multi_page_tiff_is_named_in_a_note_saying_only_its_first_page_is_segmented(tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    from segcli.inference.inputs import select_images
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    pages = [np.full((8, 8), 40 * i, np.uint8) for i in range(3)]
+    assert cv2.imwritemulti("in/stack.tif", pages) and cv2.imwrite("in/single.tif", pages[0])
+    assert cv2.imwritemulti("in/float_stack.tiff", [p.astype(np.float32) / 255 for p in pages[:2]])
+    (tmp_path / "in" / "damaged.tif").write_bytes(b"II*\x00garbage")  # reading it later says what is wrong
+    notes = []
+    assert len(select_images(["in"], "out", note=notes.append)) == 4
+    assert notes == ["2 inputs are multi-page TIFFs, of which only the first page is segmented: in/float_stack.tiff "
+                     "(2 pages), in/stack.tif (3 pages); save each page as its own image to segment them all."]
+    notes.clear()
+    select_images(["in/stack.tif", "in/single.tif"], "out", note=notes.append)
+    assert notes == ["in/stack.tif has 3 pages; only its first page is segmented: save each page as its own image to "
+                     "segment them all."]
+
+
 def test_inputs_with_one_output_name_say_which_file_and_what_to_do(tmp_path, monkeypatch):
     from segcli.errors import DataError
 
