@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.folder_dataset import (IGNORE_INDEX, SPLITS, FolderDataset, color_keys, discover)  # noqa: F401
-from segcli.data.image_io import ROTATION_FIX, all_gray, is_jpeg, read_image, rotation_note
+from segcli.data.image_io import ROTATION_FIX, all_gray, is_jpeg, page_count, read_image, rotation_note
 from segcli.errors import DataError
 
 
@@ -163,6 +163,8 @@ def _check_pair(ds: FolderDataset, pair, split: str):
     except DataError as exc:
         findings.append(("problem", Finding("unreadable", str(pair.image), str(exc), _reason(exc, pair.image))))
         image = None
+    if image is not None and page_count(pair.image) > 1:
+        findings.append(("warning", _multi_page(pair.image)))
     full = _read_mask_label(ds, pair, findings)
     if full is None:
         return findings, counts, 0
@@ -184,6 +186,11 @@ def _check_pair(ds: FolderDataset, pair, split: str):
         findings.append(("warning", Finding("empty_mask", str(pair.mask),
                                             f"{pair.mask}: no labelled pixel (all 255 = ignore).")))
     return findings, counts, labelled
+
+
+def _multi_page(image: Path) -> Finding:
+    fix = "only its first page is read: save each page and its mask as their own pair to train on every page"
+    return Finding("multi_page", str(image), f"{image}: a TIFF of {page_count(image)} pages; {fix}.", fix)
 
 
 def _size_mismatch(pair, mask_shape, image_shape) -> Finding:

@@ -229,6 +229,20 @@ def test_jpeg_masks_are_warnings_that_say_to_save_png(tmp_path):
     assert warning_lines(report)[0].endswith("(lossless). (2 more like it: segcli data check lists them)")
 
 
+def test_a_multi_page_tiff_image_is_a_warning_that_only_its_first_page_is_read(tmp_path):
+    import cv2
+
+    make_easy(tmp_path, n=4, size=16)
+    stack = tmp_path / "images" / "img_003.tif"
+    (tmp_path / "images" / "img_003.png").unlink()
+    assert cv2.imwritemulti(str(stack), [np.full((16, 16, 3), v, np.uint8) for v in (10, 20, 30)])
+    report = check_dataset(discover(tmp_path, val_fraction=0.25))
+    assert report.ok
+    assert [(w.kind, w.file, w.message) for w in report.warnings] == [
+        ("multi_page", str(stack), f"{stack}: a TIFF of 3 pages; only its first page is read: save each page and its "
+                                   f"mask as their own pair to train on every page.")]
+
+
 def test_hidden_folders_in_the_dataset_are_not_reported(tmp_path):
     make_easy(tmp_path, n=4, size=16)
     write_rgb(tmp_path / "images" / ".ipynb_checkpoints" / "img_000-checkpoint.png", np.zeros((16, 16, 3), np.uint8))
