@@ -1,7 +1,8 @@
 """Typed errors for expected failures.
 
 The CLI turns any :class:`SegcliError` into one red line on stderr and a
-non-zero exit code. Anything else escaping a command is a bug.
+non-zero exit code, and so it does for a full (or read-only) disk, which
+:func:`disk_full_reason` recognises. Anything else escaping a command is a bug.
 
 Library code speaks of values, not command-line flags: ``value`` names the
 argument at fault, and the CLI shows the flag that sets it.
@@ -10,6 +11,12 @@ argument at fault, and the CLI shows the flag that sets it.
 >>> str(err), err.value
 ('image size 16 is below 32 pixels; use at least 32', 'image_size')
 """
+
+import errno
+import os
+
+#: Write failures no retry of the next file can get past: the disk (or the user's quota) is full, or read-only.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 class SegcliError(Exception):
@@ -48,3 +55,15 @@ class UsageError(SegcliError, ValueError):
 
 class MissingDependencyError(SegcliError):
     """An optional dependency is not installed."""
+
+
+def disk_full_reason(exc: BaseException) -> str:
+    """"no space left on device" (or the quota's or read-only disk's reason) for such an OSError, else "".
+
+    >>> disk_full_reason(OSError(errno.ENOSPC, "No space left on device")), disk_full_reason(OSError(errno.EIO, "I/O"))
+    ('no space left on device', '')
+    """
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL:
+        return ""
+    reason = exc.strerror or os.strerror(exc.errno)
+    return reason[:1].lower() + reason[1:]

@@ -44,6 +44,11 @@ def write_atomic(path, data: bytes) -> None:
             f.write(data)
             os.fchmod(f.fileno(), 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write() names no file: name the one being written (a full disk, say)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

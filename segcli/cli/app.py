@@ -14,7 +14,7 @@ import sys
 import typer
 import typer.core
 
-from segcli.errors import SegcliError
+from segcli.errors import SegcliError, disk_full_reason
 
 TYPER = {"no_args_is_help": True, "add_completion": False, "pretty_exceptions_enable": False,
          "rich_markup_mode": None}
@@ -121,6 +121,14 @@ class _Group(typer.core.TyperGroup):
 
             error(user_message(exc, ctx.command))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if not disk_full_reason(exc):
+                raise
+            from segcli.cli.output import error
+
+            where = f" writing {exc.filename}" if exc.filename else ""
+            error(f"{disk_full_reason(exc)}{where}; free some space (or write elsewhere), then run the command again.")
+            raise typer.Exit(2) from None
 
 
 def _version(show: bool) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.errors import DataError, UsageError
+from segcli.errors import DataError, UsageError, disk_full_reason
 from segcli.inference.inputs import (  # noqa: F401  (find_inputs, parse_shard, shard_of: predict's public names)
     InputItem, check_writable, find_inputs, parse_shard, select_images, shard_of)
 from segcli.inference.readahead import default_workers, read_ahead
@@ -317,6 +317,12 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
     return written, skipped
 
 
+def _disk_full(exc: OSError, options: PredictOptions, state: _Run) -> DataError:
+    done = state.written + state.done_before
+    return DataError(f"out {options.out}: {disk_full_reason(exc)} after {done} of {state.total} images were done (they "
+                     f"are kept); free some space, then run the same command again to go on.", value="out_dir")
+
+
 def _write_summary(summary: dict, options: PredictOptions) -> Path:
     from segcli.files import json_bytes, write_atomic
 
@@ -342,6 +348,8 @@ def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progre
                 written += 1
                 state.written += 1
             except Exception as exc:  # noqa: BLE001 - an unwritable file fails this input, not the run
+                if disk_full_reason(exc):  # ... unless no file can be written any more
+                    raise _disk_full(exc, options, state) from None
                 fail(item, exc if isinstance(exc, DataError) else DataError(f"{item.path}: could not write outputs "
                                                                              f"({exc})."))
             progress(1)
