@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.folder_dataset import (IGNORE_INDEX, SPLITS, FolderDataset, color_keys, discover)  # noqa: F401
-from segcli.data.image_io import ROTATION_FIX, all_gray, is_jpeg, page_count, read_image, rotation_note
+from segcli.data.image_io import (ROTATION_FIX, all_gray, dim_deep_fix, dim_deep_image, is_jpeg, page_count,
+                                  read_image, rotation_note)
 from segcli.errors import DataError
 
 
@@ -165,6 +166,8 @@ def _check_pair(ds: FolderDataset, pair, split: str):
         image = None
     if image is not None and page_count(pair.image) > 1:
         findings.append(("warning", _multi_page(pair.image)))
+    if image is not None and (top := dim_deep_image(pair.image, image)):
+        findings.append(("warning", _dim_deep(pair.image, top)))
     full = _read_mask_label(ds, pair, findings)
     if full is None:
         return findings, counts, 0
@@ -186,6 +189,11 @@ def _check_pair(ds: FolderDataset, pair, split: str):
         findings.append(("warning", Finding("empty_mask", str(pair.mask),
                                             f"{pair.mask}: no labelled pixel (all 255 = ignore).")))
     return findings, counts, labelled
+
+
+def _dim_deep(image: Path, top: int) -> Finding:
+    fix = dim_deep_fix(top)
+    return Finding("dim_16bit", str(image), f"{image}: values up to {top}; {fix}.", fix)
 
 
 def _multi_page(image: Path) -> Finding:

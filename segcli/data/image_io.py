@@ -126,6 +126,39 @@ def page_count(path) -> int:
         cv_logging.setLogLevel(level)
 
 
+def dim_deep_image(path, image: np.ndarray) -> int:
+    """The largest stored value of a 16-bit image that :func:`read_image` gave as ``image`` and that uses only its
+    low bits (a 12-bit camera's data, say), so it reads nearly black (values up to 15 of 255); else 0."""
+    if image.max(initial=0) > 15:
+        return 0
+    import cv2
+
+    raw = cv2.imdecode(_bytes(Path(path)), cv2.IMREAD_UNCHANGED)
+    return int(raw.max()) if raw is not None and raw.dtype == np.uint16 and raw.max() > 0 else 0
+
+
+def dim_deep_fix(top: int) -> str:
+    """What is wrong with a 16-bit image whose values stop at ``top``, and what to do.
+
+    >>> dim_deep_fix(4095)
+    'a 16-bit image holding 12-bit data, so it reads nearly black: multiply it by 16 to fill the 16 bits, or save it as an 8-bit image'
+    """
+    bits = top.bit_length()
+    return (f"a 16-bit image holding {bits}-bit data, so it reads nearly black: multiply it by {2 ** (16 - bits)} to "
+            f"fill the 16 bits, or save it as an 8-bit image")
+
+
+def dim_deep_line(found: list) -> str:
+    """One warning line for the (path, top) pairs :func:`dim_deep_image` found: the first, and the others' names.
+
+    >>> dim_deep_line([(Path("a.png"), 1023), (Path("b.png"), 4000)])
+    'a.png: values up to 1023; a 16-bit image holding 10-bit data, so it reads nearly black: multiply it by 64 to fill the 16 bits, or save it as an 8-bit image (also b.png)'
+    """
+    (path, top), others = found[0], [str(p) for p, _ in found[1:]]
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return f"{path}: values up to {top}; {dim_deep_fix(top)}" + (f" (also {shown})" if others else "")
+
+
 def read_mask(path, keep_gray_rgb: bool = False) -> np.ndarray:
     """Mask values as stored: (H, W) for index/palette/gray masks, (H, W, 3) RGB for colour masks.
 

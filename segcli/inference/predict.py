@@ -81,6 +81,7 @@ class _Run:
     total: int = 0  # images and estimated video frames
     written: int = 0  # images and frames whose outputs this run wrote
     done_before: int = 0  # images and frames an earlier run finished
+    dim: list = field(default_factory=list)  # (path, top) of 16-bit images holding fewer bits, which read dark
 
 
 class PredictInterrupted(KeyboardInterrupt):
@@ -207,6 +208,10 @@ def _run(items, videos, source, options: PredictOptions, warn, on_start, on_prog
     written, skipped, video_summaries = _predict_all(items, videos, seg, options, lut, names, state, warn,
                                                      on_progress or (lambda n, done_before=False: None))
     loop_seconds = time.perf_counter() - loop_start
+    if state.dim:
+        from segcli.data.image_io import dim_deep_line
+
+        warn(dim_deep_line(sorted(state.dim)))
     if adopted and (skipped or any(v["frames"]["skipped"] for v in video_summaries)):
         warn(_ADOPTED.format(out=options.out))
     written += sum(1 for v in video_summaries if v["frames"]["written"])
@@ -304,9 +309,11 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
             raise got.error
 
     def load(item):
-        from segcli.data.image_io import read_image
+        from segcli.data.image_io import dim_deep_image, read_image
 
         image = read_image(item.path)
+        if top := dim_deep_image(item.path, image):
+            state.dim.append((item.path, top))
         return image, seg.prepare(image)
 
     def fail(item, exc):

@@ -243,6 +243,22 @@ def test_a_multi_page_tiff_image_is_a_warning_that_only_its_first_page_is_read(t
                                    f"mask as their own pair to train on every page.")]
 
 
+def test_a_16_bit_image_holding_12_bit_data_is_a_warning_saying_how_to_fill_its_bits(tmp_path):
+    import cv2
+
+    make_easy(tmp_path, n=4, size=16)
+    rgb = np.random.default_rng(0).integers(1, 256, (16, 16, 3)).astype(np.uint16)
+    twelve, full = tmp_path / "images" / "img_000.png", tmp_path / "images" / "img_001.png"
+    assert cv2.imwrite(str(twelve), rgb * 16) and cv2.imwrite(str(full), rgb * 257)
+    assert cv2.imwrite(str(tmp_path / "images" / "img_002.png"), np.zeros((16, 16), np.uint16))  # black, not dim
+    report = check_dataset(discover(tmp_path, val_fraction=0.25))
+    assert report.ok
+    assert [(w.kind, w.file, w.message) for w in report.warnings] == [
+        ("dim_16bit", str(twelve), f"{twelve}: values up to {int(rgb.max()) * 16}; a 16-bit image holding 12-bit "
+                                   f"data, so it reads nearly black: multiply it by 16 to fill the 16 bits, or save "
+                                   f"it as an 8-bit image.")]
+
+
 def test_hidden_folders_in_the_dataset_are_not_reported(tmp_path):
     make_easy(tmp_path, n=4, size=16)
     write_rgb(tmp_path / "images" / ".ipynb_checkpoints" / "img_000-checkpoint.png", np.zeros((16, 16, 3), np.uint8))

@@ -300,3 +300,22 @@ def test_max_side_is_whole_mode_s_and_the_record_keeps_the_cap_that_ran(world, t
     record = json.loads((tmp_path / "w" / ".segcli-predict.json").read_text())
     assert record["max_side"] == (None if world["source"].input_size else DEFAULT_MAX_SIDE)
     assert json.loads((tmp_path / "s" / ".segcli-predict.json").read_text())["max_side"] is None
+
+
+def test_16_bit_images_holding_12_bit_data_are_one_warning_naming_them(world, tmp_path):
+    """A 12-bit camera's 16-bit PNGs read nearly black: predict still writes their masks, and says so once."""
+    import cv2
+
+    images = tmp_path / "in"
+    images.mkdir()
+    rgb = np.random.default_rng(3).integers(0, 256, (32, 32, 3)).astype(np.uint16)
+    for name, scale in (("a12.png", 16), ("b12.png", 16), ("full16.png", 257), ("c10.png", 4)):
+        assert cv2.imwrite(str(images / name), rgb * scale)
+    assert cv2.imwrite(str(images / "dark8.png"), np.zeros((32, 32, 3), np.uint8))  # dark, but 8-bit: nothing to fix
+    warnings = []
+    summary = run_predict([images], world["source"], PredictOptions(out=tmp_path / "out"), on_warning=warnings.append)
+    assert summary["count"]["written"] == 5
+    top = int(rgb.max()) * 16
+    assert warnings == [f"{images / 'a12.png'}: values up to {top}; a 16-bit image holding 12-bit data, so it reads "
+                        f"nearly black: multiply it by 16 to fill the 16 bits, or save it as an 8-bit image (also "
+                        f"{images / 'b12.png'}, {images / 'c10.png'})"]
