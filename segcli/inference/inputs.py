@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 from segcli.data.image_io import IMAGE_EXTENSIONS, is_image_name, is_unread_image_name, page_count
 from segcli.errors import DataError, UsageError
 from segcli.files import file_in_the_way
+from segcli.inference.image_outputs import MASK_SUFFIX
 from segcli.inference.provenance import RECORD_FILE
 
-MASK_SUFFIX = ".png"
 GLOB_CHARS = "*?["
 
 

@@ -18,9 +18,8 @@ them, and a run with others stops before predicting
 (:mod:`segcli.inference.provenance`). Files under ``out`` are never read as
 inputs. Decoding and writing run in thread pools around the batched network calls.
 
->>> options = PredictOptions(out=Path("masks"))
->>> sorted(outputs_of(InputItem(Path("in/a.jpg"), "a.jpg", "a"), options))
-['mask', 'overlay']
+>>> PredictOptions(out=Path("masks")).overlay  # mask and overlay by default (:mod:`segcli.inference.image_outputs`)
+True
 """
 
 from __future__ import annotations
@@ -32,17 +31,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from segcli.errors import DataError, UsageError, disk_full_reason
 from segcli.inference.inputs import (  # noqa: F401  (find_inputs, parse_shard, shard_of: predict's public names)
     InputItem, check_writable, find_inputs, parse_shard, select_images, shard_of)
+from segcli.inference.image_outputs import outputs_of, read_back, write_outputs, write_summary
 from segcli.inference.readahead import default_workers, read_ahead
 
-MASK_SUFFIX = ".png"
-OVERLAY_SUFFIX = "_overlay.jpg"
-COLOR_SUFFIX = "_color.png"
-PROBS_SUFFIX = "_probs.npy"
 _ADOPTED = ("{out}: kept the existing outputs, which an older segcli wrote without recording the model and settings "
             "that made them; this run's are now recorded for them (recompute them with overwrite if they differ).")
 
@@ -93,68 +88,12 @@ class PredictInterrupted(KeyboardInterrupt):
         self.written, self.done_before, self.total, self.out = written, done_before, total, out
 
 
-def outputs_of(item: InputItem, options: PredictOptions) -> dict[str, Path]:
-    base = options.out / item.stem
-    paths = {"mask": base.with_name(base.name + MASK_SUFFIX)}
-    if options.overlay:
-        paths["overlay"] = base.with_name(base.name + OVERLAY_SUFFIX)
-    if options.color_mask:
-        paths["color"] = base.with_name(base.name + COLOR_SUFFIX)
-    if options.save_probs:
-        paths["probs"] = base.with_name(base.name + PROBS_SUFFIX)
-    return paths
-
-
 def select_inputs(inputs, options: PredictOptions, note=None) -> list[InputItem]:
     """Discovered image inputs of this shard; a clear error when there are none."""
     return select_images(inputs, options.out, options.shard, note)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
-def _class_stats(mask: np.ndarray, names: list[str]) -> list[dict]:
-    counts = np.bincount(mask.ravel(), minlength=len(names))
-    total = max(1, mask.size)
-    return [{"index": int(i), "name": names[i] if i < len(names) else f"class_{i}",
-             "fraction": round(float(counts[i]) / total, 6)} for i in np.flatnonzero(counts)]
-
-
-def _record(item, paths, out, status, mask, names):
-    return {"input": item.rel, "status": status,
-            "outputs": {k: p.relative_to(out).as_posix() for k, p in paths.items()},
-            "height": int(mask.shape[0]), "width": int(mask.shape[1]), "classes": _class_stats(mask, names)}
-
-
-def _write_outputs(item, image, prediction, paths, options, lut, names):
-    from segcli.data.image_io import encode_jpeg, encode_png, write_atomic
-    from segcli.inference.overlay import blend, colorize
-
-    mask = prediction.mask
-    if "probs" in paths:
-        _save_npy_atomic(paths["probs"], prediction.probs)
-    if "color" in paths:
-        write_atomic(paths["color"], encode_png(colorize(mask, lut)))
-    if "overlay" in paths:
-        write_atomic(paths["overlay"], encode_jpeg(blend(image, mask, lut, options.alpha), options.jpeg_quality))
-    write_atomic(paths["mask"], encode_png(mask))  # last: a mask on disk means the others are there too
-    return _record(item, paths, options.out, "written", mask, names)
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    import io
-
-    from segcli.data.image_io import write_atomic
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    write_atomic(path, buffer.getvalue())
-
-
-def _read_back(item, paths, options, names):
-    from segcli.data.image_io import read_mask
-
-    return _record(item, paths, options.out, "skipped", read_mask(paths["mask"]), names)
-
-
 def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_warning=None,
                 on_start=None, on_note=None) -> dict:
     """Predict every input into ``options.out``; return the summary (also written as JSON).
@@ -232,7 +171,7 @@ def _run(items, videos, source, options: PredictOptions, warn, on_start, on_prog
     }
     if videos:
         summary["videos"] = video_summaries
-    summary["summary_file"] = str(_write_summary(summary, options))
+    summary["summary_file"] = str(write_summary(summary, options))
     return summary
 
 
@@ -291,13 +230,13 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
     """(written, skipped) for the image inputs; failures go to ``state``."""
     todo, finished = [], []
     for item in items:
-        paths = outputs_of(item, options)
+        paths = outputs_of(item, options.out, options.overlay, options.color_mask, options.save_probs)
         done = not options.overwrite and all(p.is_file() for p in paths.values())
         (finished if done else todo).append((item, paths))
     workers = options.workers or default_workers()
     skipped = 0
     # Finished by an earlier run: report them from their masks, recompute nothing.
-    for got in read_ahead(finished, lambda entry: _read_back(*entry, options, names), workers=workers):
+    for got in read_ahead(finished, lambda entry: read_back(*entry, options, names), workers=workers):
         if got.error is None:
             state.images.append(got.value)
             skipped += 1
@@ -330,16 +269,6 @@ def _disk_full(exc: OSError, options: PredictOptions, state: _Run) -> DataError:
                      f"are kept); free some space, then run the same command again to go on.", value="out_dir")
 
 
-def _write_summary(summary: dict, options: PredictOptions) -> Path:
-    from segcli.files import json_bytes, write_atomic
-
-    name = f"summary.shard-{options.shard[0]}-of-{options.shard[1]}.json" if options.shard else "summary.json"
-    path = options.out / name
-    summary["summary_file"] = str(path)
-    write_atomic(path, json_bytes(summary))
-    return path
-
-
 def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progress) -> int:
     """Read ahead in threads, run the network in batches, write in threads; returns images written."""
     window = options.batch_size * 2 + (options.workers or 4)
@@ -365,7 +294,7 @@ def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progre
         predictions = seg.run([prepared for _, _, prepared in batch], probs=options.save_probs)
         for (entry, image, _), prediction in zip(batch, predictions):
             item, paths = entry
-            future: Future = writers.submit(_write_outputs, item, image, prediction, paths, options, lut, names)
+            future: Future = writers.submit(write_outputs, item, image, prediction, paths, options, lut, names)
             writing.append((entry, future))
         drain(window)
 

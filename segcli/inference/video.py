@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.errors import DataError, UsageError
+from segcli.inference.image_outputs import class_fractions
 from segcli.inference.readahead import read_ahead
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -299,13 +300,11 @@ def run_video(video: VideoInput, engine, lut, names, options, progress=None, war
     if truncated and warn:
         warn(f"{video.path}: the video ends after {reader.read} of the {count} frames its header gives (truncated "
              f"or damaged); predicted the {stats.written + stats.skipped} sampled frames that were read.")
-    total = max(1, int(stats.counts.sum()))
     return {"input": video.rel, "fps": round(fps, 3), "every": options.every, "smooth": options.smooth,
             "frames": {"in_header": count, "read": reader.read, "written": stats.written, "skipped": stats.skipped},
             "truncated": truncated,
             "outputs": {"masks": f"{video.stem}/", "overlay": overlay_path.name if options.overlay else None},
-            "classes": [{"index": int(i), "name": names[i] if i < len(names) else f"class_{i}",
-                         "fraction": round(float(stats.counts[i]) / total, 6)} for i in np.flatnonzero(stats.counts)]}
+            "classes": class_fractions(stats.counts, names)}
 
 
 def _mask_path(frames_dir: Path, index: int) -> Path:

@@ -1,0 +1,89 @@
+"""What predict writes for one input image, and reads back from an earlier run: the output paths, the files
+(mask last), the image's record in ``summary.json``, and the summary itself.
+
+>>> from segcli.inference.inputs import InputItem
+>>> sorted(outputs_of(InputItem(Path("in/a.jpg"), "a.jpg", "sub/a"), Path("masks"), overlay=True, color=True).items())
+[('color', PosixPath('masks/sub/a_color.png')), ('mask', PosixPath('masks/sub/a.png')), ('overlay', PosixPath('masks/sub/a_overlay.jpg'))]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MASK_SUFFIX = ".png"
+OVERLAY_SUFFIX = "_overlay.jpg"
+COLOR_SUFFIX = "_color.png"
+PROBS_SUFFIX = "_probs.npy"
+
+
+def outputs_of(item, out: Path, overlay=True, color=False, probs=False) -> dict[str, Path]:
+    """The files predict writes for ``item`` (an :class:`~segcli.inference.inputs.InputItem`) under ``out``."""
+    base = Path(out) / item.stem
+    paths = {"mask": base.with_name(base.name + MASK_SUFFIX)}
+    if overlay:
+        paths["overlay"] = base.with_name(base.name + OVERLAY_SUFFIX)
+    if color:
+        paths["color"] = base.with_name(base.name + COLOR_SUFFIX)
+    if probs:
+        paths["probs"] = base.with_name(base.name + PROBS_SUFFIX)
+    return paths
+
+
+def class_fractions(counts: np.ndarray, names: list[str]) -> list[dict]:
+    """Each class present in ``counts`` (pixels per class index) with its name and share, for summary.json.
+
+    >>> class_fractions(np.array([3, 0, 1]), ["sky", "road", "tree"])
+    [{'index': 0, 'name': 'sky', 'fraction': 0.75}, {'index': 2, 'name': 'tree', 'fraction': 0.25}]
+    """
+    total = max(1, int(counts.sum()))
+    return [{"index": int(i), "name": names[i] if i < len(names) else f"class_{i}",
+             "fraction": round(float(counts[i]) / total, 6)} for i in np.flatnonzero(counts)]
+
+
+def _record(item, paths, out, status, mask, names):
+    return {"input": item.rel, "status": status,
+            "outputs": {k: p.relative_to(out).as_posix() for k, p in paths.items()},
+            "height": int(mask.shape[0]), "width": int(mask.shape[1]), "classes": class_fractions(np.bincount(mask.ravel(), minlength=len(names)), names)}
+
+
+def write_outputs(item, image, prediction, paths, options, lut, names):
+    from segcli.data.image_io import encode_jpeg, encode_png, write_atomic
+    from segcli.inference.overlay import blend, colorize
+
+    mask = prediction.mask
+    if "probs" in paths:
+        _save_npy_atomic(paths["probs"], prediction.probs)
+    if "color" in paths:
+        write_atomic(paths["color"], encode_png(colorize(mask, lut)))
+    if "overlay" in paths:
+        write_atomic(paths["overlay"], encode_jpeg(blend(image, mask, lut, options.alpha), options.jpeg_quality))
+    write_atomic(paths["mask"], encode_png(mask))  # last: a mask on disk means the others are there too
+    return _record(item, paths, options.out, "written", mask, names)
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    import io
+
+    from segcli.data.image_io import write_atomic
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomic(path, buffer.getvalue())
+
+
+def read_back(item, paths, options, names):
+    from segcli.data.image_io import read_mask
+
+    return _record(item, paths, options.out, "skipped", read_mask(paths["mask"]), names)
+
+
+def write_summary(summary: dict, options) -> Path:
+    from segcli.files import json_bytes, write_atomic
+
+    name = f"summary.shard-{options.shard[0]}-of-{options.shard[1]}.json" if options.shard else "summary.json"
+    path = options.out / name
+    summary["summary_file"] = str(path)
+    write_atomic(path, json_bytes(summary))
+    return path
