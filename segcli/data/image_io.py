@@ -65,32 +65,50 @@ def _bytes(path: Path) -> np.ndarray:
     return data
 
 
-def read_image(path) -> np.ndarray:
-    """RGB uint8 (H, W, 3), EXIF orientation applied; DataError naming the file otherwise."""
+def read_image(path, page: int = 0) -> np.ndarray:
+    """RGB uint8 (H, W, 3), EXIF orientation applied; DataError naming the file otherwise.
+
+    ``page`` picks a page of a multi-page TIFF (0-based; see :func:`page_count`).
+    """
     import cv2
 
     path = Path(path)
-    data = _bytes(path)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF, drops alpha, 16 -> 8 bit
+    image = _decode(path, cv2.IMREAD_COLOR, page)  # applies EXIF, drops alpha, 16 -> 8 bit
     if image is None:  # OpenCV's colour reader refuses float samples: a float TIFF from scientific software
-        image = _float_image(data, path)
+        image = _float_image(_decode(path, cv2.IMREAD_UNCHANGED, page), path)
     if image is None and is_unread_image_name(path):  # named as an input: a phone's .HEIC, say
         raise DataError(f"{path}: a {path.suffix.lower()} image, a format segcli does not read; convert it to JPEG "
                         f"or PNG.")
+    if image is None and page:
+        raise DataError(f"{path}: page {page + 1} is not a readable image (corrupt or unsupported format); remove or "
+                        f"replace the file.")
     if image is None:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format); remove or replace it.")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _float_image(data: np.ndarray, path: Path):
-    """A float image (a TIFF scaled 0-1 or 0-255) as BGR uint8, or None when ``data`` is not a float image.
+def _decode(path: Path, flags: int, page: int = 0):
+    """The file (or page ``page`` of a multi-page TIFF, read alone: a stack can be gigabytes) decoded by OpenCV
+    with ``flags``; None when OpenCV cannot."""
+    import cv2
+
+    if not page:
+        return cv2.imdecode(_bytes(path), flags)
+    try:
+        ok, pages = cv2.imreadmulti(str(path), page, 1, flags=flags)
+    except (cv2.error, UnicodeEncodeError):  # a name whose bytes are not UTF-8: decode from the bytes
+        ok, pages = cv2.imdecodemulti(_bytes(path), flags, range=(page, page + 1))
+    return pages[0] if ok and pages else None
+
+
+def _float_image(raw, path: Path):
+    """A decoded float image (a TIFF scaled 0-1 or 0-255) as BGR uint8, or None when ``raw`` is not one.
 
     Values up to 1 are taken as 0-1 (scikit-image's convention for float images) and scaled by 255; values up to
     255 as 0-255. Anything else has no scale segcli could know, so it is refused with the range it found.
     """
     import cv2
 
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.dtype.kind != "f":
         return None
     if not np.isfinite(raw).all():
@@ -109,7 +127,7 @@ def _float_image(data: np.ndarray, path: Path):
 
 
 def page_count(path) -> int:
-    """Pages in a TIFF (a microscope's stack, say), of which :func:`read_image` reads the first; 1 for other files
+    """Pages in a TIFF (a microscope's stack, say; :func:`read_image` reads one page at a time); 1 for other files
     and for files that cannot be read (reading them says what is wrong)."""
     if Path(path).suffix.lower() not in (".tif", ".tiff"):
         return 1
@@ -126,14 +144,14 @@ def page_count(path) -> int:
         cv_logging.setLogLevel(level)
 
 
-def dim_deep_image(path, image: np.ndarray) -> int:
+def dim_deep_image(path, image: np.ndarray, page: int = 0) -> int:
     """The largest stored value of a 16-bit image that :func:`read_image` gave as ``image`` and that uses only its
     low bits (a 12-bit camera's data, say), so it reads nearly black (values up to 15 of 255); else 0."""
     if image.max(initial=0) > 15:
         return 0
     import cv2
 
-    raw = cv2.imdecode(_bytes(Path(path)), cv2.IMREAD_UNCHANGED)
+    raw = _decode(Path(path), cv2.IMREAD_UNCHANGED, page)
     return int(raw.max()) if raw is not None and raw.dtype == np.uint16 and raw.max() > 0 else 0
 
 

@@ -1,4 +1,5 @@
-"""What predict reads: image files, folders (recursive) and globs, each with its output stem; shards.
+"""What predict reads: image files, folders (recursive) and globs, each with its output stem (a multi-page TIFF
+as one input per page); shards.
 
 A folder found inside an input that holds an earlier predict's record (``.segcli-predict.json``: its masks and
 overlays) is left out, so outputs are never segmented as photos; a folder or file named as an input is always read.
@@ -33,6 +34,7 @@ class InputItem:
     path: Path
     rel: str  # relative input path (POSIX), the key for sharding and reports
     stem: str = ""  # relative output stem (POSIX), e.g. "sub/a" -> sub/a.png, sub/a_overlay.jpg
+    page: int = 0  # the 0-based page of a multi-page TIFF, each page an input of its own
 
 
 @dataclass
@@ -41,6 +43,7 @@ class LeftOut:
 
     folders: list = field(default_factory=list)  # folders an earlier predict wrote (they hold its record)
     unread: list = field(default_factory=list)  # images in formats segcli does not read (.heic, .gif, ...)
+    stacks: list = field(default_factory=list)  # (first page's InputItem, pages) of each multi-page TIFF
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -196,7 +199,28 @@ def find_inputs(inputs, exclude: Path | None = None, left: LeftOut | None = None
         seen.add(real)
         items.append(InputItem(path, rel))
     _assign_stems(items, out)
-    return items
+    return _split_pages(items, out, left)
+
+
+def _split_pages(items: list[InputItem], out: Path | None, left: LeftOut) -> list[InputItem]:
+    """Each page of a multi-page TIFF (a microscope's stack) as an input of its own, as a video's frames:
+    ``stack.tif`` gives ``stack.tif#1`` ... written to ``stack/000001.png`` ... (noted in ``left``)."""
+    split: list[InputItem] = []
+    used = {item.stem: item for item in items}
+    for item in items:
+        pages = page_count(item.path)
+        if pages == 1:
+            split.append(item)
+            continue
+        del used[item.stem]
+        left.stacks.append((item, pages))
+        for k in range(pages):
+            page = InputItem(item.path, f"{item.rel}#{k + 1}", f"{item.stem}/{k + 1:06d}", k)
+            if page.stem in used:
+                raise DataError(_collision(used[page.stem], page, page.stem, out))
+            used[page.stem] = page
+            split.append(page)
+    return split
 
 
 def _glob_inputs(spec: str, exclude: Path | None, left: LeftOut) -> list[tuple[Path, str]]:
@@ -263,10 +287,8 @@ def select_images(inputs, out, shard=None, note=None) -> list[InputItem]:
     ``note(line)`` hears which folders were left out as earlier predict outputs, and which images as other formats."""
     left = LeftOut()
     items = find_inputs(inputs, exclude=out, left=left)
-    lines = [line for line in (_skipped_line(left.folders), _unread_line(left.unread)) if line]
-    if items and note:
-        lines.append(_stacks_line([(item.path, page_count(item.path)) for item in items]))
-    lines = [line for line in lines if line]
+    lines = [line for line in (_skipped_line(left.folders), _unread_line(left.unread), _stacks_line(left.stacks))
+             if line]
     if not items:
         shown = ", ".join(str(i) for i in inputs)
         raise DataError(f"no images found in {shown} (looked for {', '.join(IMAGE_EXTENSIONS)}; files under the output "
@@ -294,23 +316,22 @@ def _unread_line(files: list[Path]) -> str:
     return f"left out {what} segcli does not read ({kinds}): {shown}; convert them to JPEG or PNG to predict them"
 
 
-def _stacks_line(pages: list[tuple[Path, int]]) -> str:
-    """Which inputs are multi-page TIFFs, of which only the first page is segmented, and what to do.
+def _stacks_line(stacks: list) -> str:
+    """Which inputs are multi-page TIFFs, and where each one's pages go.
 
-    >>> _stacks_line([(Path("a.tif"), 1), (Path("in/stack.tif"), 12)])
-    'in/stack.tif has 12 pages; only its first page is segmented: save each page as its own image to segment them all'
+    >>> _stacks_line([(InputItem(Path("in/stack.tif"), "stack.tif", "stack"), 12)])
+    'in/stack.tif has 12 pages: each page is segmented on its own, into stack/000001.png to stack/000012.png'
     """
-    stacks = [(path, n) for path, n in pages if n > 1]
     if not stacks:
         return ""
-    shown = ", ".join(f"{path} ({n} pages)" for path, n in stacks[:3]) + \
-        (f" and {len(stacks) - 3} more" if len(stacks) > 3 else "")
     if len(stacks) == 1:
-        path, n = stacks[0]
-        return f"{path} has {n} pages; only its first page is segmented: save each page as its own image to " \
-               f"segment them all"
-    return f"{len(stacks)} inputs are multi-page TIFFs, of which only the first page is segmented: {shown}; save " \
-           f"each page as its own image to segment them all"
+        (item, n), = stacks
+        return f"{item.path} has {n} pages: each page is segmented on its own, into {item.stem}/000001{MASK_SUFFIX} " \
+               f"to {item.stem}/{n:06d}{MASK_SUFFIX}"
+    shown = ", ".join(f"{item.path} ({n} pages) into {item.stem}/" for item, n in stacks[:3]) + \
+        (f" and {len(stacks) - 3} more" if len(stacks) > 3 else "")
+    return f"{len(stacks)} inputs are multi-page TIFFs: each page is segmented on its own, into a folder named " \
+           f"after the file: {shown}"
 
 
 def _skipped_line(skipped: list[Path]) -> str:

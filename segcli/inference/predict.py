@@ -250,8 +250,8 @@ def _predict_images(items, seg, options, lut, names, state, warn, progress) -> t
     def load(item):
         from segcli.data.image_io import dim_deep_image, read_image
 
-        image = read_image(item.path)
-        if top := dim_deep_image(item.path, image):
+        image = read_image(item.path, item.page)
+        if top := dim_deep_image(item.path, image, item.page):
             state.dim.append((item.path, top))
         return image, seg.prepare(image)
 

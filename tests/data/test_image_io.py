@@ -66,3 +66,19 @@ def test_a_multi_page_tiff_reads_as_its_first_page(tmp_path):
     path = tmp_path / "stack.tif"
     assert cv2.imwritemulti(str(path), [page[:, :, ::-1] for page in pages])
     assert np.array_equal(read_image(path), pages[0])
+
+
+def test_each_page_of_a_stack_reads_alone_float_pages_too(tmp_path):
+    import cv2
+
+    pages = [_pixels(seed=seed) for seed in range(3)]
+    stack, floats = tmp_path / "stack.tif", tmp_path / "floats.tiff"
+    assert cv2.imwritemulti(str(stack), [page[:, :, ::-1] for page in pages])
+    assert cv2.imwritemulti(str(floats), [page[:, :, ::-1] / np.float32(255) for page in pages])
+    for k, page in enumerate(pages):
+        assert np.array_equal(read_image(stack, page=k), page), k
+        assert np.array_equal(read_image(floats, page=k), page), k
+    with pytest.raises(DataError) as exc:
+        read_image(stack, page=3)
+    assert str(exc.value) == (f"{stack}: page 4 is not a readable image (corrupt or unsupported format); remove or "
+                              f"replace the file.")

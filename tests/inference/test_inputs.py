@@ -131,7 +131,7 @@ def test_phone_photos_and_other_unread_formats_are_one_note_or_part_of_the_error
                               "does not read (.gif): in/sub/anim.gif; convert them to JPEG or PNG to predict them).")
 
 
-def test_a_multi_page_tiff_is_named_in_a_note_saying_only_its_first_page_is_segmented(tmp_path, monkeypatch):
+def test_each_page_of_a_multi_page_tiff_is_an_input_of_its_own_written_into_a_folder(tmp_path, monkeypatch):
     import cv2
     import numpy as np
 
@@ -142,15 +142,36 @@ def test_a_multi_page_tiff_is_named_in_a_note_saying_only_its_first_page_is_segm
     pages = [np.full((8, 8), 40 * i, np.uint8) for i in range(3)]
     assert cv2.imwritemulti("in/stack.tif", pages) and cv2.imwrite("in/single.tif", pages[0])
     assert cv2.imwritemulti("in/float_stack.tiff", [p.astype(np.float32) / 255 for p in pages[:2]])
-    (tmp_path / "in" / "damaged.tif").write_bytes(b"II*\x00garbage")  # reading it later says what is wrong
+    (tmp_path / "in" / "damaged.tif").write_bytes(b"II*\x00garbage")  # one input: reading it says what is wrong
     notes = []
-    assert len(select_images(["in"], "out", note=notes.append)) == 4
-    assert notes == ["2 inputs are multi-page TIFFs, of which only the first page is segmented: in/float_stack.tiff "
-                     "(2 pages), in/stack.tif (3 pages); save each page as its own image to segment them all."]
+    items = select_images(["in"], "out", note=notes.append)
+    assert [(item.rel, item.stem, item.page) for item in items] == [
+        ("damaged.tif", "damaged", 0), ("float_stack.tiff#1", "float_stack/000001", 0),
+        ("float_stack.tiff#2", "float_stack/000002", 1), ("single.tif", "single", 0),
+        ("stack.tif#1", "stack/000001", 0), ("stack.tif#2", "stack/000002", 1), ("stack.tif#3", "stack/000003", 2)]
+    assert notes == ["2 inputs are multi-page TIFFs: each page is segmented on its own, into a folder named after the "
+                     "file: in/float_stack.tiff (2 pages) into float_stack/, in/stack.tif (3 pages) into stack/."]
     notes.clear()
     select_images(["in/stack.tif", "in/single.tif"], "out", note=notes.append)
-    assert notes == ["in/stack.tif has 3 pages; only its first page is segmented: save each page as its own image to "
-                     "segment them all."]
+    assert notes == ["in/stack.tif has 3 pages: each page is segmented on its own, into stack/000001.png to "
+                     "stack/000003.png."]
+
+
+def test_a_page_whose_mask_another_input_would_write_is_one_line(tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    from segcli.errors import DataError
+    from segcli.inference.inputs import select_images
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "stack").mkdir(parents=True)
+    assert cv2.imwritemulti("in/stack.tif", [np.zeros((8, 8), np.uint8)] * 2)
+    assert cv2.imwrite("in/stack/000002.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError) as exc:
+        select_images(["in"], "out")
+    assert str(exc.value) == ("in/stack/000002.png and in/stack.tif would both write out/stack/000002.png; predict "
+                              "them into separate --out folders, or rename one.")
 
 
 def test_inputs_with_one_output_name_say_which_file_and_what_to_do(tmp_path, monkeypatch):

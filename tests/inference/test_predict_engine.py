@@ -318,3 +318,28 @@ def test_16_bit_images_holding_12_bit_data_are_one_warning_naming_them(world, tm
     assert warnings == [f"{images / 'a12.png'}: values up to {top}; a 16-bit image holding 12-bit data, so it reads "
                         f"nearly black: multiply it by 16 to fill the 16 bits, or save it as an 8-bit image (also "
                         f"{images / 'b12.png'}, {images / 'c10.png'})"]
+
+
+def test_a_multi_page_tiff_gets_a_mask_per_page_and_a_rerun_skips_them(world, tmp_path):
+    """A microscope's stack: each page is the model's argmax of that page (the pages written, not read back)."""
+    import cv2
+
+    from tests.inference.predict_fixtures import smooth
+
+    images = tmp_path / "in"
+    images.mkdir()
+    pages = [smooth(64, 96, seed) for seed in range(3)]  # sides that are multiples of 32: run at their own size
+    assert cv2.imwritemulti(str(images / "stack.tif"), [page[:, :, ::-1] for page in pages])
+    out = tmp_path / "out"
+    notes = []
+    summary = run_predict([images], world["source"], PredictOptions(out=out, precision="fp32"), on_note=notes.append)
+    assert notes == [f"{images / 'stack.tif'} has 3 pages: each page is segmented on its own, into stack/000001.png "
+                     f"to stack/000003.png."]
+    assert summary["count"]["written"] == 3
+    for k, page in enumerate(pages):
+        mask = read_mask(out / "stack" / f"{k + 1:06d}.png")
+        assert (mask == model_argmax(world["model"], page)).mean() > 0.999, k
+        assert (out / "stack" / f"{k + 1:06d}_overlay.jpg").is_file()
+    assert [e["input"] for e in summary["images"]] == ["stack.tif#1", "stack.tif#2", "stack.tif#3"]
+    again = run_predict([images], world["source"], PredictOptions(out=out, precision="fp32"))
+    assert again["count"]["written"] == 0 and again["count"]["skipped"] == 3
