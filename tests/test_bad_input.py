@@ -256,6 +256,37 @@ def predict_bad_files_in_a_good_folder(w, tmp):
                [f"warning: skipped {images / name}: {why}" for name, why in bad.items()], quiet=False, check=check)
 
 
+def predict_scientific_images(w, tmp):
+    """What microscopes, cameras and GIS tools write: float TIFFs (one in a range with no known scale, one with NaN
+    holes), a 16-bit PNG holding 12-bit data, a 3-page TIFF stack; the good ones are written, the others named."""
+    images = tmp / "in"
+    images.mkdir()
+    assert cv2.imwrite(str(images / "unit.tif"), rgb(32, 32, 1) / np.float32(255))
+    assert cv2.imwrite(str(images / "dem.tif"), np.linspace(-12.5, 3000, 32 * 32, dtype=np.float32).reshape(32, 32))
+    holes = np.full((32, 32), 0.5, np.float32)
+    holes[3, 4] = np.nan
+    assert cv2.imwrite(str(images / "holes.tif"), holes)
+    png(images / "camera12.png", rgb(32, 32, 2).astype(np.uint16) * 16)
+    assert cv2.imwritemulti(str(images / "stack.tif"), [rgb(32, 32, seed) for seed in range(3)])
+
+    def check(proc):
+        summary = json.loads((tmp / "out" / "summary.json").read_text())
+        assert summary["count"] == {**summary["count"], "inputs": 7, "written": 5, "failed": 2}
+        assert [np.asarray(Image.open(tmp / "out" / "stack" / f"00000{k}.png")).shape for k in (1, 2, 3)] == \
+            [(32, 32)] * 3
+
+    why = "segcli reads float images scaled 0-1 or 0-255: rescale it to one of those, or save it as an 8-bit image."
+    return Run(["predict", images, "--out", tmp / "out", "--model", w["model"]], [images], 1, [
+        f"note: {images / 'stack.tif'} has 3 pages: each page is segmented on its own, into stack/000001.png to "
+        f"stack/000003.png.",
+        f"warning: skipped {images / 'dem.tif'}: a float image with values from -12.5 to 3000; {why}",
+        f"warning: skipped {images / 'holes.tif'}: a float image with NaN or infinite pixels; fill them in, or save "
+        f"it as an 8-bit image.",
+        f"warning: {images / 'camera12.png'}: values up to {int(rgb(32, 32, 2).max()) * 16}; a 16-bit image holding "
+        f"12-bit data, so it reads nearly black: multiply it by 16 to fill the 16 bits, or save it as an 8-bit image"],
+        quiet=False, check=check)
+
+
 def predict_out_inside_the_input_folder(w, tmp):
     images = tmp / "in"
     png(images / "a.png", rgb(32, 32))
@@ -657,11 +688,11 @@ def weights_fetch_a_typo_after_a_good_name(w, tmp):
                ["error: Unknown preset 'segformer_b0_ade20k_521'. ..."])
 
 #: Cases that start TensorFlow (load a model or train) and so take more than ~5 s.
-SLOW = {predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
+SLOW = {predict_bad_files_in_a_good_folder, predict_scientific_images, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
         eval_labels_above_the_class_count, eval_0_255_masks_work_with_a_note, train_corrupt_keras_file_as_preset,
         train_0_255_masks_work_with_a_note, export_corrupt_keras_file}
 
-CASES = [predict_bad_files_in_a_good_folder, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
+CASES = [predict_bad_files_in_a_good_folder, predict_scientific_images, predict_out_inside_the_input_folder, predict_corrupt_keras_file,
          predict_weights_folder_with_bad_json, predict_weights_folder_with_a_record_that_is_no_object,
          predict_unknown_model_name, predict_empty_folder, predict_missing_folder, predict_out_under_a_file,
          predict_tile_without_slide_mode, eval_stride_without_slide_mode,
@@ -694,3 +725,8 @@ def test_the_matrix_covers_every_command_and_at_least_25_cases():
     commands = {c.__name__.split("_")[0] for c in CASES}
     assert commands == {"predict", "eval", "train", "check", "convert", "synth", "export", "bench", "weights"}
     assert len(CASES) >= 25 and len({c.__name__ for c in CASES}) == len(CASES)
+
+
+def test_the_readme_gives_the_matrix_s_size():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"is the bad-input matrix: {len(CASES)} cases that run the real" in readme
