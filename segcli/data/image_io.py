@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.png_chunks import check_png
+from segcli.data.tiff_header import tiff_bands
 from segcli.errors import DataError, UsageError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
@@ -73,6 +74,10 @@ def read_image(path, page: int = 0) -> np.ndarray:
     import cv2
 
     path = Path(path)
+    bands = tiff_bands(path)
+    if bands > 4:  # before OpenCV, which prints its own error lines about it
+        raise DataError(f"{path}: a TIFF with {bands} bands (a multispectral image?); segcli reads gray, RGB and RGBA "
+                        f"images: save three of its bands as an RGB image (GDAL: gdal_translate -b 1 -b 2 -b 3 IN OUT).")
     image = _decode(path, cv2.IMREAD_COLOR, page)  # applies EXIF, drops alpha, 16 -> 8 bit
     if image is None:  # OpenCV's colour reader refuses float samples: a float TIFF from scientific software
         image = _float_image(_decode(path, cv2.IMREAD_UNCHANGED, page), path)
@@ -118,12 +123,10 @@ def _float_image(raw, path: Path):
     if low < 0 or high > 255:
         raise DataError(f"{path}: a float image with values from {low:g} to {high:g}; segcli reads float images "
                         f"scaled 0-1 or 0-255: rescale it to one of those, or save it as an 8-bit image.")
-    channels = 1 if raw.ndim == 2 else raw.shape[2]
-    if channels not in (1, 3, 4):
-        raise DataError(f"{path}: a float image with {channels} channels; segcli reads gray, RGB and RGBA images: "
-                        f"save three of its bands as an RGB image.")
     scaled = np.rint(raw * (255.0 if high <= 1.0 else 1.0)).astype(np.uint8)
-    return cv2.cvtColor(scaled, cv2.COLOR_GRAY2BGR) if channels == 1 else np.ascontiguousarray(scaled[:, :, :3])
+    if scaled.ndim == 3 and scaled.shape[2] == 2:  # gray and alpha
+        scaled = scaled[:, :, 0]
+    return cv2.cvtColor(scaled, cv2.COLOR_GRAY2BGR) if scaled.ndim == 2 else np.ascontiguousarray(scaled[:, :, :3])
 
 
 def page_count(path) -> int:

@@ -82,3 +82,33 @@ def test_each_page_of_a_stack_reads_alone_float_pages_too(tmp_path):
         read_image(stack, page=3)
     assert str(exc.value) == (f"{stack}: page 4 is not a readable image (corrupt or unsupported format); remove or "
                               f"replace the file.")
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_a_multispectral_tiff_is_one_line_naming_its_bands(tmp_path, bigtiff, byteorder):
+    """Written by tifffile (an independent writer), in both byte orders, classic and BigTIFF, as GIS tools do."""
+    import tifffile
+
+    path = tmp_path / "sentinel2.tif"
+    bands = np.random.default_rng(0).integers(0, 4000, (16, 20, 13)).astype(np.uint16)
+    tifffile.imwrite(path, bands, photometric="minisblack", planarconfig="contig", bigtiff=bigtiff,
+                     byteorder=byteorder)
+    with pytest.raises(DataError) as exc:
+        read_image(path)
+    assert str(exc.value) == (f"{path}: a TIFF with 13 bands (a multispectral image?); segcli reads gray, RGB and "
+                              f"RGBA images: save three of its bands as an RGB image (GDAL: gdal_translate -b 1 -b 2 "
+                              f"-b 3 IN OUT).")
+
+
+def test_tiffs_of_up_to_four_bands_read_as_their_first_three(tmp_path):
+    """RGB plus a near-infrared band (a drone's RGBN), and band-by-band (planar) RGB, from tifffile."""
+    import tifffile
+
+    rgb = _pixels(seed=4)
+    nir = np.dstack([rgb, rgb[:, :, :1]])
+    tifffile.imwrite(tmp_path / "rgbn.tif", nir, photometric="rgb", extrasamples=["unspecified"])
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, 2, 0), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "big.tif", rgb, photometric="rgb", bigtiff=True)
+    for name in ("rgbn.tif", "planar.tif", "big.tif"):
+        assert np.array_equal(read_image(tmp_path / name), rgb), name
