@@ -11,6 +11,7 @@ import typer
 from segcli.cli import options as shared
 from segcli.cli.output import err, info, out, print_json, warn
 from segcli.inference.predictor import DEFAULT_MAX_SIDE
+from segcli.inference.video import VIDEO_EXTENSIONS
 
 TTA_HELP = ("Test-time augmentation, averaging the views' probabilities: flip, scales=0.75,1.0,1.25, or both "
             "(flip,scales=0.75,1.0). Whole mode only.")
@@ -135,8 +136,8 @@ def render_summary(summary: dict) -> None:
 
 def predict(
     inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively), "
-                                       "glob patterns (quote them, e.g. 'shots/**/*.jpg') or video files (.mp4 .avi "
-                                       ".mov .mkv .webm .m4v)."),
+                                       "glob patterns (quote them, e.g. 'shots/**/*.jpg') or video files "
+                                       f"({' '.join(VIDEO_EXTENSIONS)}); a multi-page TIFF gives a mask per page."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; the input tree is mirrored under it."),
     model: Optional[str] = shared.MODEL,
     backend: str = shared.BACKEND,
