@@ -95,3 +95,18 @@ def test_train_keeps_the_names_in_its_splits_and_eval_reports_them(data):
     with open(data + b"/report.html", "rb") as f:
         page = f.read().decode("utf-8")  # valid UTF-8: undecodable bytes are shown as U+FFFD
     assert "caf\ufffd.png" in page and "bad\ufffdname.png" in page
+
+
+def test_a_name_with_a_newline_stays_one_escaped_line(tmp_path):
+    """A script wrote "bad<newline>name.png" (a broken one) beside a good image: its warning and failed lines show the
+    newline as \\n, so each is still one line a person (or grep) can read."""
+    images = tmp_path / "in"
+    images.mkdir()
+    (images / "bad\nname.png").write_bytes(b"not a png")
+    write_png(bytes(images / "good.png"), np.zeros((32, 32, 3), np.uint8))
+    proc = segcli("predict", images, "--model", DEMO, "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 1
+    why = "not a readable image (corrupt or unsupported format); remove or replace it."
+    assert f"warning: skipped {images}/bad\\nname.png: {why}" in proc.stderr.decode().splitlines()
+    assert f"failed: {images}/bad\\nname.png: {why}" in proc.stdout.decode().splitlines()
+    assert (tmp_path / "out" / "good.png").is_file()

@@ -117,7 +117,7 @@ def bench(
 
     env_text = _env_line(report.environment, report.peak)
     if as_json:
-        info(env_text)
+        err.print(env_text, highlight=False)  # two lines: the machine, the fp32 peak
         print_json(report.rows)
         return
     out.print(env_text, highlight=False)
@@ -169,7 +169,7 @@ def _bench_model(model, formats, data, split, precision, backend, image_size, ba
                        on_note=lambda line: info(f"note: {line}"))
     env_text = _env_line(env, peak)
     if as_json:
-        info(env_text)
+        err.print(env_text, highlight=False)  # two lines: the machine, the fp32 peak
         print_json(rows)
         return
     out.print(env_text, highlight=False)

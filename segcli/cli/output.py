@@ -13,17 +13,30 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127] if c != 9} | {10: "\\n", 13: "\\r"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters escaped (a file named with a newline in it), so it stays one line.
+
+    >>> one_line("skipped in/bad\\nname.png: empty file")
+    'skipped in/bad\\\\nname.png: empty file'
+    """
+    return message.translate(_CONTROL)
+
+
 def error(message: str) -> None:
     """One red line on stderr."""
-    err.print(Text.assemble(("error: ", "bold red"), (message, "red")), highlight=False)
+    err.print(Text.assemble(("error: ", "bold red"), (one_line(message), "red")), highlight=False)
 
 
 def warn(message: str) -> None:
-    err.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False)
+    err.print(Text.assemble(("warning: ", "bold yellow"), one_line(message)), highlight=False)
 
 
 def info(message: str) -> None:
-    err.print(Text(message), highlight=False)
+    """A line of progress or a note on stderr."""
+    err.print(Text(one_line(message)), highlight=False)
 
 
 def print_json(data) -> None:

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from segcli.cli import options as shared
-from segcli.cli.output import err, info, out, print_json, warn
+from segcli.cli.output import err, info, one_line, out, print_json, warn
 from segcli.inference.predictor import DEFAULT_MAX_SIDE
 from segcli.inference.video import VIDEO_EXTENSIONS
 
@@ -131,7 +131,7 @@ def render_summary(summary: dict) -> None:
         table.add_row(key, str(value))
     out.print(table)
     for failure in summary["failures"]:
-        out.print(f"failed: {failure['error']}", highlight=False, markup=False)
+        out.print(f"failed: {one_line(failure['error'])}", highlight=False, markup=False)
 
 
 def predict(
