@@ -9,8 +9,7 @@ import typer
 
 from segcli.cli.output import err, info, out, pct, print_json
 from segcli.cli import options as shared
-from segcli.cli.predict_cmd import TTA_HELP, parse_tta_option, progress_bar
-from segcli.inference.predictor import DEFAULT_MAX_SIDE
+from segcli.cli.predict_cmd import parse_tta_option, progress_bar
 
 JSON_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mean_dice", "model", "engine", "data", "split", "mode", "tta",
              "images", "pixels", "seconds", "img_per_s", "per_class", "confusion", "worst")
@@ -76,17 +75,13 @@ def eval_command(
     backend: str = shared.BACKEND,
     precision: str = shared.PRECISION,
     split: str = shared.SPLIT,
-    mode: str = typer.Option("whole", "--mode", help="whole or slide, as in predict."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Slide tile size (multiple of 32)."),
-    stride: Optional[int] = typer.Option(None, "--stride", help="Slide step in pixels."),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", "-b",
-        help="Images (whole) or tiles (slide) per network call. Default: 1 on a CPU (fastest end to end there), "
-             "8 with TensorFlow on a GPU."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", help="Whole mode, dynamic-size models: cap on the "
-                                            f"longest side (at least 32) [default: {DEFAULT_MAX_SIDE}]."),
+    mode: str = shared.MODE,
+    tile: Optional[int] = shared.TILE,
+    stride: Optional[int] = shared.STRIDE,
+    batch_size: Optional[int] = shared.BATCH_SIZE,
+    max_side: Optional[int] = shared.MAX_SIDE,
     min_miou: Optional[float] = typer.Option(None, "--min-miou", help="Exit 1 when mIoU (0..1) is below this."),
-    tta: Optional[str] = typer.Option(None, "--tta", help=TTA_HELP),
+    tta: Optional[str] = shared.TTA,
     report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report: metrics, "
                                           "per-class chart, confusion heatmap, the worst images."),
     worst: int = typer.Option(12, "--worst", help="Images with the lowest per-image mIoU to show in the report "

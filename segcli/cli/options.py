@@ -1,8 +1,11 @@
-"""Options that several commands share, declared once: --model, --backend, --precision."""
+"""Options that several commands share, declared once: --model, --backend, --precision, --split, and predict's
+and eval's --mode, --tile, --stride, --batch-size, --max-side and --tta."""
 
 from __future__ import annotations
 
 import typer
+
+from segcli.inference.predictor import DEFAULT_MAX_SIDE
 
 MODEL_HELP = ("Run directory (best.keras + classes.json), .keras file, model name (`segcli presets`, `segcli weights "
               "list`: fine-tuned presets and imported names), weights folder, or exported .onnx/.tflite/OpenVINO "
@@ -17,3 +20,14 @@ PRECISION = typer.Option("auto", "--precision", help="auto (bf16 where OpenVINO 
                          "int8`).")
 #: --split of eval and bench --data: which pairs are scored (segcli.inference.evaluate.select_pairs).
 SPLIT = typer.Option("auto", "--split", help="auto (the val folder if any, else all pairs), val, train or all.")
+
+# --- how predict and eval run the network --------------------------------------------------------------------------
+MODE = typer.Option("whole", "--mode", help="whole: resize to the model size; slide: tiles, for large images.")
+TILE = typer.Option(None, "--tile", help="Slide tile size (multiple of 32; default model size or 512).")
+STRIDE = typer.Option(None, "--stride", help="Slide step in pixels (default 2/3 of the tile).")
+BATCH_SIZE = typer.Option(None, "--batch-size", "-b", help="Images (whole) or tiles (slide) per network call. Default: "
+                          "1 on a CPU (fastest end to end there), 8 with TensorFlow on a GPU.")
+MAX_SIDE = typer.Option(None, "--max-side", help="Whole mode, dynamic-size models: cap on the longest side (at least "
+                        f"32) [default: {DEFAULT_MAX_SIDE}].")
+TTA = typer.Option(None, "--tta", help="Test-time augmentation, averaging the views' probabilities: flip, "
+                   "scales=0.75,1.0,1.25, or both (flip,scales=0.75,1.0). Whole mode only.")

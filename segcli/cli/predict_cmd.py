@@ -10,12 +10,7 @@ import typer
 
 from segcli.cli import options as shared
 from segcli.cli.output import err, info, one_line, out, print_json, warn
-from segcli.inference.predictor import DEFAULT_MAX_SIDE
 from segcli.inference.video import VIDEO_EXTENSIONS
-
-TTA_HELP = ("Test-time augmentation, averaging the views' probabilities: flip, scales=0.75,1.0,1.25, or both "
-            "(flip,scales=0.75,1.0). Whole mode only.")
-
 
 def new_rate(task) -> float | None:
     """Images per second of this run's own work (a Rich Task): what an earlier run finished (``done_before``) is
@@ -142,15 +137,11 @@ def predict(
     model: Optional[str] = shared.MODEL,
     backend: str = shared.BACKEND,
     precision: str = shared.PRECISION,
-    mode: str = typer.Option("whole", "--mode", help="whole: resize to the model size; slide: tiles, for large images."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Slide tile size (multiple of 32; default model size or 512)."),
-    stride: Optional[int] = typer.Option(None, "--stride", help="Slide step in pixels (default 2/3 of the tile)."),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", "-b",
-        help="Images (whole) or tiles (slide) per network call. Default: 1 on a CPU (fastest end to end there), "
-             "8 with TensorFlow on a GPU."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", help="Whole mode, dynamic-size models: cap on the "
-                                            f"longest side (at least 32) [default: {DEFAULT_MAX_SIDE}]."),
+    mode: str = shared.MODE,
+    tile: Optional[int] = shared.TILE,
+    stride: Optional[int] = shared.STRIDE,
+    batch_size: Optional[int] = shared.BATCH_SIZE,
+    max_side: Optional[int] = shared.MAX_SIDE,
     alpha: float = typer.Option(0.5, "--alpha", help="Overlay opacity of the class colours, 0..1."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write <stem>_overlay.jpg."),
     color_mask: bool = typer.Option(False, "--color-mask", help="Also write <stem>_color.png."),
@@ -162,7 +153,7 @@ def predict(
                                         "inputs, chosen by a stable hash of each relative path."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Threads for reading and for writing (default "
                                           "min(4, CPUs))."),
-    tta: Optional[str] = typer.Option(None, "--tta", help=TTA_HELP),
+    tta: Optional[str] = shared.TTA,
     every: int = typer.Option(1, "--every", help="Videos: predict every N-th frame (the overlay video keeps the "
                               "clip's duration)."),
     smooth: float = typer.Option(0.0, "--smooth", help="Videos: average logits over time against flicker, "
