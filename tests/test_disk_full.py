@@ -67,3 +67,19 @@ def test_any_command_on_a_full_disk_is_one_line_naming_the_file(tmp_path):
     assert Path(f"{report}.rc").read_text().strip() == "2"
     assert len(lines) == 1 and lines[0].startswith(f"error: no space left on device writing {disk / 'synth'}"), lines
     assert lines[0].endswith(".png; free some space (or write elsewhere), then run the command again.")
+
+
+@pytest.mark.slow
+def test_train_on_a_full_disk_says_to_resume_and_resume_goes_on(tmp_path):
+    disk, report = tmp_path / "disk", tmp_path / "report"
+    train = _segcli("train", ROOT / "samples", "--preset", "mit_b0", "--epochs", "1", "--image-size", "32", "--out",
+                    disk / "run")
+    script = (f"{train} 2> {report}.err1; echo $? > {report}.rc1; mount -o remount,size=64m {disk} && "
+              f"{train} --resume 2> {report}.err2; echo $? > {report}.rc2; ls {disk / 'run'} > {report}.ls")
+    _on_a_small_disk(disk, script, kib=200)
+    lines = [line for line in Path(f"{report}.err1").read_text().splitlines() if line.startswith("error:")]
+    assert Path(f"{report}.rc1").read_text().strip() == "2" and "Traceback" not in Path(f"{report}.err1").read_text()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on device"), lines
+    assert lines[0].endswith("; free some space (or write elsewhere), then run the command with --resume added.")
+    assert Path(f"{report}.rc2").read_text().strip() == "0", Path(f"{report}.err2").read_text()[-2000:]
+    assert "best.keras" in Path(f"{report}.ls").read_text().split()

@@ -127,7 +127,9 @@ class _Group(typer.core.TyperGroup):
             from segcli.cli.output import error
 
             where = f" writing {exc.filename}" if exc.filename else ""
-            error(f"{disk_full_reason(exc)}{where}; free some space (or write elsewhere), then run the command again.")
+            again = "with --resume added" if ctx.invoked_subcommand == "train" else "again"  # a run dir is not empty
+            error(f"{disk_full_reason(exc)}{where}; free some space (or write elsewhere), then run the command "
+                  f"{again}.")
             raise typer.Exit(2) from None
 
 
