@@ -164,8 +164,8 @@ def _check_pair(ds: FolderDataset, pair, split: str):
     except DataError as exc:
         findings.append(("problem", Finding("unreadable", str(pair.image), str(exc), _reason(exc, pair.image))))
         image = None
-    if image is not None and page_count(pair.image) > 1:
-        findings.append(("warning", _multi_page(pair.image)))
+    if image is not None and (pages := page_count(pair.image)) > 1:
+        findings.append(("warning", _multi_page(pair.image, pages)))
     if image is not None and (top := dim_deep_image(pair.image, image)):
         findings.append(("warning", _dim_deep(pair.image, top)))
     full = _read_mask_label(ds, pair, findings)
@@ -196,9 +196,9 @@ def _dim_deep(image: Path, top: int) -> Finding:
     return Finding("dim_16bit", str(image), f"{image}: values up to {top}; {fix}.", fix)
 
 
-def _multi_page(image: Path) -> Finding:
+def _multi_page(image: Path, pages: int) -> Finding:
     fix = "only its first page is read: save each page and its mask as their own pair to train on every page"
-    return Finding("multi_page", str(image), f"{image}: a TIFF of {page_count(image)} pages; {fix}.", fix)
+    return Finding("multi_page", str(image), f"{image}: a TIFF of {pages} pages; {fix}.", fix)
 
 
 def _size_mismatch(pair, mask_shape, image_shape) -> Finding:

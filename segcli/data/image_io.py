@@ -2,7 +2,8 @@
 
 Images come back as RGB ``uint8`` arrays of shape (H, W, 3) with EXIF
 orientation applied; grayscale, RGBA, 16-bit, palette and float (TIFF, scaled
-0-1 or 0-255) files are all converted. Masks come back as their stored values: palette PNGs give their
+0-1 or 0-255) files are all converted, and a multi-page TIFF gives one page at
+a time. Masks come back as their stored values: palette PNGs give their
 indices (OpenCV would expand them to colours), other files their single
 channel, or (H, W, 3) RGB when the mask is a colour image. A 3-channel mask
 whose colours are all gray is ambiguous (index values saved as RGB, or colour
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.png_chunks import check_png
-from segcli.data.tiff_header import tiff_bands
+from segcli.data.tiff_header import tiff_bands, tiff_pages
 from segcli.errors import DataError, UsageError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
@@ -132,19 +133,7 @@ def _float_image(raw, path: Path):
 def page_count(path) -> int:
     """Pages in a TIFF (a microscope's stack, say; :func:`read_image` reads one page at a time); 1 for other files
     and for files that cannot be read (reading them says what is wrong)."""
-    if Path(path).suffix.lower() not in (".tif", ".tiff"):
-        return 1
-    import cv2
-    from cv2.utils import logging as cv_logging
-
-    level = cv_logging.getLogLevel()
-    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)  # a damaged file is reported when it is read, once
-    try:
-        return max(1, cv2.imcount(str(path)))
-    except (cv2.error, UnicodeEncodeError):  # a name OpenCV cannot take: its bytes are not UTF-8
-        return 1
-    finally:
-        cv_logging.setLogLevel(level)
+    return max(1, tiff_pages(path)) if Path(path).suffix.lower() in (".tif", ".tiff") else 1
 
 
 def dim_deep_image(path, image: np.ndarray, page: int = 0) -> int:

@@ -1,4 +1,5 @@
-"""What a TIFF's header says that OpenCV cannot be asked: how many bands (samples per pixel) its first page has.
+"""What a TIFF's header says, read without decoding: how many bands (samples per pixel) its first page has, and
+how many pages it has.
 
 OpenCV reads TIFFs of 1 to 4 bands. A multispectral one (Sentinel-2's 13 bands, a drone's 5) makes it print
 its own ``[ERROR] ... Unsupported number of channels`` lines and return nothing, so segcli reads the count
@@ -20,6 +21,9 @@ SAMPLES_PER_PIXEL = 277  # the TIFF tag; 1 when a page does not give it
 _MAX_ENTRIES = 4096  # more tags than any real TIFF has: a damaged count is not read on and on
 
 
+_MAX_PAGES = 1_000_000  # a chain of directories longer than any stack: a damaged file is not walked forever
+
+
 def tiff_bands(path) -> int:
     """Samples per pixel of the TIFF ``path``'s first page; 0 for a file that is not a TIFF or cannot be read."""
     try:
@@ -29,21 +33,61 @@ def tiff_bands(path) -> int:
         return 0
 
 
+def tiff_pages(path) -> int:
+    """Pages (top-level image file directories) of the TIFF ``path``; 0 for a file that is not a TIFF or cannot be
+    read, and the pages counted so far when its chain of directories breaks off."""
+    try:
+        with open(path, "rb") as f:
+            return count_pages(f)
+    except OSError:
+        return 0
+
+
+class _Layout:
+    """Where a TIFF keeps things: byte order and the sizes classic TIFF and BigTIFF give offsets and entries."""
+
+    def __init__(self, head: bytes):
+        self.order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        version = struct.unpack(self.order + "H", head[2:4])[0] if self.order and len(head) >= 4 else 0
+        self.ok, big = version in (42, 43), version == 43
+        # classic: 4-byte offsets, a 2-byte entry count, 12-byte entries with the value at byte 8;
+        # BigTIFF: 8-byte offsets and count, 20-byte entries with the value at byte 12
+        self.offset, self.count, self.entry, self.value_at = ("Q", "Q", 20, 12) if big else ("I", "H", 12, 8)
+        self.first = self.unpack(self.offset, head[8:16] if big else head[4:8]) if self.ok else 0
+
+    def unpack(self, fmt: str, data: bytes) -> int:
+        return struct.unpack(self.order + fmt, data[:struct.calcsize(fmt)])[0]
+
+    def entries(self, f, offset: int) -> tuple[int, bytes]:
+        """(entry count, the entries) of the directory at ``offset``."""
+        f.seek(offset)
+        count = self.unpack(self.count, f.read(struct.calcsize(self.count)))
+        return count, f.read(self.entry * min(count, _MAX_ENTRIES))
+
+
 def samples_per_pixel(f) -> int:
     """Samples per pixel of the first page of the TIFF open as ``f`` (binary); 0 when ``f`` is not a TIFF."""
-    head = f.read(16)
-    order = {b"II": "<", b"MM": ">"}.get(head[:2])
-    version = struct.unpack(order + "H", head[2:4])[0] if order else 0
-    if version not in (42, 43):
+    tiff = _Layout(f.read(16))
+    if not tiff.ok:
         return 0
-    big = version == 43
-    # classic: a 4-byte offset, a 2-byte entry count, 12-byte entries with the value at byte 8;
-    # BigTIFF: an 8-byte offset and count, 20-byte entries with the value at byte 12
-    f.seek(struct.unpack(order + "Q", head[8:16])[0] if big else struct.unpack(order + "I", head[4:8])[0])
-    count_format, entry_size, value_at = ("Q", 20, 12) if big else ("H", 12, 8)
-    (count,) = struct.unpack(order + count_format, f.read(struct.calcsize(count_format)))
-    for _ in range(min(count, _MAX_ENTRIES)):
-        entry = f.read(entry_size)
-        if struct.unpack(order + "H", entry[:2])[0] == SAMPLES_PER_PIXEL:
-            return struct.unpack(order + "H", entry[value_at:value_at + 2])[0]
+    _, entries = tiff.entries(f, tiff.first)
+    for k in range(0, len(entries) - tiff.entry + 1, tiff.entry):
+        if tiff.unpack("H", entries[k:k + 2]) == SAMPLES_PER_PIXEL:
+            return tiff.unpack("H", entries[k + tiff.value_at:k + tiff.value_at + 2])
     return 1
+
+
+def count_pages(f) -> int:
+    """Pages of the TIFF open as ``f`` (binary): its directories, each naming the next (0 ends the chain)."""
+    tiff = _Layout(f.read(16))
+    pages, offset, seen = 0, tiff.first if tiff.ok else 0, set()
+    while offset and offset not in seen and pages < _MAX_PAGES:
+        seen.add(offset)
+        try:
+            count, _ = tiff.entries(f, offset)
+            f.seek(offset + struct.calcsize(tiff.count) + tiff.entry * count)
+            offset = tiff.unpack(tiff.offset, f.read(struct.calcsize(tiff.offset)))
+        except struct.error:  # cut off: the pages found so far
+            break
+        pages += 1
+    return pages

@@ -112,3 +112,23 @@ def test_tiffs_of_up_to_four_bands_read_as_their_first_three(tmp_path):
     tifffile.imwrite(tmp_path / "big.tif", rgb, photometric="rgb", bigtiff=True)
     for name in ("rgbn.tif", "planar.tif", "big.tif"):
         assert np.array_equal(read_image(tmp_path / name), rgb), name
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_pages_are_counted_from_the_header_as_tifffile_wrote_them(tmp_path, bigtiff, byteorder):
+    import tifffile
+
+    from segcli.data.image_io import page_count
+
+    stack = tmp_path / "stack.tif"
+    with tifffile.TiffWriter(stack, bigtiff=bigtiff, byteorder=byteorder) as tif:
+        for seed in range(7):
+            tif.write(_pixels(8, 8, seed), photometric="rgb")
+    assert page_count(stack) == 7
+    with tifffile.TiffFile(stack) as tif:
+        last = tif.pages[6].offset  # where the last page's directory starts
+    cut = tmp_path / "cut.tif"  # the file ends inside that directory: the six pages before it still count
+    cut.write_bytes(stack.read_bytes()[:last + 10])
+    assert page_count(cut) == 6
+    assert page_count(tmp_path / "missing.tif") == 1 and page_count(_write_tiff(tmp_path / "one.tif", _pixels())) == 1
