@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from segcli.cli import options as shared
 from segcli.data import layouts
 
 #: Groups of identical findings shown in the table before "... and N more" (--json has every finding).
@@ -81,6 +82,10 @@ def render_report(report, console) -> None:
         hist.add_column(col, justify=justify)
     for i, (cls, row) in enumerate(zip(report.classes, report.histogram)):
         hist.add_row(str(i), cls["name"], str(cls.get("color")), f"{row['pixels']:,}", f"{100 * row['fraction']:.1f}%")
+    if report.ignored_pixels:
+        everything = report.ignored_pixels + sum(row["pixels"] for row in report.histogram)
+        hist.caption = (f"and {report.ignored_pixels:,} pixels of 255 = ignore "
+                        f"({100 * report.ignored_pixels / everything:.1f}% of all), left out of the shares")
     console.print(hist)
     for title, findings in (("Problems", report.problems), ("Warnings", report.warnings)):
         if findings:
@@ -96,9 +101,7 @@ def check(
                                                                    "no val split."),
     seed: int = typer.Option(0, "--seed", help="Seed of the drawn val split."),
     num_classes: int = typer.Option(None, "--num-classes", help="Class count when no class file says it."),
-    label_map: Path = typer.Option(None, "--label-map", metavar="FILE",
-                                   help="JSON object mapping raw mask values to class ids, e.g. {\"7\": 0, \"8\": 1}; "
-                                        "values it does not name become 255 (ignore)."),
+    label_map: Path = shared.LABEL_MAP,
     classes: str = typer.Option(None, "--classes", metavar="A,B,C",
                                 help="Keep only these classes, in this order; the others' pixels become 255."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),

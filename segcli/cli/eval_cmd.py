@@ -86,9 +86,7 @@ def eval_command(
                                           "per-class chart, confusion heatmap, the worst images."),
     worst: int = typer.Option(12, "--worst", help="Images with the lowest per-image mIoU to show in the report "
                               "(and list in --json)."),
-    label_map: Optional[Path] = typer.Option(None, "--label-map", help="JSON object mapping raw mask values to "
-                                             "class ids (e.g. Cityscapes labelIds to train ids); unmapped values "
-                                             "become 255."),
+    label_map: Optional[Path] = shared.LABEL_MAP,
     classes: Optional[str] = typer.Option(None, "--classes", help="a,b,c: score only these classes, in this order "
                                           "(a model trained with the same --classes; a model that names its "
                                           "classes must get them in its order); others become 255."),

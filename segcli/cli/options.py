@@ -1,5 +1,5 @@
-"""Options that several commands share, declared once: --model, --backend, --precision, --split, and predict's
-and eval's --mode, --tile, --stride, --batch-size, --max-side and --tta."""
+"""Options that several commands share, declared once: --model, --backend, --precision, --label-map, --split, and
+predict's and eval's --mode, --tile, --stride, --batch-size, --max-side and --tta."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ PRECISION = typer.Option("auto", "--precision", help="auto (bf16 where OpenVINO 
                          "BF16: >= 99.5% mask agreement with fp32 on trained models, benchmarks/RESULTS_trained.md; "
                          "else fp32), fp32, bf16, or int8 (an int8 OpenVINO IR made by `segcli export --precision "
                          "int8`).")
+#: --label-map of data check, train and eval (segcli.data.label_map).
+LABEL_MAP = typer.Option(None, "--label-map", metavar="FILE", help="A JSON object mapping raw mask "
+                         "values to class ids, e.g. Cityscapes' labelIds to train ids: {\"7\": 0, \"8\": 1} (values "
+                         "it does not name become 255 = ignore); or reduce_zero_label, mmsegmentation's for masks whose "
+                         "0 means unlabelled (ADE20K, LoveDA, Potsdam, Vaihingen): 0 becomes 255 and 1..N classes "
+                         "0..N-1.")
 #: --split of eval and bench --data: which pairs are scored (segcli.inference.evaluate.select_pairs).
 SPLIT = typer.Option("auto", "--split", help="auto (the val folder if any, else all pairs), val, train or all.")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from segcli.cli import options as shared
 from segcli.train.settings import PAPER, SCRATCH, default_of
 
 #: Settings whose flag is not ``--`` + the name with dashes.
@@ -85,8 +86,7 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in a non-empty --out."),
     json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     json_log: Path = typer.Option(None, "--json-log", help="Append one JSON line per finished epoch to this file."),
-    label_map: Path = typer.Option(None, "--label-map", help="JSON object mapping raw mask values to class ids "
-                                   "(e.g. Cityscapes labelIds to train ids); unmapped values become 255."),
+    label_map: Path = shared.LABEL_MAP,
     classes: str = typer.Option(None, "--classes", help="a,b,c: train on these classes only, in this order; the "
                                 "others become 255."),
 ) -> None:

@@ -38,6 +38,7 @@ import numpy as np
 from segcli.data.folder_dataset import (IGNORE_INDEX, SPLITS, FolderDataset, color_keys, discover)  # noqa: F401
 from segcli.data.image_io import (ROTATION_FIX, all_gray, dim_deep_fix, dim_deep_image, is_jpeg, page_count,
                                   read_image, rotation_note)
+from segcli.data.label_map import REDUCE_ZERO_LABEL, reduce_zero_label_map
 from segcli.errors import DataError
 
 
@@ -92,7 +93,7 @@ class CheckReport:
     problems: list = field(default_factory=list)  # [Finding]
     warnings: list = field(default_factory=list)  # [Finding]
     histogram: list = field(default_factory=list)  # [{"name", "pixels", "fraction", "train_pixels", "train_image_pixels"}]
-    ignored_pixels: int = 0
+    ignored_pixels: int = 0  # pixels that are 255 (ignore) once the label map and class subset apply
 
     @property
     def ok(self) -> bool:
@@ -148,6 +149,9 @@ def _bad_values_message(ds: FolderDataset, path, bad: list) -> str:
     c = len(ds.full_classes)
     source = ds.class_source
     more = f"list more classes in {source}" if source.startswith("classes") else "raise --num-classes"
+    if ds.label_map == reduce_zero_label_map():
+        return (f"{path}: mask values {[v + 1 for v in bad]} are class ids {bad} after {REDUCE_ZERO_LABEL}, outside "
+                f"the {c} classes 0..{c - 1} (255 = ignore); fix the mask or {more}.")
     if ds.label_map is not None:
         return (f"{path}: the label map gives class ids {bad} outside the {c} classes 0..{c - 1} (255 = ignore); "
                 f"fix the label map or {more}.")
@@ -156,7 +160,7 @@ def _bad_values_message(ds: FolderDataset, path, bad: list) -> str:
 
 
 def _check_pair(ds: FolderDataset, pair, split: str):
-    """(findings, per-class counts, labelled pixels) for one pair."""
+    """(findings, per-class counts, labelled pixels, ignored pixels) for one pair."""
     findings = []
     counts = np.zeros(ds.num_classes, dtype=np.int64)
     try:
@@ -170,7 +174,7 @@ def _check_pair(ds: FolderDataset, pair, split: str):
         findings.append(("warning", _dim_deep(pair.image, top)))
     full = _read_mask_label(ds, pair, findings)
     if full is None:
-        return findings, counts, 0
+        return findings, counts, 0, 0
     if image is not None and image.shape[:2] != full.shape[:2]:
         findings.append(("problem", _size_mismatch(pair, full.shape, image.shape)))
     if is_jpeg(pair.mask):
@@ -188,7 +192,7 @@ def _check_pair(ds: FolderDataset, pair, split: str):
     if labelled == 0 and not bad:
         findings.append(("warning", Finding("empty_mask", str(pair.mask),
                                             f"{pair.mask}: no labelled pixel (all 255 = ignore).")))
-    return findings, counts, labelled
+    return findings, counts, labelled, int(n[values == IGNORE_INDEX].sum())
 
 
 def _dim_deep(image: Path, top: int) -> Finding:
@@ -323,11 +327,12 @@ def check_dataset(ds: FolderDataset, workers: int | None = None, progress=None) 
     jobs = [(pair, split) for split in SPLITS for pair in ds.splits.get(split, [])]
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for (pair, split), (findings, counts, labelled) in zip(
+        for (pair, split), (findings, counts, labelled, ignored) in zip(
                 jobs, pool.map(lambda job: _check_pair(ds, *job), jobs)):
             for level, finding in findings:
                 (report.problems if level == "problem" else report.warnings).append(finding)
             totals += counts
+            report.ignored_pixels += ignored
             if split == "train":
                 train_pixels += counts
                 train_image_pixels += np.where(counts > 0, labelled, 0)

@@ -52,7 +52,8 @@ import numpy as np
 
 from segcli.classes import ClassTable, read_class_file, split_names
 from segcli.data.image_io import all_gray, read_mask
-from segcli.data.label_map import IGNORE_INDEX, check_label_map, read_label_map
+from segcli.data.label_map import (IGNORE_INDEX, REDUCE_ZERO_LABEL, check_label_map, is_reduce_zero_label,
+                                    read_label_map)
 from segcli.data.layouts import SPLITS, Pair, find_pairs  # noqa: F401  (re-exported: check and train use them here)
 from segcli.errors import DataError
 
@@ -229,10 +230,15 @@ def _mask_summary(path: Path):
     return "gray", set(np.unique(mask).tolist())
 
 
-def _infer_classes(pairs: list, num_classes, notes: list, workers: int = 8):
-    """Classes from the masks themselves: (table, binary_255)."""
+def _mask_summaries(pairs: list, workers: int = 8) -> list:
+    """:func:`_mask_summary` of every readable mask of ``pairs``, read in threads."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        summaries = [s for s in pool.map(lambda p: _mask_summary(p.mask), pairs) if s is not None]
+        return [s for s in pool.map(lambda p: _mask_summary(p.mask), pairs) if s is not None]
+
+
+def _infer_classes(pairs: list, num_classes, notes: list):
+    """Classes from the masks themselves: (table, binary_255)."""
+    summaries = _mask_summaries(pairs)
     found = {kind: set().union(*[v for k, v in summaries if k == kind]) for kind in ("gray", "rgb", "gray rgb")}
     gray, rgb = found["gray"], found["rgb"]
     if rgb:  # colour masks: the all-gray ones are colour masks too (their colours are classes)
@@ -259,6 +265,19 @@ def _infer_classes(pairs: list, num_classes, notes: list, workers: int = 8):
         notes.append(f"no classes.json or classes.txt: inferred {n} classes (mask values 0..{n - 1}, 255 = ignore); "
                      f"add classes.txt to name them.")
     return _fit(ClassTable.from_names([f"class_{i}" for i in range(n)], source="inferred"), num_classes, notes), False
+
+
+def _infer_reduced_classes(pairs: list, num_classes, notes: list) -> ClassTable:
+    """Classes of index masks whose 0 means "not labelled": values 1..N are classes 0..N-1."""
+    summaries = _mask_summaries(pairs)
+    if any(kind == "rgb" for kind, _ in summaries):
+        raise DataError(f"{REDUCE_ZERO_LABEL} is for masks of class indices, and these masks are colour images; "
+                        f"map their colours with classes.json instead.")
+    values = {v & 255 for _, found in summaries for v in found} - {0, IGNORE_INDEX}  # gray RGB keys: their gray
+    n = max(values, default=1)
+    notes.append(f"no classes.json or classes.txt: inferred {n} classes (mask values 1..{n} as class ids "
+                 f"0..{n - 1}); add classes.txt to name them.")
+    return _fit(ClassTable.from_names([f"class_{i}" for i in range(n)], source="inferred"), num_classes, notes)
 
 
 def _classes_from_label_map(label_map: dict, num_classes, notes: list) -> ClassTable:
@@ -319,6 +338,7 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}.")
     if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
         raise DataError(f"num_classes must be between 1 and {MAX_CLASSES}; got {num_classes}.")
+    reduced = is_reduce_zero_label(label_map)
     if label_map is not None:
         label_map = (read_label_map(label_map) if isinstance(label_map, (str, Path))
                      else check_label_map(label_map, "label map"))
@@ -334,11 +354,16 @@ def discover(root, val_fraction: float = 0.1, seed: int = 0, num_classes: int | 
         if num_classes is not None and num_classes != len(table):
             raise DataError(f"{root / table.source}: lists {len(table)} classes but num_classes is {num_classes}; "
                             f"make them agree or leave num_classes unset.")
+    elif reduced:
+        table = _infer_reduced_classes(splits["train"] + splits["val"], num_classes, notes)
     elif label_map is not None:
         table = _classes_from_label_map(label_map, num_classes, notes)
     else:
         table, binary = _infer_classes(splits["train"] + splits["val"], num_classes, notes)
-    if label_map is not None:
+    if reduced:
+        notes.append(f"{REDUCE_ZERO_LABEL}: mask value 0 becomes 255 (ignore) and values 1..254 become class ids "
+                     f"0..253, as mmsegmentation's reduce_zero_label does.")
+    elif label_map is not None:
         notes.append(f"label map: {len(label_map)} mask value(s) mapped to class ids; every other value becomes "
                      f"255 (ignore).")
     classes, kept = table, None

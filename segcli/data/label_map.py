@@ -1,8 +1,16 @@
-"""Label maps: raw mask values -> class ids, read from a JSON object file.
+"""Label maps: raw mask values -> class ids, read from a JSON object file, or the one built in.
 
 Cityscapes' ``*_labelIds.png`` to its 19 train ids, for example, is
 ``{"7": 0, "8": 1, "11": 2, ...}``; every mask value the map does not name
 becomes 255 (ignore). :func:`segcli.data.folder_dataset.discover` applies it.
+
+:data:`REDUCE_ZERO_LABEL` names mmsegmentation's ``reduce_zero_label``, for datasets whose
+value 0 means "not labelled" (ADE20K, LoveDA, ISPRS Potsdam and Vaihingen as mmsegmentation
+prepares them): 0 becomes 255 (ignore) and 1..255 become classes 0..254, 255 staying ignore.
+
+>>> m = reduce_zero_label_map()
+>>> m[0], m[1], m[150], m[255]
+(255, 0, 149, 255)
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "map.json"
@@ -20,21 +28,35 @@ from pathlib import Path
 from segcli.errors import DataError
 
 IGNORE_INDEX = 255
+REDUCE_ZERO_LABEL = "reduce_zero_label"  # the built-in map's name, given where a label map file would be
 _EXAMPLE = '{"7": 0, "8": 1}'
 
 
+def reduce_zero_label_map() -> dict:
+    """mmsegmentation's ``reduce_zero_label`` as a label map: 0 -> 255, v -> v - 1 for 1..254, 255 -> 255."""
+    return {0: IGNORE_INDEX, **{v: v - 1 for v in range(1, IGNORE_INDEX)}, IGNORE_INDEX: IGNORE_INDEX}
+
+
+def is_reduce_zero_label(label_map) -> bool:
+    """Whether ``label_map`` (a path, a name or a dict) names the built-in :data:`REDUCE_ZERO_LABEL`."""
+    return isinstance(label_map, (str, Path)) and str(label_map) == REDUCE_ZERO_LABEL
+
+
 def read_label_map(path) -> dict:
-    """The label map in the JSON file ``path``: ``{raw mask value: class id}`` (``{"7": 0, "8": 1}``).
+    """The label map in the JSON file ``path``: ``{raw mask value: class id}`` (``{"7": 0, "8": 1}``); the
+    built-in map for ``path`` = :data:`REDUCE_ZERO_LABEL`.
 
     Keys are mask values 0-255, values class ids 0-254 or 255 (ignore); mask
     values the map does not name become 255. DataError naming the file otherwise.
     """
+    if is_reduce_zero_label(path):
+        return reduce_zero_label_map()
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: no such label map file; give a JSON object of mask value -> class id, such as "
-                        f"{_EXAMPLE}.") from None
+                        f"{_EXAMPLE}, or {REDUCE_ZERO_LABEL}.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: the label map cannot be read ({exc}); fix it or give another file.") from None
     try:

@@ -86,6 +86,17 @@ def test_label_map_and_classes_flags(tmp_path):
     assert result.exit_code == 0 and "note: label map: 3 mask value(s) mapped to class ids" in result.stdout
 
 
+def test_label_map_reduce_zero_label_and_the_ignored_pixels_line(tmp_path):
+    raw = np.array([[0, 1, 2, 3]] * 2, np.uint8)  # 0 = not labelled, as in an ADE20K or LoveDA mask
+    make_pairs(tmp_path / "data", [raw, raw, raw, raw])
+    result = CliRunner().invoke(app, ["data", "check", str(tmp_path / "data"), "--label-map", "reduce_zero_label"])
+    assert result.exit_code == 0, result.output
+    assert "classes: 3 from inferred" in result.stdout
+    assert "note: no classes.json or classes.txt: inferred 3 classes (mask values 1..3 as class ids 0..2); add " \
+           "classes.txt to name them." in result.stdout
+    assert "and 8 pixels of 255 = ignore (25.0% of all), left out of the shares" in result.stdout
+
+
 def test_bad_label_map_and_class_names_are_one_line_exit_2(tmp_path):
     make_easy(tmp_path / "data", n=3, size=16)
     (tmp_path / "map.json").write_text('{"7": "road"}')

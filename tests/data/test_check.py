@@ -259,6 +259,20 @@ def test_a_16_bit_image_holding_12_bit_data_is_a_warning_saying_how_to_fill_its_
                                    f"it as an 8-bit image.")]
 
 
+def test_ignored_pixels_are_counted_and_reduce_zero_label_names_the_raw_value_out_of_range(tmp_path):
+    raw = np.array([[0, 1, 2, 2], [0, 0, 255, 1]], np.uint8)
+    make_pairs(tmp_path, [raw, raw, raw, raw])
+    report = check_dataset(discover(tmp_path, val_fraction=0.25, label_map="reduce_zero_label"))
+    assert report.ok and [row["pixels"] for row in report.histogram] == [4 * 2, 4 * 2]  # values 1 and 2
+    assert report.ignored_pixels == 4 * 4 and report.to_dict()["ignored_pixels"] == 16  # three 0s and one 255 each
+    (tmp_path / "classes.txt").write_text("only\n")
+    report = check_dataset(discover(tmp_path, val_fraction=0.25, label_map="reduce_zero_label"))
+    mask = tmp_path / "masks" / "m000.png"
+    assert [p.message for p in report.problems if p.file == str(mask)] == [
+        f"{mask}: mask values [2] are class ids [1] after reduce_zero_label, outside the 1 classes 0..0 (255 = "
+        f"ignore); fix the mask or list more classes in classes.txt."]
+
+
 def test_hidden_folders_in_the_dataset_are_not_reported(tmp_path):
     make_easy(tmp_path, n=4, size=16)
     write_rgb(tmp_path / "images" / ".ipynb_checkpoints" / "img_000-checkpoint.png", np.zeros((16, 16, 3), np.uint8))

@@ -172,6 +172,32 @@ def test_label_map_maps_raw_values_and_unmapped_values_become_ignore(tmp_path):
     assert any("label map: 3 mask value(s) mapped to class ids" in n for n in ds.notes)
 
 
+def test_reduce_zero_label_ignores_0_and_shifts_the_other_values_down_as_mmsegmentation_does(tmp_path):
+    """Masks whose 0 means "not labelled" (ADE20K, LoveDA): the labels are what mmsegmentation's reduce_zero_label
+    computes, written out here: 0 -> 255, v -> v - 1, 255 stays 255."""
+    raw = np.array([[0, 1, 2, 3], [4, 255, 1, 0]], np.uint8)
+    make_pairs(tmp_path, [raw, raw[::-1]])
+    expected = np.where(raw == 0, 255, np.where(raw == 255, 255, raw.astype(int) - 1))
+    ds = discover(tmp_path, val_fraction=0.5, label_map="reduce_zero_label")
+    assert ds.class_names == ["class_0", "class_1", "class_2", "class_3"]  # values 1..4: four classes
+    assert np.array_equal(ds.read_label(tmp_path / "masks" / "m000.png"), expected)
+    assert any(n.startswith("reduce_zero_label: mask value 0 becomes 255 (ignore)") for n in ds.notes)
+    (tmp_path / "classes.txt").write_text("wall\nbuilding\nsky\nfloor\ntree\n")
+    ds = discover(tmp_path, val_fraction=0.5, label_map="reduce_zero_label")
+    assert ds.class_names == ["wall", "building", "sky", "floor", "tree"]
+    assert np.array_equal(ds.read_label(tmp_path / "masks" / "m000.png"), expected)
+
+
+def test_reduce_zero_label_refuses_colour_masks(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0] = [255, 0, 0]
+    make_pairs(tmp_path, [rgb, rgb])
+    with pytest.raises(DataError) as info:
+        discover(tmp_path, val_fraction=0.5, label_map="reduce_zero_label")
+    assert str(info.value) == ("reduce_zero_label is for masks of class indices, and these masks are colour images; "
+                               "map their colours with classes.json instead.")
+
+
 def test_a_label_map_does_not_apply_to_rgb_masks(tmp_path):
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[0] = [255, 0, 0]
@@ -210,7 +236,7 @@ def test_unreadable_label_map_files(tmp_path):
     with pytest.raises(DataError) as info:
         read_label_map(tmp_path / "nope.json")
     assert str(info.value) == (f"{tmp_path / 'nope.json'}: no such label map file; give a JSON object of mask value "
-                               f"-> class id, such as {{\"7\": 0, \"8\": 1}}.")
+                               f"-> class id, such as {{\"7\": 0, \"8\": 1}}, or reduce_zero_label.")
     (tmp_path / "bad.json").write_text("{7: 0}")
     with pytest.raises(DataError, match=r"bad\.json: not valid JSON \(.*\); write a JSON object such as"):
         read_label_map(tmp_path / "bad.json")
