@@ -487,6 +487,16 @@ def check_rgb_masks_without_a_palette(w, tmp):
                                                        f"{fix}\n") or pytest.fail(proc.stderr))
 
 
+def check_reduce_zero_label_on_colour_masks(w, tmp):
+    masks = [np.zeros((32, 32, 3), np.uint8) for _ in range(2)]
+    for mask in masks:
+        mask[8:24, 8:24] = (0, 0, 200)
+    data = dataset(tmp / "data", masks)
+    return Run(["data", "check", data, "--label-map", "reduce_zero_label"], [data], 2,
+               ["error: reduce_zero_label is for masks of class indices, and these masks are colour images; map their "
+                "colours with classes.json instead."])
+
+
 def check_16_bit_mask(w, tmp):
     masks = index_masks()
     masks[1] = masks[1].astype(np.uint16) * 300
@@ -702,7 +712,8 @@ CASES = [predict_bad_files_in_a_good_folder, predict_scientific_images, predict_
          train_corrupt_keras_file_as_preset, train_out_under_a_file, train_missing_folder,
          train_0_255_masks_work_with_a_note,
          check_labels_above_the_class_count, check_0_255_masks_work_with_a_note, check_rgb_masks_without_a_palette,
-         check_16_bit_mask, check_odd_images_pass_and_broken_ones_are_named, check_symlink_loops_in_the_dataset,
+         check_reduce_zero_label_on_colour_masks, check_16_bit_mask, check_odd_images_pass_and_broken_ones_are_named,
+         check_symlink_loops_in_the_dataset,
          check_empty_folder, check_missing_folder,
          convert_unknown_from_format, convert_out_inside_the_input_folder, convert_out_under_a_file,
          convert_missing_source, convert_zero_byte_annotation_file, convert_every_image_broken,
