@@ -65,16 +65,37 @@ class _Layout:
         return count, f.read(self.entry * min(count, _MAX_ENTRIES))
 
 
-def samples_per_pixel(f) -> int:
-    """Samples per pixel of the first page of the TIFF open as ``f`` (binary); 0 when ``f`` is not a TIFF."""
+_TYPES = {1: "B", 3: "H", 4: "I", 12: "d", 16: "Q"}  # BYTE, SHORT, LONG, DOUBLE, LONG8: the ones segcli reads
+_MAX_VALUES = 4096  # of one tag: GeoTIFF's tie points can be many, and segcli needs the first six
+
+
+def first_page_tags(f, wanted) -> dict | None:
+    """{tag: tuple of values} of the ``wanted`` tags the first page of the TIFF open as ``f`` (binary) has, for
+    numeric tags of the types in ``_TYPES``; None when ``f`` is not a TIFF."""
     tiff = _Layout(f.read(16))
     if not tiff.ok:
-        return 0
+        return None
     _, entries = tiff.entries(f, tiff.first)
+    found = {}
     for k in range(0, len(entries) - tiff.entry + 1, tiff.entry):
-        if tiff.unpack("H", entries[k:k + 2]) == SAMPLES_PER_PIXEL:
-            return tiff.unpack("H", entries[k + tiff.value_at:k + tiff.value_at + 2])
-    return 1
+        entry = entries[k:k + tiff.entry]
+        tag, kind = tiff.unpack("H", entry), tiff.unpack("H", entry[2:])
+        if tag not in wanted or kind not in _TYPES:
+            continue
+        count = min(tiff.unpack(tiff.offset, entry[4:]), _MAX_VALUES)
+        fmt = f"{tiff.order}{count}{_TYPES[kind]}"
+        inline = entry[tiff.value_at:]
+        if struct.calcsize(fmt) > len(inline):  # stored elsewhere: the field holds its offset
+            f.seek(tiff.unpack(tiff.offset, inline))
+            inline = f.read(struct.calcsize(fmt))
+        found[tag] = struct.unpack(fmt, inline[:struct.calcsize(fmt)])
+    return found
+
+
+def samples_per_pixel(f) -> int:
+    """Samples per pixel of the first page of the TIFF open as ``f`` (binary); 0 when ``f`` is not a TIFF."""
+    tags = first_page_tags(f, {SAMPLES_PER_PIXEL})
+    return 0 if tags is None else tags.get(SAMPLES_PER_PIXEL, (1,))[0]
 
 
 def count_pages(f) -> int:

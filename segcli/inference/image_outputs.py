@@ -1,5 +1,6 @@
 """What predict writes for one input image, and reads back from an earlier run: the output paths, the files
-(mask last), the image's record in ``summary.json``, and the summary itself.
+(mask last; for a GeoTIFF, the files that georeference them), the image's record in ``summary.json``, and the
+summary itself.
 
 >>> from segcli.inference.inputs import InputItem
 >>> sorted(outputs_of(InputItem(Path("in/a.jpg"), "a.jpg", "sub/a"), Path("masks"), overlay=True, color=True).items())
@@ -53,6 +54,7 @@ def write_outputs(item, image, prediction, paths, options, lut, names):
     from segcli.inference.overlay import blend, colorize
 
     mask = prediction.mask
+    _georeference(item.path, paths)
     if "probs" in paths:
         _save_npy_atomic(paths["probs"], prediction.probs)
     if "color" in paths:
@@ -61,6 +63,18 @@ def write_outputs(item, image, prediction, paths, options, lut, names):
         write_atomic(paths["overlay"], encode_jpeg(blend(image, mask, lut, options.alpha), options.jpeg_quality))
     write_atomic(paths["mask"], encode_png(mask))  # last: a mask on disk means the others are there too
     return _record(item, paths, options.out, "written", mask, names)
+
+
+def _georeference(image: Path, paths: dict) -> None:
+    """For a GeoTIFF input: a world file and GDAL .aux.xml beside each raster output (:mod:`segcli.data.georef`)."""
+    from segcli.data.georef import read_georeference, sidecars
+    from segcli.files import write_atomic
+
+    geo = read_georeference(image)
+    for key in ("mask", "overlay", "color") if geo is not None else ():
+        if key in paths:
+            for path, text in sidecars(paths[key], geo).items():
+                write_atomic(path, text.encode())
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:

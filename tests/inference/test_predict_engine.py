@@ -343,3 +343,27 @@ def test_a_multi_page_tiff_gets_a_mask_per_page_and_a_rerun_skips_them(world, tm
     assert [e["input"] for e in summary["images"]] == ["stack.tif#1", "stack.tif#2", "stack.tif#3"]
     again = run_predict([images], world["source"], PredictOptions(out=out, precision="fp32"))
     assert again["count"]["written"] == 0 and again["count"]["skipped"] == 3
+
+
+def test_a_geotiff_s_mask_and_overlay_lie_where_the_tile_does_for_gdal(world, tmp_path):
+    """An aerial tile: GDAL (rasterio) places the mask PNG and the overlay JPEG on the tile's own grid and CRS."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    from tests.inference.predict_fixtures import smooth
+
+    images = tmp_path / "in"
+    images.mkdir()
+    transform = from_origin(500000.0, 4200000.0, 0.25, 0.25)
+    with rasterio.open(images / "tile.tif", "w", driver="GTiff", height=64, width=96, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=transform) as dst:
+        dst.write(np.moveaxis(smooth(64, 96, 5), 2, 0))
+    from PIL import Image
+
+    Image.fromarray(smooth(32, 32, 6)).save(images / "photo.png")
+    out = tmp_path / "out"
+    run_predict([images], world["source"], PredictOptions(out=out, precision="fp32"))
+    for name in ("tile.png", "tile_overlay.jpg"):
+        with rasterio.open(out / name) as written:
+            assert written.crs.to_epsg() == 32633 and written.transform.almost_equals(transform), name
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("photo")) == ["photo.png", "photo_overlay.jpg"]
