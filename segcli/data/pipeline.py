@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from segcli.data.folder_dataset import IGNORE_INDEX
 from segcli.data.image_io import read_image, write_atomic
+from segcli.data.tiff_header import tiff_size
 
 PNG, JPEG, OTHER = 0, 1, 2
 EXIF_ORIENTATION = 0x0112
@@ -64,7 +65,8 @@ def _index_one(pair) -> Entry:
             value = im.getexif().get(EXIF_ORIENTATION, 1)
             orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
     except Exception:  # noqa: BLE001  (an unreadable header: read_image names the file when it is decoded)
-        pass
+        size = tiff_size(pair.image)  # a float TIFF, which Pillow does not open, still counts toward the cache
+        nbytes = size[0] * size[1] * 4 if size else 0
     return Entry(str(pair.image), str(pair.mask), kind, orientation, nbytes)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 
-SAMPLES_PER_PIXEL = 277  # the TIFF tag; 1 when a page does not give it
+IMAGE_WIDTH, IMAGE_LENGTH, SAMPLES_PER_PIXEL = 256, 257, 277  # the TIFF tags (samples per pixel: 1 when not given)
 _MAX_ENTRIES = 4096  # more tags than any real TIFF has: a damaged count is not read on and on
 
 
@@ -31,6 +31,19 @@ def tiff_bands(path) -> int:
             return samples_per_pixel(f)
     except (OSError, struct.error):
         return 0
+
+
+def tiff_size(path) -> tuple[int, int] | None:
+    """(width, height) of the TIFF ``path``'s first page, from its header; None for a file that is not a TIFF, or
+    cannot be read (Pillow reads no float or multispectral TIFF, so it cannot be asked)."""
+    try:
+        with open(path, "rb") as f:
+            tags = first_page_tags(f, {IMAGE_WIDTH, IMAGE_LENGTH})
+    except (OSError, struct.error):
+        return None
+    if not tags or IMAGE_WIDTH not in tags or IMAGE_LENGTH not in tags:
+        return None
+    return tags[IMAGE_WIDTH][0], tags[IMAGE_LENGTH][0]
 
 
 def tiff_pages(path) -> int:

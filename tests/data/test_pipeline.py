@@ -119,6 +119,8 @@ def test_train_decodes_the_same_pixels_as_predicts_reader(tmp_path, cache):
     kinds = {pair.image.name: e.kind for pair, e in zip(pairs, source.entries)}
     assert len(kinds) == 23 and kinds["exif6.jpg"] == 1 and kinds["exif6_png.png"] == kinds["deep16.png"] == 0
     assert kinds["cmyk.jpg"] == kinds["other.bmp"] == kinds["float.tif"] == 2
+    sizes = {pair.image.name: e.decoded_bytes for pair, e in zip(pairs, source.entries)}
+    assert sizes["float.tif"] == sizes["rgb.png"] == 30 * 44 * 4  # Pillow cannot open it: sized from its header
 
 
 def test_disk_cache_is_reused_and_a_changed_file_is_decoded_again(tmp_path):
