@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from segcli.data.tiff_header import first_page_tags
+from segcli.data.tiff_header import TIFF_EXTENSIONS, first_page_tags
 
 PIXEL_SCALE, TIE_POINT, TRANSFORMATION, GEO_KEYS = 33550, 33922, 34264, 34735  # the GeoTIFF tags
 RASTER_TYPE, GEOGRAPHIC_CRS, PROJECTED_CRS = 1025, 2048, 3072  # the GeoTIFF keys read
@@ -45,7 +45,7 @@ class GeoReference:
 
 def read_georeference(path) -> GeoReference | None:
     """The georeference of the TIFF ``path``; None for any other file, or a TIFF that has none."""
-    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+    if Path(path).suffix.lower() not in TIFF_EXTENSIONS:
         return None
     try:
         with open(path, "rb") as f:

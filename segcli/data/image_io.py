@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.data.png_chunks import check_png
-from segcli.data.tiff_header import tiff_bands, tiff_pages
+from segcli.data.tiff_header import TIFF_EXTENSIONS, tiff_bands, tiff_pages
 from segcli.errors import DataError, UsageError
 from segcli.files import umask, write_atomic  # noqa: F401  (re-exported: the data layer's writers use them)
 
@@ -75,7 +75,7 @@ def read_image(path, page: int = 0) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    bands = tiff_bands(path)
+    bands = tiff_bands(path) if path.suffix.lower() in TIFF_EXTENSIONS else 0
     if bands > 4:  # before OpenCV, which prints its own error lines about it
         raise DataError(f"{path}: a TIFF with {bands} bands (a multispectral image?); segcli reads gray, RGB and RGBA "
                         f"images: save three of its bands as an RGB image (GDAL: gdal_translate -b 1 -b 2 -b 3 IN OUT).")
@@ -120,7 +120,7 @@ def _float_image(raw, path: Path):
     if not np.isfinite(raw).all():
         raise DataError(f"{path}: a float image with NaN or infinite pixels; fill them in, or save it as an 8-bit "
                         f"image.")
-    low, high = float(raw.min(initial=0)), float(raw.max(initial=0))
+    low, high = float(raw.min()), float(raw.max())
     if low < 0 or high > 255:
         raise DataError(f"{path}: a float image with values from {low:g} to {high:g}; segcli reads float images "
                         f"scaled 0-1 or 0-255: rescale it to one of those, or save it as an 8-bit image.")
@@ -133,7 +133,7 @@ def _float_image(raw, path: Path):
 def page_count(path) -> int:
     """Pages in a TIFF (a microscope's stack, say; :func:`read_image` reads one page at a time); 1 for other files
     and for files that cannot be read (reading them says what is wrong)."""
-    return max(1, tiff_pages(path)) if Path(path).suffix.lower() in (".tif", ".tiff") else 1
+    return max(1, tiff_pages(path)) if Path(path).suffix.lower() in TIFF_EXTENSIONS else 1
 
 
 def dim_deep_image(path, image: np.ndarray, page: int = 0) -> int:
@@ -144,7 +144,7 @@ def dim_deep_image(path, image: np.ndarray, page: int = 0) -> int:
     import cv2
 
     raw = _decode(Path(path), cv2.IMREAD_UNCHANGED, page)
-    return int(raw.max()) if raw is not None and raw.dtype == np.uint16 and raw.max() > 0 else 0
+    return int(raw.max()) if raw is not None and raw.dtype == np.uint16 else 0  # 0 as well for an all-black one
 
 
 def dim_deep_fix(top: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 
+TIFF_EXTENSIONS = (".tif", ".tiff")
 IMAGE_WIDTH, IMAGE_LENGTH, SAMPLES_PER_PIXEL = 256, 257, 277  # the TIFF tags (samples per pixel: 1 when not given)
 _MAX_ENTRIES = 4096  # more tags than any real TIFF has: a damaged count is not read on and on
 

@@ -45,7 +45,6 @@ FLOAT_TOLERANCE = FLOAT_RULE.bound
 DEFAULT_SAMPLE_SIZE = (256, 256)
 DEFAULT_SAMPLES = 2
 EXPORT_FORMAT = "segcli-export-v1"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -94,10 +93,10 @@ def read_samples(folder, size, limit: int = 4, what: str = "samples") -> np.ndar
     """Up to ``limit`` images from ``folder`` (searched recursively), resized to ``size`` (H, W)."""
     import cv2
 
-    from segcli.data.image_io import image_folder, read_image
+    from segcli.data.image_io import image_folder, is_image_name, read_image
 
     folder = image_folder(folder, what)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if is_image_name(p))
     if not files:
         raise UsageError(f"{what} {folder}: no images (.png, .jpg, ...) in that folder.", value=what)
     h, w = int(size[0]), int(size[1])
