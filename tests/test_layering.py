@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "segcli"
 #: Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     ("core", ["segcli.errors", "segcli.files", "segcli.hardware", "segcli.tf_allocator", "segcli.classes",
-              "segcli.native_stderr",
+              "segcli.graph_function", "segcli.native_stderr",
               "segcli.models.registry", "segcli.models.mit.presets", "segcli.models.mit.params",
               "segcli.models.segformer.presets", "segcli.models.segformer.params"]),
     ("checkpoints", ["segcli.checkpoints"]),
@@ -152,3 +152,12 @@ def test_files_and_functions_stay_small(name):
     long = [f"{node.name} ({_body_lines(node)} lines)" for node in ast.walk(ast.parse(source))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(node) > MAX_FUNCTION_LINES]
     assert long == [], f"{name}: {', '.join(long)}"
+
+
+def test_segcli_traces_functions_only_through_graph_function():
+    """One owner decides how segcli traces: ``segcli.graph_function`` (``tf.function`` without AutoGraph)."""
+    direct = [f"{name}:{node.lineno}" for name, path in MODULES.items() if name != "segcli.graph_function"
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Attribute) and node.attr == "function" and isinstance(node.value, ast.Name)
+              and node.value.id == "tf"]
+    assert direct == []

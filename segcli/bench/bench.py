@@ -217,8 +217,10 @@ def forward_function(model, batch_size: int, height: int, width: int):
     """The model's inference forward pass, traced for one fixed input shape."""
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
+
     spec = tf.TensorSpec((batch_size, height, width, 3), tf.float32)
-    return tf.function(lambda images: model(images, training=False), input_signature=[spec])
+    return graph_function(lambda images: model(images, training=False), input_signature=[spec])
 
 
 def run_bench(config: BenchConfig, on_row_start=None, on_iter=None) -> BenchReport:

@@ -42,8 +42,10 @@ def model_flops_per_image(model, height: int, width: int) -> int:
     """Float operations of one ``model`` forward pass on one ``height`` x ``width`` RGB image."""
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
+
     spec = tf.TensorSpec((1, height, width, 3), tf.float32)
-    concrete = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec)
+    concrete = graph_function(lambda images: model(images, training=False)).get_concrete_function(spec)
     return graph_flops(concrete.graph)
 
 
@@ -51,9 +53,11 @@ def measure_peak(size: int = PEAK_MATMUL_SIZE, seconds: float = 3.0) -> dict:
     """Best float32 GFLOP/s of a ``size`` x ``size`` matmul over about ``seconds`` of repeats."""
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
+
     a = tf.random.uniform((size, size), dtype=tf.float32)
     b = tf.random.uniform((size, size), dtype=tf.float32)
-    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul = graph_function(lambda x, y: tf.matmul(x, y))
     matmul(a, b).numpy()  # trace and warm the BLAS
     best, runs, start = float("inf"), 0, time.perf_counter()
     while runs < 3 or (time.perf_counter() - start < seconds and runs < 200):

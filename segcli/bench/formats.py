@@ -111,12 +111,13 @@ def folded_flops(model, size) -> float:
     """GFLOP per image of segcli's folded graph at ``size`` (what Keras, ONNX, TFLite and OpenVINO run)."""
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
     from segcli.bench.flops import graph_flops
     from segcli.models.segformer.graph import SegFormerGraph
 
     graph = SegFormerGraph(model)
     spec = tf.TensorSpec((1, int(size[0]), int(size[1]), 3), tf.uint8)
-    return graph_flops(tf.function(graph.quarter_logits).get_concrete_function(spec).graph) / 1e9
+    return graph_flops(graph_function(graph.quarter_logits).get_concrete_function(spec).graph) / 1e9
 
 
 def _miou(runner, data, scored, note) -> float | None:

@@ -148,8 +148,16 @@ def _decoder(ds, entries):
     return decode
 
 
+def parallel_map(data, fn, deterministic=True):
+    """``data.map(fn)`` on every core (tf.data's AUTOTUNE), in order unless ``deterministic`` says otherwise, with
+    ``fn`` traced without AutoGraph (:mod:`segcli.graph_function`)."""
+    from segcli.graph_function import dataset_function
+
+    return data.map(dataset_function(fn), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
 def _decode_all(decode, n):
-    data = tf.data.Dataset.range(n).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = parallel_map(tf.data.Dataset.range(n), decode)
     return [(image, label) for image, label in data.as_numpy_iterator()]
 
 
@@ -169,7 +177,7 @@ def _disk_cache(decode, entries, cache_dir: Path) -> list:
     paths = [(cache_dir / f"{k}.image.npy", cache_dir / f"{k}.label.npy") for k in map(_cache_name, entries)]
     missing = [i for i, (image, label) in enumerate(paths) if not (image.is_file() and label.is_file())]
     data = tf.data.Dataset.from_tensor_slices(tf.constant(missing or [0], tf.int64)).take(len(missing))
-    data = data.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = parallel_map(data, decode)
     for i, arrays in zip(missing, data.as_numpy_iterator()):
         for path, array in zip(paths[i], arrays):
             buf = io.BytesIO()
@@ -210,8 +218,7 @@ class PairSource:
 
     def dataset(self):
         """(image, label) for every pair, in order."""
-        return tf.data.Dataset.range(len(self)).map(self.decode, num_parallel_calls=tf.data.AUTOTUNE,
-                                                     deterministic=True)
+        return parallel_map(tf.data.Dataset.range(len(self)), self.decode)
 
 
 def epoch_order(n: int, steps: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
@@ -301,9 +308,8 @@ def train_dataset(ds, pairs, *, epoch=0, epochs=1, seed, batch_size, steps, crop
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     kw = augment_options or {}
     data = tf.data.Dataset.from_tensor_slices((order, seeds)).with_options(options)
-    data = data.map(lambda i, s: (*source.decode(i), s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    data = data.map(lambda i, m, s: augment(i, m, s, crop_hw, **kw), num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True)
+    data = parallel_map(data, lambda i, s: (*source.decode(i), s))
+    data = parallel_map(data, lambda i, m, s: augment(i, m, s, crop_hw, **kw))
     return data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -320,4 +326,4 @@ def val_dataset(ds, pairs, input_hw, cache="none", cache_dir=None, source=None):
         resized = tf.image.resize(tf.cast(image, tf.float32), input_hw, method="bilinear")
         return resized[None], label, size
 
-    return source.dataset().map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return parallel_map(source.dataset(), prepare, deterministic=None).prefetch(tf.data.AUTOTUNE)

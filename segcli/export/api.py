@@ -150,10 +150,10 @@ class GraphRunner:
     logits_stride = 4
 
     def __init__(self, graph, classes, input_size):
-        import tensorflow as tf
+        from segcli.graph_function import graph_function
 
         self.num_classes, self.classes, self.input_size = graph.num_classes, classes, input_size
-        self._fn = tf.function(graph.quarter_logits)
+        self._fn = graph_function(graph.quarter_logits)
 
     def predict_logits(self, images) -> np.ndarray:
         return self._fn(np.asarray(images, np.uint8)).numpy()

@@ -63,9 +63,11 @@ def convert(graph, path: Path, metadata: dict | None = None, opset: int = OPSET)
     require()
     import onnx
     import tensorflow as tf
+
+    from segcli.graph_function import graph_function
     import tf2onnx
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    @graph_function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def logits_fn(images):
         return {"logits": graph.quarter_logits(images)}
 

@@ -97,9 +97,10 @@ def convert(graph, precision: str = "fp32", calibration=None, metadata: dict | N
     ov = _ov()
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
     from segcli.export.openvino_head import LEVEL_NAMES, LOGITS, add_folded_tail
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    @graph_function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def outputs(images):
         if graph.folded:  # TensorFlow up to the level projections; the head's tail in OpenVINO's own ops
             return dict(zip(LEVEL_NAMES, graph.level_projections(images)))

@@ -24,10 +24,12 @@ QUANTIZE = ("float16", "int8")
 def convert(graph, quantize: str | None = None) -> bytes:
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
+
     module = tf.Module()
     module.weights = [w.value for w in graph.model.weights]  # the variables only, not the Keras model
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    @graph_function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def logits_fn(images):
         return {"logits": graph.quarter_logits(images)}
 

@@ -23,6 +23,8 @@ def finishers(binary: bool, is_logits: bool, wide: bool):
     """Compiled resize-then-argmax functions (whole image, and one stripe of rows)."""
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
+
     threshold = 0.0 if is_logits else 0.5
     mask_dtype = tf.uint16 if wide else tf.uint8
 
@@ -35,12 +37,12 @@ def finishers(binary: bool, is_logits: bool, wide: bool):
             probs = tf.nn.softmax(values, axis=-1) if is_logits else values
         return mask, (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
 
-    @tf.function(reduce_retracing=True)
+    @graph_function(reduce_retracing=True)
     def resize_finish(values, size, want_probs):
         up = tf.image.resize(values[None], size, method="bilinear")[0]
         return finish(up, want_probs)
 
-    @tf.function(reduce_retracing=True)
+    @graph_function(reduce_retracing=True)
     def stripe_finish(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
         # TF's bilinear kernel, written out: lerp along x on the needed source rows, then along y.
         left, right = tf.gather(src, x_lo, axis=1), tf.gather(src, x_hi, axis=1)
@@ -56,12 +58,13 @@ def fused_argmax(wide: bool, num_classes: int):
     """Masks straight from low-resolution logits, a band of rows at a time (no full-resolution logits)."""
     import tensorflow as tf
 
+    from segcli.graph_function import graph_function
     from segcli.inference.upsample import bilinear_argmax
 
     scalar = tf.TensorSpec((), tf.int32)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, None, None, num_classes), tf.float32),
-                                  tf.TensorSpec((2,), tf.int32), scalar, scalar])
+    @graph_function(input_signature=[tf.TensorSpec((None, None, None, num_classes), tf.float32),
+                                     tf.TensorSpec((2,), tf.int32), scalar, scalar])
     def argmax_rows(values, size, start, stop):
         """(B, h, w, C) logits -> (B, stop - start, W) masks: rows start:stop of the (H, W) = ``size`` output."""
         mask = bilinear_argmax(values, (size[0], size[1]), rows=(start, stop))

@@ -61,15 +61,17 @@ class FusedSegFormer:
     def _fn(self, kind, shape):
         import tensorflow as tf
 
+        from segcli.graph_function import graph_function
+
         key = (kind, tuple(shape[1:]))
         fn = self._fns.get(key)
         if fn is None:
             h, w = shape[1], shape[2]
             spec = [tf.TensorSpec((None, h, w, 3), tf.uint8 if kind == "logits_u8" else tf.float32)]
             if kind == "masks":
-                fn = tf.function(lambda im: self._mask_graph(self.logits_graph(im), h, w), input_signature=spec)
+                fn = graph_function(lambda im: self._mask_graph(self.logits_graph(im), h, w), input_signature=spec)
             else:
-                fn = tf.function(lambda im: self.logits_graph(tf.cast(im, tf.float32)), input_signature=spec)
+                fn = graph_function(lambda im: self.logits_graph(tf.cast(im, tf.float32)), input_signature=spec)
             self._fns[key] = fn
         return fn
 

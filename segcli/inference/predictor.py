@@ -20,10 +20,9 @@ Masks come from :func:`segcli.inference.upsample.bilinear_argmax`, which never
 builds the full-resolution logits; only ``probs=True`` does, in stripes of at
 most ``STRIPE_ELEMENTS`` floats for large outputs.
 
-The network runs in batches of ``batch_size`` inside a ``tf.function``
-(no XLA: ``jit_compile`` was measured 3-5x slower on CPU here). SegFormers run
-through :class:`~segcli.models.segformer.graph.SegFormerGraph`, float32 ones with
-their decode head folded (``SEGCLI_FUSED_HEAD=0`` keeps the plain head).
+The network runs in batches of ``batch_size`` inside a traced function (no XLA: ``jit_compile`` was measured
+3-5x slower on CPU here). SegFormers run through :class:`~segcli.models.segformer.graph.SegFormerGraph`,
+float32 ones with their decode head folded (``SEGCLI_FUSED_HEAD=0`` keeps the plain head).
 
 >>> import numpy as np
 >>> from segcli.models.load import create_segmenter
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segcli.errors import UsageError
+from segcli.graph_function import graph_function
 from segcli.inference.finish import bilinear_coords, finishers, fused_argmax
 
 DEFAULT_MAX_SIDE = 2048
@@ -289,7 +289,7 @@ class Predictor:
 
         net, graph = self._net, self._cache["graph"]
 
-        @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.uint8)])
+        @graph_function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.uint8)])
         def forward(images):
             if graph is not None:
                 return graph.quarter_logits(images)

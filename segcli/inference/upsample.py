@@ -63,8 +63,8 @@ def bilinear_argmax(logits, size, candidates: int = CANDIDATES, rows=None):
     import tensorflow as tf
 
     logits = tf.convert_to_tensor(logits, tf.float32)
-    out_h, out_w = int(size[0]), int(size[1])
-    start, stop = (0, out_h) if rows is None else (int(rows[0]), int(rows[1]))
+    out_h, out_w = _whole(size[0]), _whole(size[1])
+    start, stop = (0, out_h) if rows is None else (_whole(rows[0]), _whole(rows[1]))
     c = logits.shape[-1]
     if c is not None and c <= max(1, candidates):  # few classes: the plain resize is as small as the candidates
         up = tf.image.resize(logits, (out_h, out_w), method="bilinear")[:, start:stop]
@@ -84,6 +84,13 @@ def bilinear_argmax(logits, size, candidates: int = CANDIDATES, rows=None):
     blocks = tf.reshape(blocks, tf.stack([shape[0], tf.size(ys) * y_slots, tf.size(xs) * x_slots]))
     blocks = tf.gather(blocks, y_of * y_slots + y_slot, axis=1)
     return tf.gather(blocks, x_of * x_slots + x_slot, axis=2)
+
+
+def _whole(n):
+    """``n`` as a Python int, or as an int32 tensor inside a traced function."""
+    import tensorflow as tf
+
+    return tf.cast(n, tf.int32) if tf.is_tensor(n) else int(n)
 
 
 def _edge_pad(logits, first=None, stop=None):

@@ -261,6 +261,7 @@ class Trainer:
     def _build_steps(self) -> None:
         import tensorflow as tf
 
+        from segcli.graph_function import graph_function
         from segcli.train.losses import segmentation_loss
 
         model, strategy, loss_scale = self.model, self.strategy, self.loss_scale
@@ -281,12 +282,12 @@ class Trainer:
             self.opt_head.apply_gradients(zip(grads[n_bb:], head_vars))
             return loss
 
-        @tf.function
+        @graph_function
         def train_step(images, labels):
             per_replica = strategy.run(replica_step, args=(images, labels))
             return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
-        @tf.function(reduce_retracing=True)
+        @graph_function(reduce_retracing=True)
         def predict(images, size):
             logits = tf.cast(model(images, training=False), tf.float32)
             logits = tf.image.resize(logits, size, method="bilinear")
