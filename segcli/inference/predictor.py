@@ -1,8 +1,7 @@
 """The shared inference core of ``predict``, ``eval`` and ``bench --input``.
 
-A :class:`Predictor` wraps a Keras SegFormer (or any other Keras segmentation
-model, or an exported-model runner) and turns RGB
-``uint8`` images of any size into class-index masks at the original size.
+A :class:`Predictor` wraps a Keras SegFormer (or any other Keras segmentation model, or an exported-model
+runner) and turns RGB ``uint8`` images of any size into class-index masks at the original size.
 
 - ``mode="whole"`` resizes each image to the model's input size (a fixed-size
   model, or ``input_size``), or, for models of dynamic size, to the nearest
@@ -49,7 +48,8 @@ DEFAULT_TILE = 512
 WHOLE_ELEMENTS = 1 << 26
 #: Floats per upsampling stripe when the output is larger than that, and in slide mode.
 STRIPE_ELEMENTS = 1 << 24
-#: Traced network functions kept (one per input size; tracing B0 takes ~2 s).
+#: Traced functions kept for other Keras models, one per input size. A SegFormer graph has one for every size: it
+#: ran no slower than a per-size trace, and tracing B0 takes about 1.5 s (benchmarks/NOTES.md row 29).
 MAX_TRACED_SIZES = 16
 
 
@@ -275,7 +275,7 @@ class Predictor:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         if self._runner is not None:
             return np.asarray(self._runner.predict_logits(batch), dtype=np.float32)
-        key = batch.shape[1:3]
+        key = (None, None) if self._cache["graph"] is not None else batch.shape[1:3]
         fns = self._cache["fns"]
         fn = fns.get(key)
         if fn is None:
