@@ -1,18 +1,17 @@
 """Logits to masks: the compiled upsample + argmax steps the Predictor runs after the network.
 
-- :func:`fused_argmax`: masks straight from low-resolution logits in bands of rows
-  (:func:`segcli.inference.upsample.bilinear_argmax`), never the full-resolution logits;
+- :func:`fused_argmax`: masks straight from low-resolution logits in bands of rows, never the full-resolution
+  logits: the compiled loop of :mod:`segcli.inference.mask_kernel`, or
+  :func:`segcli.inference.upsample.bilinear_argmax` in TensorFlow (:func:`mask_step_engine` chooses);
 - :func:`finishers`: resize then argmax (and softmax probabilities), whole or one stripe of rows, for
   ``--save-probs`` and models whose output is not logits;
-- :func:`bilinear_coords`: TF's bilinear source rows and weights, for the stripes.
-
->>> lo, hi, lerp = bilinear_coords(4, 2, 0.5)
->>> lo.tolist(), hi.tolist(), lerp.tolist()
-([0, 0, 0, 1], [0, 1, 1, 1], [0.75, 0.25, 0.75, 0.25])
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -53,9 +52,42 @@ def finishers(binary: bool, is_logits: bool, wide: bool):
     return resize_finish, stripe_finish
 
 
+def mask_step_engine() -> str:
+    """Which engine turns logits into masks: ``numba`` (the compiled loop), or ``tensorflow`` where Numba is
+    missing or ``SEGCLI_MASK_STEP=tensorflow`` asks for it (benchmarks compare the two).
+    """
+    if os.environ.get("SEGCLI_MASK_STEP", "").lower() in ("tensorflow", "tf"):
+        return "tensorflow"
+    return "numba" if importlib.util.find_spec("numba") is not None else "tensorflow"
+
+
+def warm_up_mask_step() -> None:
+    """Start loading predict's compiled mask step in a background thread, so that it overlaps opening the model
+    (the first call would otherwise wait for it); a no-op on the TensorFlow engine.
+    """
+    if mask_step_engine() == "numba":
+        from segcli.inference.mask_kernel import warm_up
+
+        threading.Thread(target=warm_up, name="segcli-mask-warm-up", daemon=True).start()
+
+
 @lru_cache(maxsize=None)
-def fused_argmax(wide: bool, num_classes: int):
-    """Masks straight from low-resolution logits, a band of rows at a time (no full-resolution logits)."""
+def fused_argmax(wide: bool, num_classes: int, engine: str = "numba"):
+    """Masks straight from low-resolution logits, a band of rows at a time (no full-resolution logits):
+    ``argmax_rows(values, (H, W), start, stop)`` -> (B, stop - start, W) uint8 (uint16 when ``wide``) array.
+    """
+    dtype = np.uint16 if wide else np.uint8
+    if engine == "numba":
+        from segcli.inference.mask_kernel import bilinear_argmax as kernel
+
+        def argmax_rows(values, size, start, stop):
+            return kernel(values, size, rows=(start, stop), dtype=dtype)
+
+        return argmax_rows
+    return _tensorflow_argmax_rows(dtype, num_classes)
+
+
+def _tensorflow_argmax_rows(dtype, num_classes: int):
     import tensorflow as tf
 
     from segcli.graph_function import graph_function
@@ -65,19 +97,10 @@ def fused_argmax(wide: bool, num_classes: int):
 
     @graph_function(input_signature=[tf.TensorSpec((None, None, None, num_classes), tf.float32),
                                      tf.TensorSpec((2,), tf.int32), scalar, scalar])
+    def traced(values, size, start, stop):
+        return tf.cast(bilinear_argmax(values, (size[0], size[1]), rows=(start, stop)), dtype)
+
     def argmax_rows(values, size, start, stop):
-        """(B, h, w, C) logits -> (B, stop - start, W) masks: rows start:stop of the (H, W) = ``size`` output."""
-        mask = bilinear_argmax(values, (size[0], size[1]), rows=(start, stop))
-        return tf.cast(mask, tf.uint16 if wide else tf.uint8)
+        return traced(values, np.asarray(size, np.int32), np.int32(start), np.int32(stop)).numpy()
 
     return argmax_rows
-
-
-def bilinear_coords(n_out: int, in_size: int, scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source rows/cols and weights of TF's bilinear resize (half-pixel centres), same float32 arithmetic."""
-    scale = np.float32(scale)
-    pos = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-    floor = np.floor(pos)
-    lo = np.maximum(floor, 0).astype(np.int64)
-    hi = np.minimum(np.ceil(pos), in_size - 1).astype(np.int64)
-    return lo, hi, (pos - floor).astype(np.float32)

@@ -15,9 +15,9 @@ runner) and turns RGB ``uint8`` images of any size into class-index masks at the
 
 In both modes the logits are resized bilinearly (half-pixel centres, like the
 model's own output layer) to the original size and the argmax is taken there.
-Masks come from :func:`segcli.inference.upsample.bilinear_argmax`, which never
-builds the full-resolution logits; only ``probs=True`` does, in stripes of at
-most ``STRIPE_ELEMENTS`` floats for large outputs.
+Masks come from the compiled loop of :mod:`segcli.inference.mask_kernel`, which
+never builds the full-resolution logits; only ``probs=True`` does, in stripes of
+at most ``STRIPE_ELEMENTS`` floats for large outputs.
 
 The network runs in batches of ``batch_size`` inside a traced function (no XLA: ``jit_compile`` was measured
 3-5x slower on CPU here). SegFormers run through :class:`~segcli.models.segformer.graph.SegFormerGraph`,
@@ -40,7 +40,8 @@ import numpy as np
 
 from segcli.errors import UsageError
 from segcli.graph_function import graph_function
-from segcli.inference.finish import bilinear_coords, finishers, fused_argmax
+from segcli.inference.bilinear import bilinear_coords
+from segcli.inference.finish import finishers, fused_argmax, mask_step_engine
 
 DEFAULT_MAX_SIDE = 2048
 DEFAULT_TILE = 512
@@ -324,7 +325,7 @@ class Predictor:
         """Masks at ``shapes`` from a batch of logits: one fused call per output size, in bands of rows
         of about STRIPE_ELEMENTS candidate blends.
         """
-        argmax_rows = fused_argmax(self.mask_dtype != np.uint8, self.num_classes)
+        argmax_rows = fused_argmax(self.mask_dtype != np.uint8, self.num_classes, mask_step_engine())
         masks: list[np.ndarray | None] = [None] * len(shapes)
         by_shape: dict[tuple, list[int]] = {}
         for i, shape in enumerate(shapes):
@@ -332,9 +333,7 @@ class Predictor:
         for (h, w), members in by_shape.items():
             values = batch if len(members) == len(batch) else batch[members]
             step = max(1, STRIPE_ELEMENTS // (w * 16 * len(members)))
-            size = np.array([h, w], np.int32)
-            bands = [argmax_rows(values, size, np.int32(s), np.int32(min(s + step, h))).numpy()
-                     for s in range(0, h, step)]
+            bands = [argmax_rows(values, (h, w), s, min(s + step, h)) for s in range(0, h, step)]
             stacked = bands[0] if len(bands) == 1 else np.concatenate(bands, axis=1)
             for i, mask in zip(members, stacked):
                 masks[i] = mask

@@ -152,3 +152,19 @@ def test_predict_uses_the_folded_head_with_the_same_logits(monkeypatch):
     monkeypatch.setenv("SEGCLI_FUSED_HEAD", "0")
     inference._NETS.clear()
     assert not Predictor(net)._cache["graph"].folded
+
+
+def test_the_mask_step_engines_give_the_same_masks(model, monkeypatch):
+    """Predict's mask step runs in the compiled loop by default; SEGCLI_MASK_STEP=tensorflow selects the TF ops.
+    Both must write the same masks, at mixed sizes and in one batch."""
+    from segcli.inference.finish import mask_step_engine
+
+    images = [textured(64, 96, 11), textured(40, 56, 12), textured(64, 96, 13)]
+    assert mask_step_engine() == "numba"
+    compiled = [p.mask for p in Predictor(model, batch_size=3).predict(images)]
+    monkeypatch.setenv("SEGCLI_MASK_STEP", "tensorflow")
+    assert mask_step_engine() == "tensorflow"
+    traced = [p.mask for p in Predictor(model, batch_size=3).predict(images)]
+    for a, b, image in zip(compiled, traced, images):
+        assert a.shape == image.shape[:2] and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
