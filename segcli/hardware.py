@@ -35,17 +35,21 @@ def _cpuinfo_fields() -> dict:
     return fields
 
 
+def usable_cores() -> int:
+    """Logical CPUs this process may run on (its affinity mask on Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_info() -> dict:
     """CPU model name, logical cores usable by this process and the ISA flags oneDNN cares about."""
     fields = _cpuinfo_fields()
     flags = set(fields.get("flags", "").split())
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
     return {
         "cpu": fields.get("model name") or platform.processor() or platform.machine(),
-        "logical_cores": cores,
+        "logical_cores": usable_cores(),
         "isa": [f for f in ISA_FLAGS if f in flags],
     }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.errors import CheckpointError, UsageError
+from segcli.hardware import usable_cores
 from segcli.export.formats import ExportError, ExportFormat, Runner, read_json, sidecar_path
 
 QUANTIZE = ("float16", "int8")
@@ -74,7 +75,7 @@ class TFLiteRunner(Runner):
             with warnings.catch_warnings():  # tf.lite.Interpreter warns that it moved to ai_edge_litert
                 warnings.simplefilter("ignore")
                 # the interpreter's own default is one thread: use every core this process may run on
-                self.interpreter = cls(model_path=str(path), num_threads=threads or _usable_cores())
+                self.interpreter = cls(model_path=str(path), num_threads=threads or usable_cores())
         except (ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: the TFLite interpreter cannot load it ({str(exc).strip().splitlines()[0]}).") from None
         self.input = self.interpreter.get_input_details()[0]
@@ -100,13 +101,6 @@ class TFLiteRunner(Runner):
         self.interpreter.set_tensor(self.input["index"], images)
         self.interpreter.invoke()
         return np.array(self.interpreter.get_tensor(self.output["index"]), dtype=np.float32)
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class TFLiteFormat(ExportFormat):

@@ -21,13 +21,13 @@ True
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numba
 import numpy as np
 
+from segcli.hardware import usable_cores
 from segcli.inference.bilinear import bilinear_coords
 
 #: Compiled once per machine: Numba caches the machine code next to this file (or in NUMBA_CACHE_DIR).
@@ -45,14 +45,14 @@ def bilinear_argmax(logits, size, rows=None, dtype=np.int32, threads: int | None
     batch, h, w, _ = logits.shape
     out_h, out_w = int(size[0]), int(size[1])
     start, stop = (0, out_h) if rows is None else (int(rows[0]), int(rows[1]))
+    out = np.empty((batch, stop - start, out_w), dtype)
+    if out.size == 0:
+        return out
     y_lo, y_hi, y_lerp = (a[start:stop] for a in bilinear_coords(out_h, h, np.float32(h) / np.float32(out_h)))
     x_lo, x_hi, x_lerp = bilinear_coords(out_w, w, np.float32(w) / np.float32(out_w))
     y_runs, x_runs = _runs(y_lo, y_hi), _runs(x_lo, x_hi)
-    out = np.empty((batch, stop - start, out_w), dtype)
     jobs = batch * (len(y_runs) - 1)
-    parts = min(jobs, threads or _cpus())
-    if jobs == 0:
-        return out
+    parts = min(jobs, threads or usable_cores())
     cuts = [jobs * i // parts for i in range(parts + 1)]
 
     def run(i):
@@ -74,13 +74,6 @@ def _runs(lo, hi) -> np.ndarray:
     """Start of each run of output lines that read the same two source lines, then the end."""
     change = np.flatnonzero((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) + 1
     return np.concatenate([[0], change, [len(lo)]]).astype(np.int64)
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @lru_cache(maxsize=None)

@@ -119,3 +119,11 @@ def test_the_compiled_loop_writes_the_mask_dtype_asked_for():
     masks = mask_kernel.bilinear_argmax(logits, (20, 24), dtype=np.uint16)
     assert masks.dtype == np.uint16
     np.testing.assert_array_equal(masks, reference(logits, (20, 24))[1])
+
+
+@pytest.mark.parametrize("size, rows", [((0, 9), None), ((7, 0), None), ((7, 9), (3, 3))])
+def test_the_compiled_loop_gives_an_empty_mask_for_an_empty_output(size, rows):
+    logits = np.random.default_rng(13).normal(size=(2, 4, 5, 20)).astype(np.float32)
+    masks = mask_kernel.bilinear_argmax(logits, size, rows=rows)
+    height = size[0] if rows is None else rows[1] - rows[0]
+    assert masks.shape == (2, height, size[1])
