@@ -66,9 +66,15 @@ def warm_up_mask_step() -> None:
     (the first call would otherwise wait for it); a no-op on the TensorFlow engine.
     """
     if mask_step_engine() == "numba":
-        from segcli.inference.mask_kernel import warm_up
+        threading.Thread(target=_warm_up, name="segcli-mask-warm-up", daemon=True).start()
 
-        threading.Thread(target=warm_up, name="segcli-mask-warm-up", daemon=True).start()
+
+def _warm_up() -> None:
+    try:
+        from segcli.inference.mask_kernel import warm_up
+    except ImportError:  # a broken Numba install: fused_argmax falls back to TensorFlow and says nothing either
+        return
+    warm_up()
 
 
 @lru_cache(maxsize=None)
@@ -78,7 +84,10 @@ def fused_argmax(wide: bool, num_classes: int, engine: str = "numba"):
     """
     dtype = np.uint16 if wide else np.uint8
     if engine == "numba":
-        from segcli.inference.mask_kernel import bilinear_argmax as kernel
+        try:
+            from segcli.inference.mask_kernel import bilinear_argmax as kernel
+        except ImportError:  # Numba is there but does not import (e.g. a NumPy it does not support yet)
+            return _tensorflow_argmax_rows(dtype, num_classes)
 
         def argmax_rows(values, size, start, stop):
             return kernel(values, size, rows=(start, stop), dtype=dtype)

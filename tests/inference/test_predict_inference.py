@@ -168,3 +168,26 @@ def test_the_mask_step_engines_give_the_same_masks(model, monkeypatch):
     for a, b, image in zip(compiled, traced, images):
         assert a.shape == image.shape[:2] and a.dtype == np.uint8
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_numba_that_does_not_import_falls_back_to_the_tensorflow_mask_step(model, monkeypatch):
+    import sys
+    import threading
+
+    from segcli.inference import finish
+
+    images = [textured(48, 72, 14)]
+    expected = [p.mask for p in Predictor(model).predict(images)]
+    monkeypatch.setitem(sys.modules, "segcli.inference.mask_kernel", None)  # importing it raises ImportError
+    finish.fused_argmax.cache_clear()
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+    try:
+        finish.warm_up_mask_step()
+        for thread in [t for t in threading.enumerate() if t.name == "segcli-mask-warm-up"]:
+            thread.join()
+        got = [p.mask for p in Predictor(model).predict(images)]
+    finally:
+        finish.fused_argmax.cache_clear()
+    assert raised == []  # the warm-up thread ended quietly: no traceback on stderr
+    np.testing.assert_array_equal(got[0], expected[0])
