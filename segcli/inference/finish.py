@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
 from functools import lru_cache
 
 import numpy as np
@@ -59,22 +58,6 @@ def mask_step_engine() -> str:
     if os.environ.get("SEGCLI_MASK_STEP", "").lower() in ("tensorflow", "tf"):
         return "tensorflow"
     return "numba" if importlib.util.find_spec("numba") is not None else "tensorflow"
-
-
-def warm_up_mask_step() -> None:
-    """Start loading predict's compiled mask step in a background thread, so that it overlaps opening the model
-    (the first call would otherwise wait for it); a no-op on the TensorFlow engine.
-    """
-    if mask_step_engine() == "numba":
-        threading.Thread(target=_warm_up, name="segcli-mask-warm-up", daemon=True).start()
-
-
-def _warm_up() -> None:
-    try:
-        from segcli.inference.mask_kernel import warm_up
-    except ImportError:  # a broken Numba install: fused_argmax falls back to TensorFlow and says nothing either
-        return
-    warm_up()
 
 
 @lru_cache(maxsize=None)

@@ -65,11 +65,6 @@ def bilinear_argmax(logits, size, rows=None, dtype=np.int32, threads: int | None
     return out
 
 
-def warm_up(dtype=np.uint8) -> None:
-    """Load the compiled loop for masks of ``dtype`` (from Numba's cache, else compile it) on a tiny input."""
-    bilinear_argmax(np.zeros((1, 2, 2, 2), np.float32), (3, 3), dtype=dtype, threads=1)
-
-
 def _runs(lo, hi) -> np.ndarray:
     """Start of each run of output lines that read the same two source lines, then the end."""
     change = np.flatnonzero((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) + 1

@@ -125,13 +125,11 @@ def run_predict(inputs, source, options: PredictOptions, on_progress=None, on_wa
 
 def _run(items, videos, source, options: PredictOptions, warn, on_start, on_progress, started: float) -> dict:
     """run_predict's work once the inputs are known and ``options.out`` is held: the summary."""
-    from segcli.inference.finish import warm_up_mask_step
     from segcli.inference.overlay import palette_lut
     from segcli.inference.provenance import claim, settings_of
     from segcli.inference.runners import OpenedModel, open_model
     from segcli.inference.video import frame_estimate
 
-    warm_up_mask_step()
     if not isinstance(source, OpenedModel):
         source = open_model(source, options.backend, options.precision)
     if options.batch_size is None:
