@@ -244,7 +244,7 @@ def setup(work: Path, arch: str, count: int) -> dict:
         quantized = nncf.quantize(ov_model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib))
         ov.save_model(quantized, str(int8_path), compress_to_fp16=False)
         info["hf_int8_seconds"] = round(time.perf_counter() - start, 1)
-    from segcli.export.openvino_format import converter_digest
+    from segcli.export.openvino_cache import converter_digest
 
     seg_int8 = work / f"segcli_{arch}_int8_{converter_digest()}"  # a segcli whose graph changed quantizes again
     if not (seg_int8 / "model.xml").is_file():
@@ -698,7 +698,7 @@ def trained_precision(args) -> str:
     work = Path(args.work) / "trained" / model_dir.name
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SEGCLI_HOME": str(Path(args.work) / "home")}
-    from segcli.export.openvino_format import converter_digest
+    from segcli.export.openvino_cache import converter_digest
 
     int8 = work / f"demo_int8_{converter_digest()}"  # a segcli whose graph changed quantizes again
     export = None

@@ -200,7 +200,7 @@ def _exports(work: Path) -> dict:
     subprocess.run([sys.executable, str(HERE / "compare_peers.py"), "--setup", "--arch", "b0", "--work", str(work),
                     "--images", str(EXPORTED_IMAGES)], check=True, env=env)
     info = json.loads((work / "setup_b0.json").read_text())
-    from segcli.export.openvino_format import converter_digest
+    from segcli.export.openvino_cache import converter_digest
 
     # named by the digest of segcli's model and converter code: a changed graph is exported again, never reused
     digest = converter_digest()

@@ -78,6 +78,24 @@ def has_amx(isa=None) -> bool:
     return "amx_bf16" in isa or "amx_tile" in isa
 
 
+#: Device files a GPU that TensorFlow can use leaves on Linux: NVIDIA's driver, ROCm's, and WSL's GPU bridge.
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def tensorflow_gpu_ruled_out(system: str | None = None, device_files=GPU_DEVICE_FILES) -> bool:
+    """True when TensorFlow surely sees no GPU here, told without importing it (about 5 s): on Linux, where
+    none of the GPU drivers' device files exists. Elsewhere (macOS has GPU plugins) only TensorFlow can say.
+
+    >>> tensorflow_gpu_ruled_out("Linux", ()), tensorflow_gpu_ruled_out("Darwin", ())
+    (True, False)
+    >>> tensorflow_gpu_ruled_out("Linux", ("/",))
+    False
+    """
+    if (system or platform.system()) != "Linux":
+        return False
+    return not any(os.path.exists(path) for path in device_files)
+
+
 def onednn_enabled() -> bool | None:
     """Whether TensorFlow's oneDNN ops are on in this process (imports TensorFlow); ``None`` if it cannot say.
 

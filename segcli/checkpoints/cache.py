@@ -34,12 +34,16 @@ def entry_dir(name: str) -> Path:
     return weights_root() / name
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
+    return hash_file(hashlib.sha256(), path).hexdigest()
+
+
+def hash_file(digest, path: Path, chunk: int = 1 << 20):
+    """``digest`` updated with the bytes of ``path``, read a chunk at a time; returns ``digest``."""
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
-    return digest.hexdigest()
+    return digest
 
 
 def is_entry(folder: Path) -> bool:

@@ -18,19 +18,17 @@ Precision (the ``precision`` export option, and the runner's):
   ``int8_half_range_weights`` says which; a full-range IR run on a CPU without VNNI gets a warning in
   ``runner.warnings``). Parity: mask agreement >= 99 %, plus the caller's mIoU budget.
 
-:func:`cached_runner` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled blobs
-under ``segcli_home()/openvino/<model hash>-<code hash>-<h>x<w>-<precision>/``, so a second run starts fast
-(:func:`blob_cache` keeps the blobs of a few input shapes; see :data:`BLOB_SHAPES`).
+:mod:`segcli.export.openvino_cache` converts a Keras SegFormer once and keeps the IR and OpenVINO's compiled
+blobs under ``segcli_home()/openvino/``, so a second run starts fast (:func:`blob_cache` keeps the blobs of a few
+input shapes; see :data:`BLOB_SHAPES`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,20 +38,20 @@ from segcli.errors import CheckpointError, MissingDependencyError, UsageError
 from segcli.export.formats import METADATA_FILE, PRECISIONS, ExportFormat, Runner, read_json
 
 XML, BIN = "model.xml", "model.bin"
-#: Folder of OpenVINO's compiled blobs inside a :func:`cached_runner` conversion.
+#: Folder of OpenVINO's compiled blobs inside a cached conversion (segcli.export.openvino_cache).
 BLOBS = "blobs"
 RT_KEY = "segcli"
 INSTALL = "pip install 'openvino>=2026.4,<2027'"
 #: Input shapes an OpenVinoRunner keeps a compiled model for (each compile of B0 takes about a second).
 STATIC_SHAPES = 8
-#: Input shapes whose compiled blobs :func:`cached_runner` keeps on disk per converted model, the most recently used
+#: Input shapes whose compiled blobs a cached conversion keeps on disk per converted model, the most recently used
 #: ones. A blob holds the weights (B0: 15 MB) and saves about half of a compile (B0: 0.4 of 0.8 s).
 BLOB_SHAPES = 4
 #: Calibration images NNCF uses at most (its default subset size).
 CALIBRATION_LIMIT = 300
 
 
-def _ov():
+def openvino_module():
     try:
         import openvino
     except ImportError:
@@ -63,7 +61,7 @@ def _ov():
 
 def cpu_capabilities() -> list:
     """OpenVINO's CPU plugin capabilities, e.g. ``['BF16', 'FP32', 'INT8', ...]``."""
-    return list(_ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return list(openvino_module().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def inference_hint(precision: str, capabilities=None) -> str:
@@ -94,7 +92,7 @@ def check_precision(precision: str) -> str:
 
 def convert(graph, precision: str = "fp32", calibration=None, metadata: dict | None = None):
     """An ``openvino.Model`` of ``graph``'s quarter-resolution logits (int8: quantized with ``calibration``)."""
-    ov = _ov()
+    ov = openvino_module()
     import tensorflow as tf
 
     from segcli.graph_function import graph_function
@@ -173,7 +171,7 @@ class OpenVinoRunner(Runner):
 
     def __init__(self, path, threads: int | None = None, precision: str | None = None, cache_dir=None,
                  model=None):
-        ov = _ov()
+        ov = openvino_module()
         xml = _xml(path)
         core = ov.Core()
         if model is None:
@@ -271,7 +269,7 @@ class OpenVinoFormat(ExportFormat):
     writes = (XML, BIN)
 
     def require(self) -> None:
-        _ov()
+        openvino_module()
 
     def check(self, options) -> None:
         if options.logits or options.quantize:
@@ -285,7 +283,7 @@ class OpenVinoFormat(ExportFormat):
         return path.suffix.lower() == ".xml" or (path / XML).is_file()
 
     def write(self, graph, path, options, metadata) -> None:
-        ov = _ov()
+        ov = openvino_module()
         model = convert(graph, options.precision, options.calibration, metadata)
         Path(path).mkdir(parents=True, exist_ok=True)
         ov.save_model(model, str(Path(path) / XML), compress_to_fp16=False)
@@ -295,103 +293,3 @@ class OpenVinoFormat(ExportFormat):
 
 
 FORMAT = OpenVinoFormat()
-
-
-def model_hash(model) -> str:
-    """A short hash of a Keras model's weights and class count: the cache key of its conversions."""
-    digest = hashlib.sha256(str(getattr(model, "num_classes", "")).encode())
-    for weight in model.weights:
-        value = np.ascontiguousarray(np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight))
-        digest.update(weight.path.encode() if hasattr(weight, "path") else b"")
-        digest.update(value.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def converter_digest() -> str:
-    """A short hash of the source that decides what the IR computes: the model code and this converter.
-
-    Part of the cache key, so a segcli whose graph changed converts again instead of running an IR that an
-    older version wrote.
-    """
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    converter = [Path(__file__).resolve(), root / "export" / "openvino_head.py"]
-    for source in sorted((root / "models").rglob("*.py")) + converter:
-        digest.update(source.relative_to(root).as_posix().encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:8]
-
-
-def cached_runner(model, input_size=None, precision: str = "fp32", threads: int | None = None,
-                  calibration=None):
-    """An :class:`OpenVinoRunner` of Keras SegFormer ``model``, converted once and cached.
-
-    The IR goes to ``segcli_home()/openvino/<hash>-<code>-<h>x<w>-<precision>/model.xml`` (``any`` without an
-    input size; the IR itself takes any size; ``<code>`` is :func:`converter_digest`) and OpenVINO's compiled
-    blobs to ``blobs/<n>x<h>x<w>/`` beside it (:func:`blob_cache`). Storing a conversion deletes the same
-    model's conversions by other converter digests. Where the cache cannot be written the model is converted
-    in memory, with a warning in ``runner.warnings``. ``int8`` needs ``calibration`` images the first time.
-    """
-    from segcli.checkpoints.cache import segcli_home
-    from segcli.models.segformer.graph import SegFormerGraph
-
-    check_precision(precision)
-    size = "x".join(str(int(s)) for s in input_size) if input_size else "any"
-    folder = segcli_home() / "openvino" / f"{model_hash(model)}-{converter_digest()}-{size}-{precision}"
-    if not (folder / XML).is_file():
-        metadata = {"num_classes": int(model.num_classes), "input_size": list(input_size) if input_size else None,
-                    "logits_stride": 4, "precision": precision}
-        start = time.perf_counter()
-        ir = convert(SegFormerGraph(model), precision, calibration, metadata)
-        seconds = time.perf_counter() - start
-        try:
-            _store(ir, metadata, folder)
-        except OSError as exc:
-            runner = OpenVinoRunner(folder, threads, precision, model=ir)
-            runner.warnings = (*runner.warnings, _unwritable(folder.parent, exc, seconds))
-            return runner
-        _remove_other_digests(folder)
-    return OpenVinoRunner(folder, threads, precision, cache_dir=folder / BLOBS)
-
-
-def _store(ir, metadata: dict, folder: Path) -> None:
-    """Save ``ir`` and ``metadata`` as ``folder``: written in a temporary sibling, renamed into place."""
-    from segcli.files import umask, write_atomic
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide the cache from other users
-        try:
-            _ov().save_model(ir, str(tmp / XML), compress_to_fp16=False)
-        except RuntimeError as exc:  # OpenVINO's own write errors (a full disk)
-            raise OSError(str(exc).strip().splitlines()[-1]) from None
-        write_atomic(tmp / METADATA_FILE, (json.dumps(metadata, indent=2) + "\n").encode())
-        if folder.is_dir():  # without model.xml: blobs left by a run whose IR was deleted meanwhile
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if not (folder / XML).is_file():  # else another run stored the same conversion first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _unwritable(root: Path, exc: OSError, seconds: float) -> str:
-    """The warning for a cache folder that cannot be written: what it costs and how to fix it."""
-    return (f"cannot write the OpenVINO cache folder {root} ({exc.strerror or exc}), so every run converts the "
-            f"model again (this one took {seconds:.1f} s); set SEGCLI_HOME to a writable folder to keep the "
-            f"conversion.")
-
-
-def _remove_other_digests(folder: Path) -> None:
-    """Delete the conversions of ``folder``'s model by other converter digests (another segcli's): never read again.
-
-    Folders being written (a leading dot) are left to the run that writes them.
-    """
-    model, digest = folder.name.split("-")[:2]
-    for other in folder.parent.iterdir():
-        parts = other.name.split("-")
-        if len(parts) > 1 and parts[0] == model and parts[1] != digest and other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)

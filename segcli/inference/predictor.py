@@ -254,14 +254,10 @@ class Predictor:
 
     def finish(self, logits: np.ndarray, shape, probs: bool = False) -> Prediction:
         """Upsample ``logits`` (h, w, C) to ``shape`` (H, W) and take the argmax (and probabilities)."""
-        self._resize_finish, self._stripe_finish = finishers(self.num_classes == 1, self._is_logits,
-                                                              self.mask_dtype != np.uint8)
         return self._upsample_whole(np.asarray(logits, np.float32), tuple(shape), probs)
 
     def run(self, prepared: list[Prepared], probs: bool = False) -> list[Prediction]:
         """Predict already prepared images; results come back in input order."""
-        self._resize_finish, self._stripe_finish = finishers(self.num_classes == 1, self._is_logits,
-                                                              self.mask_dtype != np.uint8)
         if self.mode == "slide":
             return [self._slide(p, probs) for p in prepared]
         if probs or not self._is_logits:
@@ -273,6 +269,10 @@ class Predictor:
         return results
 
     # --- internals ------------------------------------------------------------------------------------------------
+    def _finisher(self, which: int):
+        """finishers()'s whole-image (0) or stripe (1) function; TensorFlow loads only when one is needed."""
+        return finishers(self.num_classes == 1, self._is_logits, self.mask_dtype != np.uint8)[which]
+
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         if self._runner is not None:
             return np.asarray(self._runner.predict_logits(batch), dtype=np.float32)
@@ -312,7 +312,7 @@ class Predictor:
         if not want_probs and self._is_logits:
             return Prediction(self._fused_masks(values[None], [shape])[0])
         if h * w * self.num_classes <= WHOLE_ELEMENTS:
-            mask, probs = self._resize_finish(values, np.array([h, w], np.int32), want_probs)
+            mask, probs = self._finisher(0)(values, np.array([h, w], np.int32), want_probs)
             return Prediction(mask.numpy(), probs.numpy() if want_probs else None)
         sh, sw = values.shape[:2]
         y = bilinear_coords(h, sh, np.float32(sh) / np.float32(h))
@@ -349,7 +349,7 @@ class Predictor:
             e = min(s + step, r1)
             k0, k1 = int(y_lo[s]), int(y_hi[e - 1]) + 1
             block = src[k0 - src_row0:k1 - src_row0]
-            m, p = self._stripe_finish(block, (y_lo[s:e] - k0).astype(np.int32), (y_hi[s:e] - k0).astype(np.int32),
+            m, p = self._finisher(1)(block, (y_lo[s:e] - k0).astype(np.int32), (y_hi[s:e] - k0).astype(np.int32),
                                        y_lerp[s:e], x_lo, x_hi, x_lerp, want)
             mask[s:e] = m.numpy()
             if want:

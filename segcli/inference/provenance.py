@@ -60,7 +60,7 @@ def settings_of(source, seg, options) -> dict:
 def model_sha256(ref) -> str | None:
     """SHA-256 of the files a model's weights come from, in turn (a weights folder's recorded one); None without a
     ref (an OpenedModel built by hand), which leaves the model's name to identify it."""
-    from segcli.checkpoints.cache import WEIGHTS_FILE, read_record
+    from segcli.checkpoints.cache import WEIGHTS_FILE, hash_file, read_record
     from segcli.checkpoints.resolve import HF_FILES, KERAS_HUB_FILES
 
     if ref is None or ref.path is None:
@@ -77,9 +77,7 @@ def model_sha256(ref) -> str | None:
         files = [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
     digest = hashlib.sha256()  # of one file: what `sha256sum FILE` prints
     for file in files:
-        with open(file, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        hash_file(digest, file)
     return digest.hexdigest()
 
 

@@ -93,21 +93,60 @@ def open_model(spec=None, backend: str = "auto", precision: str = "auto") -> Ope
         return _open_exported(ref, backend, precision)
     if ref.kind == "preset":
         _refuse_untrained(ref)
+    engine = auto_backend(precision) if backend == "auto" else backend
+    precision = auto_precision(engine) if precision == "auto" else precision
+    _check_engine(engine, precision, ref)
+    fingerprint = None
+    if engine == "openvino":
+        from segcli.checkpoints.fingerprint import checkpoint_fingerprint
+
+        fingerprint = checkpoint_fingerprint(ref)
+        converted = _open_converted(ref, fingerprint, precision) if fingerprint else None
+        if converted is not None:
+            return converted
+    loaded = _load(ref)
+    model = loaded.model
+    if not hasattr(model, "num_classes"):  # a plain Keras segmentation model
+        model.num_classes = int(model.output_shape[-1])
+    classes = (loaded.classes or ClassTable.from_names([])).complete(int(model.num_classes))
+    if engine == "openvino" and hasattr(model, "head"):
+        from segcli.export.openvino_cache import cached_runner
+
+        # Only a checkpoint's own trained classifier makes the same model every time it loads.
+        model = cached_runner(model, loaded.input_size, precision,
+                              fingerprint=fingerprint if loaded.trained_classes is not None else None)
+    elif precision != "fp32" or engine == "openvino":
+        raise UsageError(f"precision {precision} on backend {engine}: TensorFlow runs fp32 here (its bf16 was "
+                         f"measured no faster on CPU); use backend openvino.", value="precision")
+    return OpenedModel(model, classes, ref.spec, loaded.input_size, ref, engine, precision)
+
+
+def _open_converted(ref: ModelRef, fingerprint: str, precision: str) -> OpenedModel | None:
+    """The checkpoint's OpenVINO conversion from an earlier run, opened without TensorFlow or a Keras load."""
+    from segcli.export.openvino_cache import runner_for_checkpoint
+
+    runner = runner_for_checkpoint(fingerprint, precision)
+    if runner is None:
+        return None
+    kept = ref.classes if ref.classes is not None and len(ref.classes) == runner.num_classes else None
+    classes = (kept or ClassTable.from_names([])).complete(int(runner.num_classes))
+    return OpenedModel(runner, classes, ref.spec, runner.input_size, ref, "openvino", runner.precision)
+
+
+def _load(ref: ModelRef):
     from segcli.models.load import load
 
     try:
-        loaded = load(ref)
+        return load(ref)
     except WeightsNotFoundError:
         name = ref.spec
         raise WeightsNotFoundError(
             f"Model '{name}' is not in the weights cache. Run `segcli weights fetch {name}` (needs network), or "
             f"`segcli weights import CHECKPOINT_DIR --as {name}`, or give a run directory or .keras file.") from None
-    model = loaded.model
-    if not hasattr(model, "num_classes"):  # a plain Keras segmentation model
-        model.num_classes = int(model.output_shape[-1])
-    classes = (loaded.classes or ClassTable.from_names([])).complete(int(model.num_classes))
-    engine = auto_backend(precision) if backend == "auto" else backend
-    precision = auto_precision(engine) if precision == "auto" else precision
+
+
+def _check_engine(engine: str, precision: str, ref: ModelRef) -> None:
+    """UsageError for an engine or precision that cannot run a checkpoint (before anything loads)."""
     if engine == "onnxruntime":
         raise UsageError(f"backend onnxruntime runs exported .onnx files; export {ref.spec} first "
                          f"(`segcli export --format onnx`) or use backend tensorflow or openvino.", value="backend")
@@ -115,14 +154,6 @@ def open_model(spec=None, backend: str = "auto", precision: str = "auto") -> Ope
         raise UsageError("precision int8 runs an int8 OpenVINO IR, which `segcli export --format openvino "
                          "--precision int8 --calib DIR --data DIR` makes after checking its mIoU budget; pass that "
                          "IR as the model.", value="precision")
-    if engine == "openvino" and hasattr(model, "head"):
-        from segcli.export.openvino_format import cached_runner
-
-        model = cached_runner(model, loaded.input_size, precision)
-    elif precision != "fp32" or engine == "openvino":
-        raise UsageError(f"precision {precision} on backend {engine}: TensorFlow runs fp32 here (its bf16 was "
-                         f"measured no faster on CPU); use backend openvino.", value="precision")
-    return OpenedModel(model, classes, ref.spec, loaded.input_size, ref, engine, precision)
 
 
 def auto_backend(precision: str = "fp32") -> str:
@@ -138,6 +169,10 @@ def auto_backend(precision: str = "fp32") -> str:
         import openvino  # noqa: F401
     except ImportError:
         return "tensorflow"
+    from segcli.hardware import tensorflow_gpu_ruled_out
+
+    if tensorflow_gpu_ruled_out():
+        return "openvino"
     import tensorflow as tf
 
     return "tensorflow" if tf.config.list_physical_devices("GPU") else "openvino"

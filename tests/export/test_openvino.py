@@ -226,7 +226,7 @@ def test_an_impossible_budget_fails_and_writes_nothing(trained, tmp_path):
 
 
 def test_cached_runner_converts_once_and_reuses_the_ir(keras_model, segcli_home):
-    from segcli.export.openvino_format import cached_runner
+    from segcli.export.openvino_cache import cached_runner
 
     images, _ = colour_blocks(2, seed=3)
     first = cached_runner(keras_model, (64, 64), "fp32")
@@ -242,25 +242,26 @@ def test_cached_runner_converts_once_and_reuses_the_ir(keras_model, segcli_home)
 
 
 def test_a_changed_converter_converts_again_and_deletes_the_old_conversions(keras_model, segcli_home, monkeypatch):
-    from segcli.export import openvino_format
+    from segcli.export import openvino_cache
 
-    openvino_format.cached_runner(keras_model, (64, 64), "fp32")
-    openvino_format.cached_runner(keras_model, None, "fp32")
+    openvino_cache.cached_runner(keras_model, (64, 64), "fp32")
+    openvino_cache.cached_runner(keras_model, None, "fp32")
     old = sorted(folder.name for folder in (segcli_home / "openvino").iterdir())
-    assert openvino_format.converter_digest() == openvino_format.converter_digest() and len(old) == 2
+    assert openvino_cache.converter_digest() == openvino_cache.converter_digest() and len(old) == 2
     other_model = segcli_home / "openvino" / old[0].replace(old[0][:16], "0123456789abcdef")
     other_model.mkdir()  # another model's conversion stays
-    monkeypatch.setattr(openvino_format, "converter_digest", lambda: "0ther0ne")
-    openvino_format.cached_runner(keras_model, (64, 64), "fp32")
+    monkeypatch.setattr(openvino_cache, "converter_digest", lambda: "0ther0ne")
+    openvino_cache.cached_runner(keras_model, (64, 64), "fp32")
     names = sorted(folder.name for folder in (segcli_home / "openvino").iterdir())
     assert names == sorted([other_model.name, old[0].replace(old[0].split("-")[1], "0ther0ne")])
 
 
 def test_runner_compiles_each_input_shape_and_keeps_the_last_few(keras_model, segcli_home, monkeypatch):
     from segcli.export import openvino_format
+    from segcli.export.openvino_cache import cached_runner
 
     monkeypatch.setattr(openvino_format, "STATIC_SHAPES", 2)
-    runner = openvino_format.cached_runner(keras_model, None, "fp32")
+    runner = cached_runner(keras_model, None, "fp32")
     shapes = [(1, 64, 64, 3), (2, 96, 64, 3), (1, 32, 128, 3), (1, 64, 64, 3)]
     for i, shape in enumerate(shapes):
         images = np.random.default_rng(i).integers(0, 256, shape).astype(np.uint8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -61,7 +62,7 @@ def test_segcli_home_below_a_file_converts_in_memory_with_one_warning(tmp_path):
 
 
 def test_the_runner_of_an_unwritable_cache_answers_like_the_keras_model(demo, tmp_path, monkeypatch):
-    from segcli.export.openvino_format import cached_runner
+    from segcli.export.openvino_cache import cached_runner
 
     monkeypatch.setenv("SEGCLI_HOME", str(tmp_path / "file"))
     (tmp_path / "file").write_bytes(b"")
@@ -117,7 +118,8 @@ def test_blobs_stay_for_a_few_input_shapes_the_least_recently_used_go(demo, segc
     Within one run, shapes beyond those are compiled without a blob (so a run over many sizes keeps hitting its
     first ones); a later run's new shapes replace the least recently used ones.
     """
-    from segcli.export.openvino_format import BLOB_SHAPES, cached_runner
+    from segcli.export.openvino_cache import cached_runner
+    from segcli.export.openvino_format import BLOB_SHAPES
 
     def run(runner, shapes):
         for shape in shapes:
@@ -139,3 +141,45 @@ def test_blobs_stay_for_a_few_input_shapes_the_least_recently_used_go(demo, segc
     run(cached_runner(demo, None, "fp32"), [shapes[BLOB_SHAPES - 1], *later])  # a hit, then new shapes
     assert sorted(kept(folder / "blobs")) == sorted([names[BLOB_SHAPES - 1], *("x".join(map(str, s)) for s in later)])
     assert last.stat().st_mtime_ns == mtime  # read, not compiled again
+
+
+#: Runs segcli's CLI in this process, then says whether TensorFlow was imported.
+TF_PROBE = ("import sys\nfrom segcli.cli.app import main\nsys.argv = ['segcli', *sys.argv[1:]]\ntry:\n    main()\n"
+            "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+            "print('imported tensorflow:', 'tensorflow' in sys.modules)\n")
+
+
+def predict_masks(model: Path, images: Path, out: Path, home: Path) -> tuple[bool, dict]:
+    """``segcli predict --backend openvino --precision fp32`` in a fresh process: (TensorFlow imported, masks)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(out.parent), "SEGCLI_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", TF_PROBE, "predict", str(images), "--model", str(model),
+                           "--out", str(out), "--backend", "openvino", "--precision", "fp32", "--no-overlay"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    masks = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(out.glob("*.png"))}
+    return done.stdout.strip().endswith("imported tensorflow: True"), masks
+
+
+@pytest.mark.slow
+def test_a_second_run_of_a_checkpoint_opens_its_conversion_without_tensorflow_until_the_file_changes(demo, tmp_path):
+    images, home = photos(tmp_path / "photos"), tmp_path / "home"
+    checkpoint = tmp_path / "model.keras"
+    demo.save(checkpoint)
+    first_tf, first = predict_masks(checkpoint, images, tmp_path / "out1", home)
+    second_tf, second = predict_masks(checkpoint, images, tmp_path / "out2", home)
+    assert (first_tf, second_tf) == (True, False)
+    assert first.keys() == second.keys() == {"0.png", "1.png"}
+    assert all(np.array_equal(first[name], second[name]) for name in first)
+
+    bias = demo.weights[-1]  # the classifier's bias: class 3 now wins nearly everywhere
+    original = bias.numpy()
+    try:
+        bias.assign(original + 50.0 * np.eye(len(original), dtype=np.float32)[3])
+        demo.save(checkpoint)
+    finally:
+        bias.assign(original)
+    changed_tf, changed = predict_masks(checkpoint, images, tmp_path / "out3", home)
+    _, fresh = predict_masks(checkpoint, images, tmp_path / "out4", tmp_path / "fresh_home")
+    assert changed_tf  # a changed file is converted again, not matched to the old conversion
+    assert all(np.array_equal(changed[name], fresh[name]) for name in fresh)
+    assert all((changed[name] == 3).mean() > 0.9 and not np.array_equal(changed[name], first[name]) for name in first)
