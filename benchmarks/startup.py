@@ -6,7 +6,8 @@ repetitions; the table gives the median wall time of each and the difference. Th
 command that runs a model pays: starting Python and importing TensorFlow and Keras.
 
 - ``segcli predict samples/val/images samples/photos --model samples/demo_model`` (the README's first command) on
-  the default backend (OpenVINO where it is installed) and on ``--backend tensorflow``;
+  the default backend (OpenVINO where it is installed; after the untimed run it opens the cached conversion without
+  importing TensorFlow, so AutoGraph does not apply) and on ``--backend tensorflow``;
 - ``segcli eval samples --model samples/demo_model``;
 - ``segcli train --scratch --epochs 1 --image-size 64``: B0 on 24 ``segcli data synth`` images of 64x64 (batch 8).
 
