@@ -82,7 +82,7 @@ def has_amx(isa=None) -> bool:
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 
 
-def tensorflow_gpu_ruled_out(system: str | None = None, device_files=GPU_DEVICE_FILES) -> bool:
+def tensorflow_gpu_ruled_out(system: str | None = None, device_files=None) -> bool:
     """True when TensorFlow surely sees no GPU here, told without importing it (about 5 s): on Linux, where
     none of the GPU drivers' device files exists. Elsewhere (macOS has GPU plugins) only TensorFlow can say.
 
@@ -93,7 +93,7 @@ def tensorflow_gpu_ruled_out(system: str | None = None, device_files=GPU_DEVICE_
     """
     if (system or platform.system()) != "Linux":
         return False
-    return not any(os.path.exists(path) for path in device_files)
+    return not any(os.path.exists(path) for path in (GPU_DEVICE_FILES if device_files is None else device_files))
 
 
 def onednn_enabled() -> bool | None:

@@ -287,6 +287,20 @@ def test_auto_backend_is_openvino_on_a_cpu_and_tensorflow_without_it(trained, se
     assert out.stdout.strip().splitlines()[-1] == "tensorflow fp32"
 
 
+def test_auto_backend_asks_tensorflow_where_a_gpu_device_file_exists(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from segcli import hardware
+    from segcli.inference.runners import auto_backend
+
+    (tmp_path / "nvidiactl").write_bytes(b"")
+    monkeypatch.setattr(hardware, "GPU_DEVICE_FILES", (str(tmp_path / "nvidiactl"),))
+    assert not hardware.tensorflow_gpu_ruled_out("Linux")
+    assert auto_backend() == ("tensorflow" if tf.config.list_physical_devices("GPU") else "openvino")
+    monkeypatch.setattr(hardware, "GPU_DEVICE_FILES", (str(tmp_path / "none"),))
+    assert hardware.tensorflow_gpu_ruled_out("Linux") and auto_backend() == "openvino"
+
+
 def test_auto_precision_is_bf16_where_the_cpu_has_it_and_fp32_elsewhere(trained, segcli_home):
     from segcli.inference.runners import open_model
 
