@@ -98,11 +98,11 @@ def runner_for_checkpoint(fingerprint: str, precision: str, threads: int | None 
 
     pointer = segcli_home() / "openvino" / SOURCES / f"{fingerprint}-{precision}.json"
     try:
-        name = json.loads(pointer.read_text())["conversion"]
+        name = str(json.loads(pointer.read_text())["conversion"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    folder = pointer.parent.parent / str(name)
-    if "/" in str(name) or name.split("-")[1:2] != [converter_digest()] or not (folder / XML).is_file():
+    folder = pointer.parent.parent / name
+    if "/" in name or name.split("-")[1:2] != [converter_digest()] or not (folder / XML).is_file():
         return None
     return OpenVinoRunner(folder, threads, check_precision(precision), cache_dir=folder / BLOBS)
 
