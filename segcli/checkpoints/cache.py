@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from segcli.files import umask
@@ -35,7 +36,14 @@ def entry_dir(name: str) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    return hash_file(hashlib.sha256(), path).hexdigest()
+    """SHA-256 of a file (what ``sha256sum`` prints), read once per process while its size and mtime stay."""
+    stat = Path(path).stat()
+    return _sha256_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
+    return hash_file(hashlib.sha256(), Path(path)).hexdigest()
 
 
 def hash_file(digest, path: Path, chunk: int = 1 << 20):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from importlib.metadata import PackageNotFoundError, version
 
-from segcli.checkpoints.cache import hash_file
+from segcli.checkpoints.cache import sha256_file
 from segcli.checkpoints.resolve import ModelRef
 
 #: Kinds of checkpoint whose model is fully given by their files.
@@ -38,9 +38,8 @@ def checkpoint_fingerprint(ref: ModelRef) -> str | None:
         return None
     files = [ref.path] if ref.path.is_file() else sorted(p for p in ref.path.iterdir() if p.is_file())
     digest = hashlib.sha256(f"{ref.kind}\0keras {_keras_version()}".encode())
-    for path in files:
-        digest.update(f"\0{path.name}\0".encode())
-        hash_file(digest, path)
+    for path in files:  # sha256_file reads each file once per process: the weights check and summaries reuse it
+        digest.update(f"\0{path.name}\0{sha256_file(path)}".encode())
     return digest.hexdigest()[:16]
 
 

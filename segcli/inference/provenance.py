@@ -60,7 +60,7 @@ def settings_of(source, seg, options) -> dict:
 def model_sha256(ref) -> str | None:
     """SHA-256 of the files a model's weights come from, in turn (a weights folder's recorded one); None without a
     ref (an OpenedModel built by hand), which leaves the model's name to identify it."""
-    from segcli.checkpoints.cache import WEIGHTS_FILE, hash_file, read_record
+    from segcli.checkpoints.cache import WEIGHTS_FILE, hash_file, read_record, sha256_file
     from segcli.checkpoints.resolve import HF_FILES, KERAS_HUB_FILES
 
     if ref is None or ref.path is None:
@@ -75,7 +75,9 @@ def model_sha256(ref) -> str | None:
         files = [path / name for name in (HF_FILES if ref.kind == "hf" else KERAS_HUB_FILES)]
     else:  # a .keras file or an exported model; an OpenVINO IR keeps its weights in the .bin beside the .xml
         files = [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
-    digest = hashlib.sha256()  # of one file: what `sha256sum FILE` prints
+    if len(files) == 1:
+        return sha256_file(files[0])  # what `sha256sum FILE` prints
+    digest = hashlib.sha256()
     for file in files:
         hash_file(digest, file)
     return digest.hexdigest()

@@ -108,7 +108,7 @@ def open_model(spec=None, backend: str = "auto", precision: str = "auto") -> Ope
     model = loaded.model
     if not hasattr(model, "num_classes"):  # a plain Keras segmentation model
         model.num_classes = int(model.output_shape[-1])
-    classes = (loaded.classes or ClassTable.from_names([])).complete(int(model.num_classes))
+    classes = _completed(loaded.classes, model.num_classes)
     if engine == "openvino" and hasattr(model, "head"):
         from segcli.export.openvino_cache import cached_runner
 
@@ -128,9 +128,15 @@ def _open_converted(ref: ModelRef, fingerprint: str, precision: str) -> OpenedMo
     runner = runner_for_checkpoint(fingerprint, precision)
     if runner is None:
         return None
-    kept = ref.classes if ref.classes is not None and len(ref.classes) == runner.num_classes else None
-    classes = (kept or ClassTable.from_names([])).complete(int(runner.num_classes))
+    from segcli.models.load import kept_classes
+
+    classes = _completed(kept_classes(ref.classes, runner), runner.num_classes)
     return OpenedModel(runner, classes, ref.spec, runner.input_size, ref, "openvino", runner.precision)
+
+
+def _completed(classes: ClassTable | None, num_classes: int) -> ClassTable:
+    """``classes`` completed to ``num_classes`` (``class_<i>`` names where none are known)."""
+    return (classes or ClassTable.from_names([])).complete(int(num_classes))
 
 
 def _load(ref: ModelRef):
@@ -219,7 +225,6 @@ def _open_exported(ref: ModelRef, backend: str, precision: str) -> OpenedModel:
         raise UsageError(f"precision {precision}: {ref.path} is a {fmt.name} export; only OpenVINO IRs run at "
                          f"bf16 or int8 (`segcli export --format openvino --precision ...`).", value="precision")
     runner = fmt.open_runner(ref.path, None, precision=precision)
-    given = ClassTable.from_dicts(runner.classes, source=str(ref.path)) if runner.classes else \
-        ClassTable.from_names([])
-    return OpenedModel(runner, given.complete(int(runner.num_classes)), ref.spec, runner.input_size, ref, engine,
+    given = ClassTable.from_dicts(runner.classes, source=str(ref.path)) if runner.classes else None
+    return OpenedModel(runner, _completed(given, runner.num_classes), ref.spec, runner.input_size, ref, engine,
                        getattr(runner, "precision", "fp32"))

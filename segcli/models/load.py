@@ -101,8 +101,8 @@ def _retarget(model, req: Request):
     return new, model.num_classes
 
 
-def _kept(classes, model) -> ClassTable | None:
-    """The checkpoint's classes when the built model still predicts them."""
+def kept_classes(classes, model) -> ClassTable | None:
+    """The checkpoint's classes when the built model (or a runner of its conversion) still predicts them."""
     return classes if classes is not None and len(classes) == getattr(model, "num_classes", -1) else None
 
 
@@ -124,7 +124,7 @@ def _from_hf(ref: ModelRef, req: Request) -> Loaded:
     model = SegFormer(backbone, n_ckpt if keep else req.num_classes, int(config.get("decoder_hidden_size", 256)),
                       activation=req.activation)
     convert_hf.load_into_segmenter(model, tensors, source, include_classifier=keep)
-    return Loaded(model, _kept(ref.classes, model), source, {"source": source}, ref.input_size, n_ckpt)
+    return Loaded(model, kept_classes(ref.classes, model), source, {"source": source}, ref.input_size, n_ckpt)
 
 
 def _from_keras_hub(ref: ModelRef, req: Request) -> Loaded:
@@ -137,7 +137,7 @@ def _from_keras_hub(ref: ModelRef, req: Request) -> Loaded:
         return Loaded(_new_head(model, req, str(ref.path)), source=str(ref.path))
     model, trained = _retarget(model, req)
     size = record.get("input_size")
-    return Loaded(model, _kept(ref.classes, model), str(ref.path), record, tuple(size) if size else None, trained)
+    return Loaded(model, kept_classes(ref.classes, model), str(ref.path), record, tuple(size) if size else None, trained)
 
 
 def _load_weights(model, weights: Path) -> None:
@@ -167,7 +167,7 @@ def _from_entry(ref: ModelRef, req: Request, label: str | None = None) -> Loaded
     if req.want == "backbone":
         return Loaded(model.backbone, source=source, record=record)
     model, trained = _retarget(model, req)
-    return Loaded(model, _kept(ref.classes, model), source, record, ref.input_size, trained)
+    return Loaded(model, kept_classes(ref.classes, model), source, record, ref.input_size, trained)
 
 
 def _from_keras(ref: ModelRef, req: Request) -> Loaded:
@@ -190,7 +190,7 @@ def _from_keras(ref: ModelRef, req: Request) -> Loaded:
     trained = None
     if isinstance(model, SegFormer):
         model, trained = _retarget(model, req)
-    return Loaded(model, _kept(ref.classes, model), str(ref.path), {}, ref.input_size, trained)
+    return Loaded(model, kept_classes(ref.classes, model), str(ref.path), {}, ref.input_size, trained)
 
 
 #: Keras' own constructor arguments, which every model takes.
@@ -257,7 +257,7 @@ def _from_preset(ref: ModelRef, req: Request) -> Loaded:
     default = SEGMENTER_ROW_CLASSES if preset["model"] == "segmenter" else None
     req = replace(req, num_classes=req.num_classes or preset.get("num_classes"))
     model = _new_head(backbone, req, f"Preset '{name}'", preset.get("projection_filters"), default)
-    return Loaded(model, _kept(ref.classes, model), name, {}, ref.input_size)
+    return Loaded(model, kept_classes(ref.classes, model), name, {}, ref.input_size)
 
 
 _BUILDERS = {"preset": _from_preset, "entry": _from_entry, "keras": _from_keras, "hf": _from_hf,
