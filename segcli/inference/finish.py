@@ -3,8 +3,9 @@
 - :func:`fused_argmax`: masks straight from low-resolution logits in bands of rows, never the full-resolution
   logits: the compiled loop of :mod:`segcli.inference.mask_kernel`, or
   :func:`segcli.inference.upsample.bilinear_argmax` in TensorFlow (:func:`mask_step_engine` chooses);
-- :func:`finishers`: resize then argmax (and softmax probabilities), whole or one stripe of rows, for
-  ``--save-probs`` and models whose output is not logits;
+- :func:`stripe_finisher`: the mask, and with it the float16 probabilities, at given output rows and columns:
+  for slide mode, ``--save-probs`` and models whose output is not logits; the compiled loops of
+  :mod:`~segcli.inference.mask_kernel` and :mod:`~segcli.inference.probs_kernel`, or TF ops.
 """
 
 from __future__ import annotations
@@ -17,38 +18,61 @@ import numpy as np
 
 
 @lru_cache(maxsize=None)
-def finishers(binary: bool, is_logits: bool, wide: bool):
-    """Compiled resize-then-argmax functions (whole image, and one stripe of rows)."""
+def stripe_finisher(binary: bool, is_logits: bool, wide: bool, engine: str = "numba"):
+    """``finish(src, y, x, mask, probs=None)``: upsample ``src`` (h, w, C) to output rows ``y`` and columns ``x``
+    (:func:`~segcli.inference.bilinear.bilinear_coords` triplets indexing it), then fill ``mask`` (n, W) (uint8,
+    uint16 when ``wide``) and, if given, ``probs`` (n, W, C) float16 with the probabilities.
+
+    On the ``numba`` engine, masks of logits come from the rival loop of :mod:`~segcli.inference.mask_kernel` and
+    everything else from :mod:`~segcli.inference.probs_kernel`; on ``tensorflow``, from TF ops.
+    """
+    dtype = np.uint16 if wide else np.uint8
+    if engine == "numba":
+        try:
+            from segcli.inference.mask_kernel import argmax_at
+            from segcli.inference.probs_kernel import upsample_finish
+        except ImportError:  # as in fused_argmax
+            return _tensorflow_stripe_finisher(binary, is_logits, dtype)
+
+        def finish(src, y, x, mask, probs=None):
+            if is_logits and probs is None:
+                mask[:] = argmax_at(src[None], y, x, dtype)[0]
+            else:
+                upsample_finish(src, y, x, binary, is_logits, dtype, probs is not None, out=(mask, probs))
+
+        return finish
+    return _tensorflow_stripe_finisher(binary, is_logits, dtype)
+
+
+def _tensorflow_stripe_finisher(binary: bool, is_logits: bool, dtype):
     import tensorflow as tf
 
     from segcli.graph_function import graph_function
 
     threshold = 0.0 if is_logits else 0.5
-    mask_dtype = tf.uint16 if wide else tf.uint8
-
-    def finish(values, want_probs):
-        if binary:
-            mask = tf.cast(values[..., 0] > threshold, mask_dtype)
-            probs = tf.sigmoid(values) if is_logits else values
-        else:
-            mask = tf.cast(tf.argmax(values, axis=-1, output_type=tf.int32), mask_dtype)
-            probs = tf.nn.softmax(values, axis=-1) if is_logits else values
-        return mask, (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
 
     @graph_function(reduce_retracing=True)
-    def resize_finish(values, size, want_probs):
-        up = tf.image.resize(values[None], size, method="bilinear")[0]
-        return finish(up, want_probs)
-
-    @graph_function(reduce_retracing=True)
-    def stripe_finish(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
+    def traced(src, y_lo, y_hi, y_lerp, x_lo, x_hi, x_lerp, want_probs):
         # TF's bilinear kernel, written out: lerp along x on the needed source rows, then along y.
         left, right = tf.gather(src, x_lo, axis=1), tf.gather(src, x_hi, axis=1)
         rows = left + (right - left) * x_lerp[None, :, None]
         top, bottom = tf.gather(rows, y_lo), tf.gather(rows, y_hi)
-        return finish(top + (bottom - top) * y_lerp[:, None, None], want_probs)
+        values = top + (bottom - top) * y_lerp[:, None, None]
+        if binary:
+            mask, probs = values[..., 0] > threshold, tf.sigmoid(values) if is_logits else values
+        else:
+            mask, probs = tf.argmax(values, axis=-1), tf.nn.softmax(values, axis=-1) if is_logits else values
+        return tf.cast(mask, dtype), (tf.cast(probs, tf.float16) if want_probs else tf.zeros((0,), tf.float16))
 
-    return resize_finish, stripe_finish
+    def finish(src, y, x, mask, probs=None):
+        (y_lo, y_hi, y_lerp), (x_lo, x_hi, x_lerp) = y, x
+        m, p = traced(src, y_lo.astype(np.int32), y_hi.astype(np.int32), y_lerp, x_lo.astype(np.int32),
+                      x_hi.astype(np.int32), x_lerp, probs is not None)
+        mask[:] = m.numpy()
+        if probs is not None:
+            probs[:] = p.numpy()
+
+    return finish
 
 
 def mask_step_engine() -> str:

@@ -41,28 +41,44 @@ def bilinear_argmax(logits, size, rows=None, dtype=np.int32, threads: int | None
     rows. One-class logits are thresholded at 0 (the sigmoid's 0.5), as segcli's masks are. ``threads``
     defaults to the CPUs this process may use.
     """
-    logits = np.ascontiguousarray(logits, dtype=np.float32)
-    batch, h, w, _ = logits.shape
+    _, h, w, _ = np.shape(logits)
     out_h, out_w = int(size[0]), int(size[1])
     start, stop = (0, out_h) if rows is None else (int(rows[0]), int(rows[1]))
-    out = np.empty((batch, stop - start, out_w), dtype)
+    y = tuple(a[start:stop] for a in bilinear_coords(out_h, h, np.float32(h) / np.float32(out_h)))
+    return argmax_at(logits, y, bilinear_coords(out_w, w, np.float32(w) / np.float32(out_w)), dtype, threads)
+
+
+def argmax_at(logits, y, x, dtype=np.int32, threads: int | None = None) -> np.ndarray:
+    """The same masks at given output rows and columns: ``y`` and ``x`` are :func:`bilinear_coords` triplets
+    (lower and upper source line, lerp) indexing ``logits`` (B, h, w, C); returns (B, len(y[0]), len(x[0])).
+    Slide mode passes coordinates whose scale is not the ratio of the two sizes.
+    """
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    y_lo, y_hi, y_lerp = (np.asarray(a) for a in y)
+    x_lo, x_hi, x_lerp = (np.asarray(a) for a in x)
+    out = np.empty((logits.shape[0], len(y_lo), len(x_lo)), dtype)
     if out.size == 0:
         return out
-    y_lo, y_hi, y_lerp = (a[start:stop] for a in bilinear_coords(out_h, h, np.float32(h) / np.float32(out_h)))
-    x_lo, x_hi, x_lerp = bilinear_coords(out_w, w, np.float32(w) / np.float32(out_w))
     y_runs, x_runs = _runs(y_lo, y_hi), _runs(x_lo, x_hi)
-    jobs = batch * (len(y_runs) - 1)
-    parts = min(jobs, threads or usable_cores())
-    cuts = [jobs * i // parts for i in range(parts + 1)]
+    jobs = logits.shape[0] * (len(y_runs) - 1)
 
-    def run(i):
-        _window_loop(logits, y_lo, y_hi, y_lerp, y_runs, x_lo, x_hi, x_lerp, x_runs, out, cuts[i], cuts[i + 1])
+    def run(first, last):
+        _window_loop(logits, y_lo, y_hi, y_lerp, y_runs, x_lo, x_hi, x_lerp, x_runs, out, first, last)
 
-    if parts == 1:
-        run(0)
-    else:
-        list(_pool(parts).map(run, range(parts)))
+    split_over_threads(jobs, run, threads)
     return out
+
+
+def split_over_threads(jobs: int, run, threads: int | None = None) -> None:
+    """Call ``run(first, last)`` on consecutive slices of ``range(jobs)``, one per thread (the loops release the
+    GIL); ``threads`` defaults to the CPUs this process may use.
+    """
+    parts = max(1, min(jobs, threads or usable_cores()))
+    cuts = [jobs * i // parts for i in range(parts + 1)]
+    if parts == 1:
+        run(0, jobs)
+    else:
+        list(_pool(parts).map(lambda i: run(cuts[i], cuts[i + 1]), range(parts)))
 
 
 def _runs(lo, hi) -> np.ndarray:

@@ -16,8 +16,9 @@ runner) and turns RGB ``uint8`` images of any size into class-index masks at the
 In both modes the logits are resized bilinearly (half-pixel centres, like the
 model's own output layer) to the original size and the argmax is taken there.
 Masks come from the compiled loop of :mod:`segcli.inference.mask_kernel`, which
-never builds the full-resolution logits; only ``probs=True`` does, in stripes of
-at most ``STRIPE_ELEMENTS`` floats for large outputs.
+never builds the full-resolution logits. Probabilities (``probs=True``) come from
+:mod:`segcli.inference.probs_kernel`, a stripe of at most ``STRIPE_ELEMENTS``
+values at a time; neither needs TensorFlow (``SEGCLI_MASK_STEP=tensorflow`` uses TF ops).
 
 The network runs in batches of ``batch_size`` inside a traced function (no XLA: ``jit_compile`` was measured
 3-5x slower on CPU here). SegFormers run through :class:`~segcli.models.segformer.graph.SegFormerGraph`,
@@ -41,13 +42,11 @@ import numpy as np
 from segcli.errors import UsageError
 from segcli.graph_function import graph_function
 from segcli.inference.bilinear import bilinear_coords
-from segcli.inference.finish import finishers, fused_argmax, mask_step_engine
+from segcli.inference.finish import fused_argmax, mask_step_engine, stripe_finisher
 
 DEFAULT_MAX_SIDE = 2048
 DEFAULT_TILE = 512
-#: Largest output (H * W * classes) upsampled in one piece with TF's resize kernel.
-WHOLE_ELEMENTS = 1 << 26
-#: Floats per upsampling stripe when the output is larger than that, and in slide mode.
+#: Floats per upsampling stripe where the full-resolution values are needed (probabilities, slide mode).
 STRIPE_ELEMENTS = 1 << 24
 #: Traced functions kept for other Keras models, one per input size. A SegFormer graph has one for every size: it
 #: ran no slower than a per-size trace, and tracing B0 takes about 1.5 s (benchmarks/NOTES.md row 29).
@@ -269,9 +268,11 @@ class Predictor:
         return results
 
     # --- internals ------------------------------------------------------------------------------------------------
-    def _finisher(self, which: int):
-        """finishers()'s whole-image (0) or stripe (1) function; TensorFlow loads only when one is needed."""
-        return finishers(self.num_classes == 1, self._is_logits, self.mask_dtype != np.uint8)[which]
+    def _stripe(self, src, y, x, mask, probs):
+        """Fill ``mask`` (and ``probs`` if not None) at output rows ``y`` and columns ``x`` of ``src``."""
+        finish = stripe_finisher(self.num_classes == 1, self._is_logits, self.mask_dtype != np.uint8,
+                                 mask_step_engine())
+        finish(src, y, x, mask, probs)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         if self._runner is not None:
@@ -311,9 +312,6 @@ class Predictor:
         h, w = shape
         if not want_probs and self._is_logits:
             return Prediction(self._fused_masks(values[None], [shape])[0])
-        if h * w * self.num_classes <= WHOLE_ELEMENTS:
-            mask, probs = self._finisher(0)(values, np.array([h, w], np.int32), want_probs)
-            return Prediction(mask.numpy(), probs.numpy() if want_probs else None)
         sh, sw = values.shape[:2]
         y = bilinear_coords(h, sh, np.float32(sh) / np.float32(h))
         x = bilinear_coords(w, sw, np.float32(sw) / np.float32(w))
@@ -342,18 +340,13 @@ class Predictor:
     def _emit(self, src, src_row0, y, x, r0, r1, mask, probs):
         """Write output rows [r0, r1) from source rows held in ``src`` (its first row is ``src_row0``)."""
         y_lo, y_hi, y_lerp = y
-        x_lo, x_hi, x_lerp = (a.astype(np.int32) if a.dtype == np.int64 else a for a in x)
         step = max(1, STRIPE_ELEMENTS // (mask.shape[1] * self.num_classes))
-        want = probs is not None
         for s in range(r0, r1, step):
             e = min(s + step, r1)
             k0, k1 = int(y_lo[s]), int(y_hi[e - 1]) + 1
+            rows = (y_lo[s:e] - k0, y_hi[s:e] - k0, y_lerp[s:e])
             block = src[k0 - src_row0:k1 - src_row0]
-            m, p = self._finisher(1)(block, (y_lo[s:e] - k0).astype(np.int32), (y_hi[s:e] - k0).astype(np.int32),
-                                       y_lerp[s:e], x_lo, x_hi, x_lerp, want)
-            mask[s:e] = m.numpy()
-            if want:
-                probs[s:e] = p.numpy()
+            self._stripe(block, rows, x, mask[s:e], None if probs is None else probs[s:e])
 
     def _slide(self, prep: Prepared, want_probs) -> Prediction:
         h, w = prep.shape

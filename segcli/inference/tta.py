@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segcli.errors import UsageError
+from segcli.inference.bilinear import resize_bilinear
 
 #: Smallest probability kept before the log (float32 softmax underflows to 0 far from the winner).
 TINY = 1e-30
@@ -177,13 +178,6 @@ class TTA:
 def with_tta(seg, spec: TTASpec | None):
     """``seg`` itself without a spec, else a :class:`TTA` around it."""
     return seg if spec is None else TTA(seg, spec)
-
-
-def resize_bilinear(values: np.ndarray, size) -> np.ndarray:
-    """(h, w, C) float32 resized to ``size`` (H, W) with TF's bilinear kernel (half-pixel centres, no antialias)."""
-    import tensorflow as tf
-
-    return tf.image.resize(values[None], tuple(int(s) for s in size), method="bilinear")[0].numpy()
 
 
 def to_probs(values: np.ndarray, is_logits: bool = True) -> np.ndarray:

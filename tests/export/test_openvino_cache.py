@@ -149,11 +149,12 @@ TF_PROBE = ("import sys\nfrom segcli.cli.app import main\nsys.argv = ['segcli', 
             "print('imported tensorflow:', 'tensorflow' in sys.modules)\n")
 
 
-def predict_masks(model: Path, images: Path, out: Path, home: Path) -> tuple[bool, dict]:
-    """``segcli predict --backend openvino --precision fp32`` in a fresh process: (TensorFlow imported, masks)."""
+def predict_masks(model: Path, images: Path, out: Path, home: Path, *extra: str) -> tuple[bool, dict]:
+    """``segcli predict --backend openvino --precision fp32`` (and ``extra``) in a fresh process: (TensorFlow
+    imported, masks)."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(out.parent), "SEGCLI_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", TF_PROBE, "predict", str(images), "--model", str(model),
-                           "--out", str(out), "--backend", "openvino", "--precision", "fp32", "--no-overlay"],
+                           "--out", str(out), "--backend", "openvino", "--precision", "fp32", "--no-overlay", *extra],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     masks = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(out.glob("*.png"))}
@@ -183,3 +184,29 @@ def test_a_second_run_of_a_checkpoint_opens_its_conversion_without_tensorflow_un
     assert changed_tf  # a changed file is converted again, not matched to the old conversion
     assert all(np.array_equal(changed[name], fresh[name]) for name in fresh)
     assert all((changed[name] == 3).mean() > 0.9 and not np.array_equal(changed[name], first[name]) for name in first)
+
+
+@pytest.mark.slow
+def test_probabilities_slide_mode_and_test_time_scales_need_no_tensorflow_on_a_cached_conversion(demo, tmp_path):
+    import tensorflow as tf
+
+    from segcli.inference.predictor import Predictor
+
+    images, home = photos(tmp_path / "photos"), tmp_path / "home"
+    checkpoint = tmp_path / "model.keras"
+    demo.save(checkpoint)
+    predict_masks(checkpoint, images, tmp_path / "warm", home)  # converts, with TensorFlow
+    runs = {"probs": ["--save-probs"], "slide": ["--mode", "slide", "--tile", "32", "--stride", "16"],
+            "tta": ["--tta", "flip,scales=0.75,1.0,1.25"]}
+    for name, extra in runs.items():
+        imported, masks = predict_masks(checkpoint, images, tmp_path / name, home, *extra)
+        assert not imported, name
+        assert {k: m.shape for k, m in masks.items()} == {"0.png": (64, 48), "1.png": (48, 64)}, name
+
+    image = cv2.cvtColor(cv2.imread(str(images / "0.png")), cv2.COLOR_BGR2RGB)
+    pixels = Predictor(demo).prepare(image).pixels
+    quarter = demo.quarter_logits(pixels[None].astype(np.float32))
+    expected = tf.nn.softmax(tf.image.resize(quarter, (64, 48), method="bilinear")[0]).numpy()
+    probs = np.load(tmp_path / "probs" / "0_probs.npy")
+    assert probs.dtype == np.float16 and probs.shape == expected.shape
+    np.testing.assert_allclose(probs.astype(np.float32), expected, atol=3e-3)
