@@ -9,8 +9,9 @@ every format gets one row of the same table:
   ``batch`` images at ``size`` (logits at 1/4 size: the network, as every backend runs it);
 - ``gflops_per_image`` and ``fraction_of_peak``: FLOPs of the graph the backend executes (segcli's folded
   head: the Keras layers it skips are not counted), from TF's profiler on that graph;
-- ``agreement``: share of pixels whose class (argmax of the logits resized to the image) equals the Keras
-  model's, on the images of ``data`` (or synthetic ones);
+- ``agreement`` (with ``formats``): share of pixels whose class (argmax of the logits resized to the image)
+  equals the Keras model's, on the images of ``data`` (or synthetic ones); None for a model timed alone, which
+  has nothing else to agree with;
 - ``miou``: segcli's eval on ``data`` when it is a labelled folder, on the pairs eval scores for ``split``
   (:func:`segcli.inference.evaluate.select_pairs`; ``miou_split`` and ``miou_images`` say which and how many).
 
@@ -142,12 +143,13 @@ def _miou(runner, data, scored, note) -> float | None:
 
 
 def bench_model(spec, formats=None, data=None, size=(512, 512), batch: int = 1, warmup: int = 1, iters: int = 5,
-                precision: str = "auto", peak: float | None = None, samples: int = 4, on_row=None,
+                precision: str = "auto", peak=None, samples: int = 4, on_row=None,
                 backend: str = "auto", split: str = "auto", on_note=None) -> list:
     """One row per format (or one row for ``spec`` itself without ``formats``); see the module docstring.
 
     ``on_row(name)`` is called as each row starts, ``on_note(line)`` once per distinct note (why there is no mIoU,
-    eval's notes on the data).
+    eval's notes on the data). ``peak``: the fp32 GFLOP/s, or a function that returns it (called for rows with
+    FLOPs only).
     """
     from segcli.bench.bench import check_counts
     from segcli.export.api import export_model
@@ -164,7 +166,7 @@ def bench_model(spec, formats=None, data=None, size=(512, 512), batch: int = 1, 
         raise UsageError(f"model {spec}: formats need a Keras model to export; this is an exported file.")
     gflops = folded_flops(keras_model, size) if keras_model is not None else None
     reference = _reference_runner(keras_model, opened) if keras_model is not None else opened.model
-    ref_masks = _masks(reference.predict_logits(images), size)
+    ref_masks = _masks(reference.predict_logits(images), size) if formats else None
     ov_precision = auto_precision("openvino") if precision == "auto" else precision
     rows = []
     with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
@@ -182,7 +184,7 @@ def bench_model(spec, formats=None, data=None, size=(512, 512), batch: int = 1, 
 
                 runner = open_runner(out)
             seconds = time_runner(runner, batch_images, warmup, iters)
-            agreement = float((_masks(runner.predict_logits(images), size) == ref_masks).mean())
+            agreement = float((_masks(runner.predict_logits(images), size) == ref_masks).mean()) if formats else None
             rows.append(_row(name, runner, size, batch, seconds, gflops, peak, agreement,
                              _miou(runner, data, scored, note), scored))
     return rows
@@ -211,15 +213,16 @@ def _reference_runner(model, opened):
 
 
 def _row(name, runner, size, batch, seconds, gflops, peak, agreement, miou, scored) -> dict:
-    from segcli.bench.sysinfo import environment
+    from segcli.hardware import cpu_info
 
     ms = 1000 * seconds / batch
     achieved = gflops * 1000 / ms if gflops else None
+    peak = peak() if callable(peak) and achieved else peak
     return {"format": name, "runtime": getattr(runner, "runtime", "") or name,
-            "precision": getattr(runner, "precision", "fp32"), "isa": ",".join(environment()["isa"]),
+            "precision": getattr(runner, "precision", "fp32"), "isa": ",".join(cpu_info()["isa"]),
             "image_size": list(size), "batch_size": batch, "ms_per_image": round(ms, 2),
             "img_per_s": round(1000 / ms, 3), "gflops_per_image": round(gflops, 3) if gflops else None,
             "fraction_of_peak": round(achieved / peak, 4) if achieved and peak else None,
-            "mask_agreement": round(agreement, 6), "miou": round(miou, 6) if miou is not None else None,
+            "mask_agreement": round(agreement, 6) if agreement is not None else None, "miou": round(miou, 6) if miou is not None else None,
             "miou_split": scored[0] if miou is not None else None,
             "miou_images": len(scored[1]) if miou is not None else None}

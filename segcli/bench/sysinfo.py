@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 
 from segcli.hardware import ISA_FLAGS, cpu_info, onednn_enabled  # noqa: F401  (bench reports them)
 
@@ -30,6 +31,14 @@ def framework_info() -> dict:
     }
 
 
-def environment() -> dict:
-    """Everything above in one dict, as ``segcli bench`` prints it."""
-    return {**cpu_info(), **framework_info(), "python": platform.python_version()}
+#: framework_info()'s keys, all None: what a run that never loaded TensorFlow reports.
+NO_TENSORFLOW = dict.fromkeys(("tensorflow", "keras", "device", "onednn", "tf_allocator", "intra_op_threads",
+                               "inter_op_threads"))
+
+
+def environment(load_tensorflow: bool = True) -> dict:
+    """Everything above in one dict, as ``segcli bench`` prints it; without ``load_tensorflow``, the framework
+    fields are None unless TensorFlow is already imported (a model that ran on OpenVINO never needed it).
+    """
+    framework = framework_info() if load_tensorflow or "tensorflow" in sys.modules else NO_TENSORFLOW
+    return {**cpu_info(), **framework, "python": platform.python_version()}

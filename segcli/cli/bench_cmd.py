@@ -15,7 +15,10 @@ ONEDNN_STATE = {True: "on", False: "off", None: "unknown"}
 
 def _env_line(env: dict, peak: dict | None) -> str:
     isa = ",".join(env["isa"]) or "no AVX2"
-    line = (f"device {env['device']} | {env['cpu']} ({env['logical_cores']} cores, {isa}) | "
+    machine = f"{env['cpu']} ({env['logical_cores']} cores, {isa})"
+    if env["tensorflow"] is None:
+        return f"{machine} | TensorFlow not loaded (nothing ran in it) | Python {env['python']}"
+    line = (f"device {env['device']} | {machine} | "
             f"TF {env['tensorflow']} (oneDNN {ONEDNN_STATE[env['onednn']]}, {env['tf_allocator']} allocator, "
             f"threads intra {env['intra_op_threads'] or 'auto'}/inter {env['inter_op_threads'] or 'auto'}) | "
             f"Keras {env['keras']} | Python {env['python']}")
@@ -161,12 +164,20 @@ def _bench_model(model, formats, data, split, precision, backend, image_size, ba
     chosen = parse_formats(formats) if formats else None
     if data is not None:
         image_folder(data, "data")  # before TensorFlow starts
-    env = environment()
-    peak = flops_mod.current_peak(env, measure_peak)
-    rows = bench_model(model, chosen, data, size, batch, warmup, iters,
-                       precision.lower(), peak["gflops_per_s"] if peak else None,
+    peak = flops_mod.current_peak(environment(), True) if measure_peak else None
+    looked_up = []
+
+    def peak_gflops():  # looked up only for a row with FLOPs, whose graph has loaded TensorFlow
+        if not looked_up:
+            looked_up.append(peak or flops_mod.current_peak(environment()))
+        return (looked_up[0] or {}).get("gflops_per_s")
+
+    rows = bench_model(model, chosen, data, size, batch, warmup, iters, precision.lower(), peak_gflops,
                        on_row=lambda name: info(f"{name} ..."), backend=backend, split=split,
                        on_note=lambda line: info(f"note: {line}"))
+    env = environment(load_tensorflow=False)
+    if env["tensorflow"] is not None:
+        peak = peak_gflops() and looked_up[0]
     env_text = _env_line(env, peak)
     if as_json:
         err.print(env_text, highlight=False)  # two lines: the machine, the fp32 peak
@@ -199,5 +210,5 @@ def _model_table(model, data, size, batch, rows):
         table.add_row(r["format"], r["runtime"], f"{r['ms_per_image']:.1f}", f"{r['img_per_s']:.2f}",
                       f"{r['gflops_per_image']:.2f}" if r["gflops_per_image"] else "-",
                       f"{100 * r['fraction_of_peak']:.1f}" if r["fraction_of_peak"] else "-",
-                      f"{r['mask_agreement']:.4%}", pct(r["miou"]))
+                      "-" if r["mask_agreement"] is None else f"{r['mask_agreement']:.4%}", pct(r["miou"]))
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -149,16 +150,22 @@ TF_PROBE = ("import sys\nfrom segcli.cli.app import main\nsys.argv = ['segcli', 
             "print('imported tensorflow:', 'tensorflow' in sys.modules)\n")
 
 
+def run_probed(home: Path, cwd: Path, *args: str) -> tuple[bool, subprocess.CompletedProcess]:
+    """``segcli ARGS`` in a fresh process: (TensorFlow imported, the finished process)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "SEGCLI_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", TF_PROBE, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done.stdout.strip().endswith("imported tensorflow: True"), done
+
+
 def predict_masks(model: Path, images: Path, out: Path, home: Path, *extra: str) -> tuple[bool, dict]:
     """``segcli predict --backend openvino --precision fp32`` (and ``extra``) in a fresh process: (TensorFlow
     imported, masks)."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(out.parent), "SEGCLI_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", TF_PROBE, "predict", str(images), "--model", str(model),
-                           "--out", str(out), "--backend", "openvino", "--precision", "fp32", "--no-overlay", *extra],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    imported, _ = run_probed(home, out.parent, "predict", str(images), "--model", str(model), "--out", str(out),
+                             "--backend", "openvino", "--precision", "fp32", "--no-overlay", *extra)
     masks = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(out.glob("*.png"))}
-    return done.stdout.strip().endswith("imported tensorflow: True"), masks
+    return imported, masks
 
 
 @pytest.mark.slow
@@ -187,7 +194,7 @@ def test_a_second_run_of_a_checkpoint_opens_its_conversion_without_tensorflow_un
 
 
 @pytest.mark.slow
-def test_probabilities_slide_mode_and_test_time_scales_need_no_tensorflow_on_a_cached_conversion(demo, tmp_path):
+def test_probabilities_slide_mode_test_time_scales_and_bench_need_no_tensorflow_on_a_cached_conversion(demo, tmp_path):
     import tensorflow as tf
 
     from segcli.inference.predictor import Predictor
@@ -210,3 +217,10 @@ def test_probabilities_slide_mode_and_test_time_scales_need_no_tensorflow_on_a_c
     probs = np.load(tmp_path / "probs" / "0_probs.npy")
     assert probs.dtype == np.float16 and probs.shape == expected.shape
     np.testing.assert_allclose(probs.astype(np.float32), expected, atol=3e-3)
+
+    imported, bench = run_probed(home, tmp_path, "bench", "--model", str(checkpoint), "--backend", "openvino",
+                                 "--precision", "fp32", "--image-size", "64", "--iters", "1", "--json")
+    assert not imported
+    assert "TensorFlow not loaded (nothing ran in it)" in bench.stderr
+    (row,) = json.loads(bench.stdout.split("imported tensorflow")[0])
+    assert row["runtime"].startswith("openvino") and row["img_per_s"] > 0 and row["mask_agreement"] is None
