@@ -120,7 +120,7 @@ def bench(
 
     env_text = _env_line(report.environment, report.peak)
     if as_json:
-        err.print(env_text, highlight=False)  # two lines: the machine, the fp32 peak
+        err.print(env_text, highlight=False)  # the machine line (and the fp32 peak's, where TensorFlow ran)
         print_json(report.rows)
         return
     out.print(env_text, highlight=False)
@@ -176,11 +176,12 @@ def _bench_model(model, formats, data, split, precision, backend, image_size, ba
                        on_row=lambda name: info(f"{name} ..."), backend=backend, split=split,
                        on_note=lambda line: info(f"note: {line}"))
     env = environment(load_tensorflow=False)
-    if env["tensorflow"] is not None:
-        peak = peak_gflops() and looked_up[0]
+    if env["tensorflow"] is not None:  # the peak for the machine line, as saved for this CPU and TF's threads
+        peak_gflops()
+        peak = looked_up[0]
     env_text = _env_line(env, peak)
     if as_json:
-        err.print(env_text, highlight=False)  # two lines: the machine, the fp32 peak
+        err.print(env_text, highlight=False)  # the machine line (and the fp32 peak's, where TensorFlow ran)
         print_json(rows)
         return
     out.print(env_text, highlight=False)
