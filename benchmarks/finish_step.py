@@ -1,6 +1,6 @@
 """predict's finish step where it needs more than the fused mask step: slide mode's masks and ``--save-probs``'
-probabilities, in segcli's compiled loops (the default) against TensorFlow ops (``SEGCLI_MASK_STEP=tensorflow``,
-which is also what predict ran before the loops), in one run.
+probabilities, in segcli's compiled loops (the default) against the same steps in TensorFlow ops
+(``SEGCLI_MASK_STEP=tensorflow``), in one run.
 
 SegFormer-B0 with 150 classes (random init, as compare_peers' contenders: no weights can be downloaded here), saved
 as a ``.keras`` checkpoint and run on predict's default backend (OpenVINO where installed); JPEGs made from
@@ -9,10 +9,12 @@ samples/photos:
 - slide mode (tile 512, stride 341): ``--big`` images of 1024x2048, the size of a Cityscapes frame;
 - ``--save-probs``: ``--small`` images of 512x512 (each writes a 512x512x150 float16 array, 79 MB).
 
-Two tables. *In process*: a Predictor over the opened model, ms per image in total and after the forward (the
-finish step), the engines alternating, median of ``--repeats`` calls after one warm-up each. *Command*: the wall
-time of ``segcli predict`` in a fresh process with the conversion cached, the engines alternating, median of
-``--repeats``: here the compiled loops also spare the TensorFlow import. The masks of both engines are compared.
+*In process*: a Predictor over the opened model, ms per image in total and after the forward (the finish step,
+and in slide mode also the averaging of the tiles' logits, the same NumPy on both engines), the engines
+alternating, median of ``--repeats`` calls after one warm-up each. *Command*: the wall time of ``segcli predict
+--no-overlay`` (masks, and the probabilities' ``.npy`` files) in a fresh process with the conversion cached, the
+engines alternating, median of ``--repeats``: here the compiled loops also spare the TensorFlow import. The masks
+of both engines are compared.
 Prints the tables with the CPU; ``--write`` also writes benchmarks/FINISH_STEP.md (one section per kind of CPU).
 
     .venv/bin/python benchmarks/finish_step.py --write     # about 4 minutes on 2 cores
@@ -141,7 +143,7 @@ def report(args) -> str:
              f"on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "", f"- Machine: {cpu_line()}.",
              "- SegFormer-B0, 150 classes, random init, a `.keras` checkpoint on predict's default backend; both "
              "engines' masks agree.", "",
-             "| job | engine | in process, ms/img | of which after the forward | `segcli predict`, s |",
+             "| job | engine | in process, ms/img | of which after the forward | `segcli predict --no-overlay`, s |",
              "|---|---|---:|---:|---:|"]
     for job, (folder, _, label) in JOBS.items():
         count = args.big if folder == "big" else args.small
@@ -153,7 +155,8 @@ def report(args) -> str:
     for job, (_, _, label) in JOBS.items():
         slow, fast = walls[(job, "tensorflow")], walls[(job, "numba")]
         lines.append(f"- {label}: the command runs **{slow / fast:.2f}x** as fast with the compiled loops, "
-                     f"the finish step {steady[(job, 'tensorflow')][1] / steady[(job, 'numba')][1]:.1f}x.")
+                     f"the time after the forward "
+                     f"{steady[(job, 'tensorflow')][1] / steady[(job, 'numba')][1]:.1f}x.")
     return "\n".join(lines)
 
 
@@ -169,7 +172,7 @@ def main() -> None:
     if args.write:
         path = HERE / "FINISH_STEP.md"
         if not path.exists():
-            path.write_text("# predict's finish step: slide mode and --save-probs, compiled loops vs TensorFlow ops\n\n")
+            path.write_text("# predict's finish step: slide mode and --save-probs, compiled loops vs TF ops\n\n")
         write_section(path, f"## {cpu_kind()}\n\n{text}", cpu_kind(), "finish_step.py")
 
 

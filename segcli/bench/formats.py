@@ -223,6 +223,7 @@ def _row(name, runner, size, batch, seconds, gflops, peak, agreement, miou, scor
             "image_size": list(size), "batch_size": batch, "ms_per_image": round(ms, 2),
             "img_per_s": round(1000 / ms, 3), "gflops_per_image": round(gflops, 3) if gflops else None,
             "fraction_of_peak": round(achieved / peak, 4) if achieved and peak else None,
-            "mask_agreement": round(agreement, 6) if agreement is not None else None, "miou": round(miou, 6) if miou is not None else None,
+            "mask_agreement": round(agreement, 6) if agreement is not None else None,
+            "miou": round(miou, 6) if miou is not None else None,
             "miou_split": scored[0] if miou is not None else None,
             "miou_images": len(scored[1]) if miou is not None else None}

@@ -105,8 +105,6 @@ def _first_argmax(values):
     return winner
 
 
-
-
 @vectorised
 def _to_probs(values, binary, scratch):
     """Softmax of ``values`` in place (sigmoid for one class); ``scratch`` is int32, as long as ``values``."""
