@@ -43,10 +43,28 @@ def class_fractions(counts: np.ndarray, names: list[str]) -> list[dict]:
              "fraction": round(float(counts[i]) / total, 6)} for i in np.flatnonzero(counts)]
 
 
+def pixel_counts(mask: np.ndarray, minlength: int) -> np.ndarray:
+    """Pixels per class index of an integer (H, W) mask, as ``np.bincount`` gives them, but a block of rows at a time:
+    bincount first copies its input to int64, 8 bytes a pixel (512 MB for an 8000x8000 mask).
+
+    >>> pixel_counts(np.array([[0, 2], [2, 2]], np.uint8), minlength=4).tolist()
+    [1, 0, 3, 0]
+    """
+    rows = max(1, (1 << 20) // max(1, mask.shape[1]))  # about a million pixels, 8 MB of int64, at a time
+    counts = np.zeros(minlength, np.int64)
+    for start in range(0, len(mask), rows):
+        part = np.bincount(mask[start:start + rows].ravel(), minlength=minlength)
+        if part.size > counts.size:
+            counts = np.pad(counts, (0, part.size - counts.size))
+        counts[:part.size] += part
+    return counts
+
+
 def _record(item, paths, out, status, mask, names):
     return {"input": item.rel, "status": status,
             "outputs": {k: p.relative_to(out).as_posix() for k, p in paths.items()},
-            "height": int(mask.shape[0]), "width": int(mask.shape[1]), "classes": class_fractions(np.bincount(mask.ravel(), minlength=len(names)), names)}
+            "height": int(mask.shape[0]), "width": int(mask.shape[1]),
+            "classes": class_fractions(pixel_counts(mask, len(names)), names)}
 
 
 def write_outputs(item, image, prediction, paths, options, lut, names):

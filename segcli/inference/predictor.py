@@ -9,9 +9,9 @@ runner) and turns RGB ``uint8`` images of any size into class-index masks at the
   ``max_side`` (2048 by default). Images of the same model size are batched.
 - ``mode="slide"`` pads the image (edge pixels repeated) to a multiple of 4 and
   at least one tile, runs ``tile``-sized crops every ``stride`` pixels, and
-  averages the overlapping quarter-resolution logits. Only a band of about
-  ``(tile + stride) / 4`` logit rows is held at a time, so memory does not grow
-  with the image height.
+  averages the overlapping quarter-resolution logits. Only a band of
+  ``tile / 4 + 1`` logit rows is held at a time, in one buffer, so memory does
+  not grow with the image height.
 
 In both modes the logits are resized bilinearly (half-pixel centres, like the
 model's own output layer) to the original size and the argmax is taken there.
@@ -41,6 +41,7 @@ import numpy as np
 
 from segcli.errors import UsageError
 from segcli.graph_function import graph_function
+from segcli.inference.band import LogitBand
 from segcli.inference.bilinear import bilinear_coords
 from segcli.inference.finish import fused_argmax, mask_step_engine, stripe_finisher
 
@@ -366,27 +367,24 @@ class Predictor:
         y = bilinear_coords(h, hq, 0.25)
         x = bilinear_coords(w, wq, 0.25)
         mask, probs = self._outputs((h, w), want_probs)
-        c = self.num_classes
-        band, first = np.zeros((0, wq, c), np.float32), 0  # band holds quarter rows [first, first + len(band))
+        band = LogitBand(wq, self.num_classes, capacity=tq + 1)  # a tile's rows and the one row kept above them
         averaged, done = 0, 0  # quarter rows < averaged are final; output rows < done are written
         for i, y0 in enumerate(ys):
             top = y0 // 4
-            if top + tq > first + len(band):
-                band = np.concatenate([band, np.zeros((top + tq - first - len(band), wq, c), np.float32)])
+            band.extend_to(top + tq)
             tiles = [image[y0:y0 + th, x0:x0 + tw] for x0 in xs]
             for start in range(0, len(tiles), self.batch_size):
                 logits = self._forward(np.stack(tiles[start:start + self.batch_size]))
                 for x0, values in zip(xs[start:start + self.batch_size], logits):
-                    band[top - first:top - first + tq, x0 // 4:x0 // 4 + sq] += values
+                    band.values[top - band.first:top - band.first + tq, x0 // 4:x0 // 4 + sq] += values
             last = i + 1 == len(ys)
             final = hq if last else ys[i + 1] // 4
-            band[averaged - first:final - first] /= (cover_y[averaged:final, None, None] * cover_x[None, :, None])
+            rows = band.values[averaged - band.first:final - band.first]
+            rows /= cover_y[averaged:final, None, None] * cover_x[None, :, None]
             averaged = final
             end = h if last else int(np.searchsorted(y[1], final, side="left"))  # rows needing only final rows
             if end > done:
-                self._emit(band, first, y, x, done, end, mask, probs)
+                self._emit(band.values, band.first, y, x, done, end, mask, probs)
                 done = end
-            keep = int(y[0][done]) if done < h else hq
-            if keep > first:
-                band, first = band[keep - first:].copy(), keep
+            band.drop_before(int(y[0][done]) if done < h else hq)
         return Prediction(mask, probs)

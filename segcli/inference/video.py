@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from segcli.errors import DataError, UsageError
-from segcli.inference.image_outputs import class_fractions
+from segcli.inference.image_outputs import class_fractions, pixel_counts
 from segcli.inference.readahead import read_ahead
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -110,7 +110,7 @@ class _Stats:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def add(self, mask: np.ndarray, num_classes: int) -> None:
-        counts = np.bincount(mask.ravel(), minlength=num_classes)
+        counts = pixel_counts(mask, num_classes)
         if self.counts.size < counts.size:
             self.counts = np.pad(self.counts, (0, counts.size - self.counts.size))
         self.counts[:counts.size] += counts

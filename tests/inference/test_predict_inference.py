@@ -93,14 +93,15 @@ def naive_slide(model, image, tile, stride):
     return full[:h, :w].argmax(-1)
 
 
-@pytest.mark.parametrize("shape", [(150, 230), (64, 64), (1, 1), (37, 300)])
-def test_slide_mode_equals_naive_reference(model, shape, monkeypatch):
+@pytest.mark.parametrize("shape, stride", [((150, 230), 40), ((64, 64), 40), ((1, 1), 40), ((37, 300), 40),
+                                           ((300, 90), 28), ((300, 90), 64)])
+def test_slide_mode_equals_naive_reference(model, shape, stride, monkeypatch):
     monkeypatch.setattr(inference, "STRIPE_ELEMENTS", 300 * 4 * 5)  # force many stripes and band shifts
     image = textured(*shape, seed=6)
-    seg = Predictor(model, mode="slide", tile=64, stride=40, batch_size=3)
+    seg = Predictor(model, mode="slide", tile=64, stride=stride, batch_size=3)
     got = seg.predict([image])[0].mask
     tile = min(64, -(-max(shape) // 32) * 32) if max(shape) < 64 else 64
-    expected = naive_slide(model, image, tile, 40) if min(shape) >= 64 else None
+    expected = naive_slide(model, image, tile, stride) if min(shape) >= 64 else None
     assert got.shape == shape
     if expected is not None:
         assert (got == expected).mean() > 0.9999
@@ -188,3 +189,24 @@ def test_a_numba_that_does_not_import_falls_back_to_the_tensorflow_mask_step(mod
     finally:
         finish.fused_argmax.cache_clear()
     np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_slide_memory_does_not_grow_with_the_image_height():
+    """Beyond the image and its mask, slide mode holds about one band of logits, whatever the image's height."""
+    import tracemalloc
+
+    from segcli.models.load import create_segmenter
+
+    wide = create_segmenter("segformer_test", num_classes=150)  # many classes: the band dominates what is held
+    seg = Predictor(wide, mode="slide", tile=64, stride=48, batch_size=1)
+    seg.predict([textured(64, 64)])  # traces the network first
+    extra = {}
+    for h in (256, 1024):
+        prep = seg.prepare(textured(h, 512, seed=h))
+        tracemalloc.start()
+        mask = seg.run([prep])[0].mask
+        extra[h] = tracemalloc.get_traced_memory()[1] - mask.nbytes
+        tracemalloc.stop()
+    band = (64 // 4 + 1) * (512 // 4) * 150 * 4  # float32 rows: one tile's and the one kept above them
+    # growing the band by concatenation, as before, held two bands at once (2.2 bands here)
+    assert extra[1024] < 1.2 * extra[256] + 65536 and extra[1024] < 1.6 * band, (extra, band)
