@@ -29,6 +29,9 @@ import numpy as np
 
 from segcli.errors import DataError
 
+#: Pixels counted at a time: an 8000x8000 pair of masks would otherwise take about 2 GB of int64 temporaries.
+CHUNK_PIXELS = 1 << 20
+
 
 def confusion_matrix(gt, pred, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
     """(C, C) int64 counts: ``cm[g, p]`` = pixels with ground truth ``g`` predicted as ``p``.
@@ -43,8 +46,18 @@ def confusion_matrix(gt, pred, num_classes: int, ignore_index: int | None = 255)
     if gt.shape != pred.shape:
         raise ValueError(f"ground truth shape {gt.shape} differs from prediction shape {pred.shape}")
     c = int(num_classes)
-    gt = gt.reshape(-1).astype(np.int64, copy=False)
-    pred = pred.reshape(-1).astype(np.int64, copy=False)
+    gt, pred = gt.reshape(-1), pred.reshape(-1)
+    counts = np.zeros(c * c, np.int64)
+    for start in range(0, gt.size, CHUNK_PIXELS):  # in chunks: the int64 arrays below take 8 bytes a pixel each
+        end = start + CHUNK_PIXELS
+        counts += _pixel_pairs(gt[start:end], pred[start:end], c, ignore_index)
+    return counts.reshape(c, c)
+
+
+def _pixel_pairs(gt: np.ndarray, pred: np.ndarray, c: int, ignore_index) -> np.ndarray:
+    """The flat (C * C) confusion counts of one chunk of pixels, after checking its labels."""
+    gt = gt.astype(np.int64, copy=False)
+    pred = pred.astype(np.int64, copy=False)
     if ignore_index is not None:
         keep = gt != ignore_index
         if not keep.all():
@@ -55,7 +68,7 @@ def confusion_matrix(gt, pred, num_classes: int, ignore_index: int | None = 255)
                         f"(and not the ignore index {ignore_index}); check the masks or the class count.")
     if pred.size and (pred.min() < 0 or pred.max() >= c):
         raise ValueError(f"predictions hold values outside 0..{c - 1}")
-    return np.bincount(gt * c + pred, minlength=c * c).reshape(c, c).astype(np.int64, copy=False)
+    return np.bincount(gt * c + pred, minlength=c * c)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -90,3 +90,32 @@ def test_label_outside_classes_is_a_clear_error():
         confusion_matrix(np.array([0, 1, 7, 255]), np.array([0, 1, 1, 0]), 3)
     assert str(exc.value) == ("ground-truth labels [7] are outside the 3 classes 0..2 (and not the ignore index "
                               "255); check the masks or the class count.")
+
+
+def test_a_big_mask_is_counted_in_chunks_with_the_same_result(monkeypatch):
+    """Chunked counting (forced to many small chunks) equals a pairwise count made with np.add.at."""
+    from segcli.inference import metrics
+
+    rng = np.random.default_rng(5)
+    gt = rng.integers(0, 6, (97, 131)).astype(np.uint8)
+    gt[rng.random(gt.shape) < 0.1] = 255
+    pred = rng.integers(0, 6, gt.shape).astype(np.uint8)
+    expected = np.zeros((6, 6), np.int64)
+    keep = gt != 255
+    np.add.at(expected, (gt[keep].astype(int), pred[keep].astype(int)), 1)
+    monkeypatch.setattr(metrics, "CHUNK_PIXELS", 1000)
+    assert confusion_matrix(gt, pred, 6).tolist() == expected.tolist()
+    gt[96, 130] = 9  # in the last chunk
+    with pytest.raises(DataError, match=r"^ground-truth labels \[9\] are outside the 6 classes"):
+        confusion_matrix(gt, pred, 6)
+
+
+def test_counting_a_big_mask_holds_no_int64_copy_of_it():
+    import tracemalloc
+
+    gt = np.zeros((4000, 4000), np.uint8)
+    tracemalloc.start()
+    confusion_matrix(gt, gt, 150)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * gt.size  # 2 bytes a pixel; counted at once, the int64 copies and sums took over 20
