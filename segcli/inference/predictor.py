@@ -332,8 +332,9 @@ class Predictor:
         for (h, w), members in by_shape.items():
             values = batch if len(members) == len(batch) else batch[members]
             step = max(1, STRIPE_ELEMENTS // (w * 16 * len(members)))
-            bands = [argmax_rows(values, (h, w), s, min(s + step, h)) for s in range(0, h, step)]
-            stacked = bands[0] if len(bands) == 1 else np.concatenate(bands, axis=1)
+            stacked = np.empty((len(members), h, w), self.mask_dtype)  # filled band by band: no second copy
+            for s in range(0, h, step):
+                stacked[:, s:s + step] = argmax_rows(values, (h, w), s, min(s + step, h))
             for i, mask in zip(members, stacked):
                 masks[i] = mask
         return masks
