@@ -12,7 +12,7 @@ the libraries it imported, the model, and predict. Beside it, the same command's
 same photo) shows what the process needs before the image's size matters. The last column says whether the
 command imported TensorFlow.
 
-    .venv/bin/python benchmarks/big_image_memory.py            # about 6 minutes on 2 cores; prints the table
+    .venv/bin/python benchmarks/big_image_memory.py            # about 7 minutes on 2 cores; prints the table
     .venv/bin/python benchmarks/big_image_memory.py --write    # also writes benchmarks/PREDICT_RESULTS.md
 """
 
