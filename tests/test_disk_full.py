@@ -83,3 +83,23 @@ def test_train_on_a_full_disk_says_to_resume_and_resume_goes_on(tmp_path):
     assert lines[0].endswith("; free some space (or write elsewhere), then run the command with --resume added.")
     assert Path(f"{report}.rc2").read_text().strip() == "0", Path(f"{report}.err2").read_text()[-2000:]
     assert "best.keras" in Path(f"{report}.ls").read_text().split()
+
+
+@pytest.mark.slow
+def test_probabilities_that_do_not_fit_stop_predict_with_one_line_and_leave_no_temporary_file(tmp_path):
+    """--save-probs reserves each image's file before computing into it: a full disk is the usual one line."""
+    disk, report = tmp_path / "disk", tmp_path / "report"
+    out = disk / "out"
+    predict = _segcli("predict", PHOTOS, "--model", DEMO, "--out", out, "--backend", "tensorflow", "--save-probs",
+                      "--no-overlay")
+    script = (f"{predict} 2> {report}.err1; echo $? > {report}.rc1; ls -A {out} > {report}.ls1; "
+              f"mount -o remount,size=16m {disk} && {predict} 2> {report}.err2; echo $? > {report}.rc2; "
+              f"ls -A {out} > {report}.ls2")
+    _on_a_small_disk(disk, script, kib=512)  # the photos' probabilities take 0.3-0.7 MB each (5 classes, float16)
+    err = Path(f"{report}.err1").read_text()
+    first = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert Path(f"{report}.rc1").read_text().strip() == "2" and "Traceback" not in err, err
+    assert len(first) == 1 and first[0].startswith(f"error: --out {out}: no space left on device after "), first
+    assert not [n for n in Path(f"{report}.ls1").read_text().split() if n.endswith(".tmp")]
+    assert Path(f"{report}.rc2").read_text().strip() == "0", Path(f"{report}.err2").read_text()
+    assert len([n for n in Path(f"{report}.ls2").read_text().split() if n.endswith("_probs.npy")]) == 4

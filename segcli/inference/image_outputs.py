@@ -70,11 +70,12 @@ def _record(item, paths, out, status, mask, names):
 def write_outputs(item, image, prediction, paths, options, lut, names):
     from segcli.data.image_io import encode_jpeg, encode_png, write_atomic
     from segcli.inference.overlay import blend, colorize
+    from segcli.inference.probs_file import save_probs
 
     mask = prediction.mask
     _georeference(item.path, paths)
     if "probs" in paths:
-        _save_npy_atomic(paths["probs"], prediction.probs)
+        save_probs(paths["probs"], prediction.probs)
     if "color" in paths:
         write_atomic(paths["color"], encode_png(colorize(mask, lut)))
     if "overlay" in paths:
@@ -93,16 +94,6 @@ def _georeference(image: Path, paths: dict) -> None:
         if key in paths:
             for path, text in sidecars(paths[key], geo).items():
                 write_atomic(path, text.encode())
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    import io
-
-    from segcli.data.image_io import write_atomic
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    write_atomic(path, buffer.getvalue())
 
 
 def read_back(item, paths, options, names):

@@ -215,6 +215,10 @@ def _engine(source, options: PredictOptions):
 
     seg = Predictor(source.model, mode=options.mode, batch_size=options.batch_size, input_size=source.input_size,
                     tile=options.tile, stride=options.stride, max_side=options.max_side)
+    if options.save_probs:
+        from segcli.inference.probs_file import on_disk
+
+        seg.probs_buffer = on_disk(options.out)  # computed into the files they become, never held whole
     return with_tta(seg, options.tta)
 
 
@@ -291,7 +295,12 @@ def _pipeline(todo, seg, options, writers, load, lut, names, state, fail, progre
             progress(1)
 
     def flush(batch):
-        predictions = seg.run([prepared for _, _, prepared in batch], probs=options.save_probs)
+        try:
+            predictions = seg.run([prepared for _, _, prepared in batch], probs=options.save_probs)
+        except OSError as exc:  # --save-probs reserves its files' space as the network runs
+            if disk_full_reason(exc):
+                raise _disk_full(exc, options, state) from None
+            raise
         for (entry, image, _), prediction in zip(batch, predictions):
             item, paths = entry
             future: Future = writers.submit(write_outputs, item, image, prediction, paths, options, lut, names)

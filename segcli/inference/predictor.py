@@ -171,6 +171,8 @@ class Predictor:
         self.input_size = self.fixed_size or (tuple(int(s) for s in input_size) if input_size else None)
         self.tile, self.stride = self._tiling(tile, stride) if mode == "slide" else (None, None)
         self.mask_dtype = np.uint8 if self.num_classes <= 256 else np.uint16
+        #: ``allocate((H, W, C))`` -> the float16 array probabilities are written into (predict: files on disk)
+        self.probs_buffer = lambda shape: np.empty(shape, np.float16)
 
     # --- set-up ---------------------------------------------------------------------------------------------------
     def _tiling(self, tile, stride):
@@ -307,7 +309,7 @@ class Predictor:
 
     def _outputs(self, shape, want_probs):
         mask = np.empty(shape, self.mask_dtype)
-        return mask, (np.empty((*shape, self.num_classes), np.float16) if want_probs else None)
+        return mask, (self.probs_buffer((*shape, self.num_classes)) if want_probs else None)
 
     def _upsample_whole(self, values: np.ndarray, shape, want_probs) -> Prediction:
         h, w = shape
