@@ -90,7 +90,7 @@ def read_image(path, page: int = 0) -> np.ndarray:
                         f"replace the file.")
     if image is None:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format); remove or replace it.")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second image-sized array
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _decode(path: Path, flags: int, page: int = 0):
