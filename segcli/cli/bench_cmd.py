@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -164,22 +165,19 @@ def _bench_model(model, formats, data, split, precision, backend, image_size, ba
     chosen = parse_formats(formats) if formats else None
     if data is not None:
         image_folder(data, "data")  # before TensorFlow starts
-    peak = flops_mod.current_peak(environment(), True) if measure_peak else None
-    looked_up = []
+    measured = flops_mod.current_peak(environment(), True) if measure_peak else None
 
-    def peak_gflops():  # looked up only for a row with FLOPs, whose graph has loaded TensorFlow
-        if not looked_up:
-            looked_up.append(peak or flops_mod.current_peak(environment()))
-        return (looked_up[0] or {}).get("gflops_per_s")
+    @functools.cache
+    def machine_peak():  # looked up only for a row with FLOPs, whose graph has loaded TensorFlow
+        return measured or flops_mod.current_peak(environment())
 
-    rows = bench_model(model, chosen, data, size, batch, warmup, iters, precision.lower(), peak_gflops,
+    rows = bench_model(model, chosen, data, size, batch, warmup, iters, precision.lower(),
+                       lambda: (machine_peak() or {}).get("gflops_per_s"),
                        on_row=lambda name: info(f"{name} ..."), backend=backend, split=split,
                        on_note=lambda line: info(f"note: {line}"))
     env = environment(load_tensorflow=False)
-    if env["tensorflow"] is not None:  # the peak for the machine line, as saved for this CPU and TF's threads
-        peak_gflops()
-        peak = looked_up[0]
-    env_text = _env_line(env, peak)
+    # the peak for the machine line, as saved for this CPU and TF's threads
+    env_text = _env_line(env, machine_peak() if env["tensorflow"] is not None else measured)
     if as_json:
         err.print(env_text, highlight=False)  # the machine line (and the fp32 peak's, where TensorFlow ran)
         print_json(rows)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcli.files import umask, write_atomic
+from segcli.files import umask
 
 TEMP_PREFIX = ".probs."
 
@@ -68,18 +68,12 @@ def _delete_if_left(path: str) -> None:
 
 
 def save_probs(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` as ``.npy``: by renaming it when it is one of :func:`on_disk`'s files, else
-    through a temporary file. The renamed file's pages are the page cache's, as every write's are: no msync (like
-    :func:`segcli.files.write_atomic`, which does not fsync)."""
-    path = Path(path)
+    """Put ``array``, one of :func:`on_disk`'s, at ``path`` by renaming its file. Its pages are the page cache's,
+    as every write's are: no msync (like :func:`segcli.files.write_atomic`, which does not fsync)."""
     name = getattr(array, "filename", None)
-    if isinstance(array, np.memmap) and name and Path(name).name.startswith(TEMP_PREFIX):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(name, 0o666 & ~umask())
-        os.replace(name, path)
-        return
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    write_atomic(path, buffer.getvalue())
+    if not (isinstance(array, np.memmap) and name and Path(name).name.startswith(TEMP_PREFIX)):
+        raise TypeError("save_probs takes an array that on_disk made")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(name, 0o666 & ~umask())
+    os.replace(name, path)
