@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+
+# Tests press Ctrl-C in the segcli processes they start. A shell starts a background job (`pytest ... &` in a
+# script) with SIGINT ignored, and children inherit an ignored signal, so that Ctrl-C would be lost and the run go
+# on to the end. A handler is not inherited: with one here, the children start with Python's usual Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
