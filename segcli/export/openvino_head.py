@@ -9,9 +9,13 @@ folded bias, ReLU, classifier.
 Why not convert that part from TensorFlow too: OpenVINO's CPU plugin runs an NHWC
 Interpolate between reference Transposes of the full 1/4-resolution tensor, and
 OpenVINO's conversion moves the Transposes of a channels-first formulation back to
-where they were. Written here, the sum is channels-first, and the plugin runs it in a
-channels-last memory layout with its jit Interpolate and no Transpose at all
-(benchmarks/NOTES.md row 21).
+where they were. Written here, the sum is channels-first, and on CPUs with AVX-512 the
+plugin runs it in a channels-last memory layout with its jit Interpolate and no Transpose
+at all (benchmarks/NOTES.md row 21). On CPUs with AVX2 only its Interpolate runs planar,
+so the sum is planar there; the classifier is a 1x1 Convolution on the channels-first sum,
+which the plugin feeds through a jit reorder, instead of a MatMul behind a Transpose of the
+256-channel sum, which ran on a generic kernel (B0 at 512, AVX2: 1.07x the forward;
+benchmarks/ov_head_tail.py, NOTES.md row 34).
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ def add_folded_tail(model, head):
                              axes=const([2, 3]), coordinate_transformation_mode="half_pixel")
         x = ops.add(x, up)
     x = ops.relu(ops.add(x, const(head.bias.reshape(1, -1, 1, 1), np.float32)))
-    x = ops.matmul(ops.transpose(x, const(_TO_NHWC)), const(head.classifier_kernel, np.float32), False, False)
-    logits = ops.add(x, const(head.classifier_bias, np.float32))
+    kernel = head.classifier_kernel.T[:, :, None, None]  # (classes, channels, 1, 1)
+    x = ops.convolution(x, const(kernel, np.float32), [1, 1], [0, 0], [0, 0], [1, 1])
+    logits = ops.transpose(ops.add(x, const(head.classifier_bias.reshape(1, -1, 1, 1), np.float32)), const(_TO_NHWC))
     logits.output(0).get_tensor().set_names({LOGITS})
     for result in results.values():
         model.remove_result(result)
