@@ -37,30 +37,13 @@ from sections import cpu_kind, cpu_line, write_section  # noqa: E402  benchmarks
 LAYOUT_WORK = ("Transpose", "Reorder", "Interpolate", "FullyConnected", "Convolution")
 
 
-def matmul_classifier_tail(model, head):
-    """``openvino_head.add_folded_tail`` as it was until 2026-12-08: a Transpose to channels-last, then a MatMul."""
+def matmul_classifier(x, head):
+    """``openvino_head.classifier`` as it was until 2026-12-08: a Transpose to channels-last, then a MatMul."""
     import openvino.opset13 as ops
 
-    from segcli.export.openvino_head import LEVEL_NAMES, LOGITS
-
-    def const(value, dtype=np.int64):
-        return ops.constant(np.asarray(value, dtype))
-
-    results = {result.output(0).get_any_name(): result for result in model.get_results()}
-    levels = [results[name].input_value(0) for name in LEVEL_NAMES]
-    size = ops.gather(ops.shape_of(levels[0], "i64"), const([1, 2]), const(0))
-    x = ops.transpose(levels[0], const((0, 3, 1, 2)))
-    for level in levels[1:]:
-        x = ops.add(x, ops.interpolate(ops.transpose(level, const((0, 3, 1, 2))), size, "linear_onnx", "sizes",
-                                       axes=const([2, 3]), coordinate_transformation_mode="half_pixel"))
-    x = ops.relu(ops.add(x, const(head.bias.reshape(1, -1, 1, 1), np.float32)))
-    x = ops.matmul(ops.transpose(x, const((0, 2, 3, 1))), const(head.classifier_kernel, np.float32), False, False)
-    logits = ops.add(x, const(head.classifier_bias, np.float32))
-    logits.output(0).get_tensor().set_names({LOGITS})
-    for result in results.values():
-        model.remove_result(result)
-    model.add_results([ops.result(logits)])
-    return model
+    x = ops.transpose(x, ops.constant(np.array((0, 2, 3, 1), np.int64)))
+    x = ops.matmul(x, ops.constant(head.classifier_kernel.astype(np.float32)), False, False)
+    return ops.add(x, ops.constant(head.classifier_bias.astype(np.float32)))
 
 
 def build_irs() -> dict:
@@ -74,12 +57,12 @@ def build_irs() -> dict:
     keras.utils.set_random_seed(0)
     graph = SegFormerGraph(create_segmenter("segformer_b0", num_classes=150))
     irs = {"1x1 Convolution, then Transpose (segcli's IR)": openvino_format.convert(graph, "fp32")}
-    current = openvino_head.add_folded_tail
-    openvino_head.add_folded_tail = matmul_classifier_tail
+    current = openvino_head.classifier
+    openvino_head.classifier = matmul_classifier
     try:
         irs["MatMul after a Transpose (until 2026-12-08)"] = openvino_format.convert(graph, "fp32")
     finally:
-        openvino_head.add_folded_tail = current
+        openvino_head.classifier = current
     return irs
 
 

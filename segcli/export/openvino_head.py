@@ -37,23 +37,35 @@ def add_folded_tail(model, head):
     """
     import openvino.opset13 as ops
 
-    def const(value, dtype=np.int64):
-        return ops.constant(np.asarray(value, dtype))
-
     results = {result.output(0).get_any_name(): result for result in model.get_results()}
     levels = [results[name].input_value(0) for name in LEVEL_NAMES]
-    size = ops.gather(ops.shape_of(levels[0], "i64"), const([1, 2]), const(0))  # level 0's (h, w)
-    x = ops.transpose(levels[0], const(_TO_NCHW))
+    size = ops.gather(ops.shape_of(levels[0], "i64"), _const([1, 2]), _const(0))  # level 0's (h, w)
+    x = ops.transpose(levels[0], _const(_TO_NCHW))
     for level in levels[1:]:
-        up = ops.interpolate(ops.transpose(level, const(_TO_NCHW)), size, "linear_onnx", "sizes",
-                             axes=const([2, 3]), coordinate_transformation_mode="half_pixel")
+        up = ops.interpolate(ops.transpose(level, _const(_TO_NCHW)), size, "linear_onnx", "sizes",
+                             axes=_const([2, 3]), coordinate_transformation_mode="half_pixel")
         x = ops.add(x, up)
-    x = ops.relu(ops.add(x, const(head.bias.reshape(1, -1, 1, 1), np.float32)))
-    kernel = head.classifier_kernel.T[:, :, None, None]  # (classes, channels, 1, 1)
-    x = ops.convolution(x, const(kernel, np.float32), [1, 1], [0, 0], [0, 0], [1, 1])
-    logits = ops.transpose(ops.add(x, const(head.classifier_bias.reshape(1, -1, 1, 1), np.float32)), const(_TO_NHWC))
+    logits = classifier(ops.relu(ops.add(x, _const(head.bias.reshape(1, -1, 1, 1), np.float32))), head)
     logits.output(0).get_tensor().set_names({LOGITS})
     for result in results.values():
         model.remove_result(result)
     model.add_results([ops.result(logits)])
     return model
+
+
+def classifier(x, head):
+    """The head's classifier on the channels-first sum ``x`` (N, C, H, W): channels-last logits (N, H, W, classes).
+
+    A 1x1 Convolution, then a Transpose of the logits (see the module's docstring).
+    """
+    import openvino.opset13 as ops
+
+    kernel = head.classifier_kernel.T[:, :, None, None]  # (classes, channels, 1, 1)
+    x = ops.convolution(x, _const(kernel, np.float32), [1, 1], [0, 0], [0, 0], [1, 1])
+    return ops.transpose(ops.add(x, _const(head.classifier_bias.reshape(1, -1, 1, 1), np.float32)), _const(_TO_NHWC))
+
+
+def _const(value, dtype=np.int64):
+    import openvino.opset13 as ops
+
+    return ops.constant(np.asarray(value, dtype))

@@ -132,8 +132,9 @@ def test_a_full_range_int8_ir_warns_on_a_cpu_without_vnni(keras_model, tmp_path,
 
 def test_the_compiled_head_upsamples_with_openvinos_jit_interpolate_and_no_reference_kernels(trained, tmp_path):
     """The folded head's three level upsamplings run as the CPU plugin's jit Interpolate; nothing at the head's
-    1/4-resolution grid falls back to a reference kernel (a slice-and-stack formulation ran Concat and
-    StridedSlice there, and an NHWC Interpolate ran between reference Transposes).
+    1/4-resolution grid falls back to a reference or generic kernel (a slice-and-stack formulation ran Concat and
+    StridedSlice there, an NHWC Interpolate ran between reference Transposes, and on AVX2-only CPUs a Transpose of
+    the summed levels to channels-last ran on the generic ``unknown`` kernel).
     """
     import openvino as ov
 
@@ -153,7 +154,8 @@ def test_the_compiled_head_upsamples_with_openvinos_jit_interpolate_and_no_refer
     assert len(interpolates) == 3 and all(p.startswith("jit") for p in interpolates)
     at_head_grid = [kind(op) for op in ops if op.get_output_size() and op.get_output_partial_shape(0).is_static
                     and {32, 24} <= set(op.get_output_partial_shape(0).to_shape())]
-    assert at_head_grid and not [k for k in at_head_grid if k[1].startswith("ref")]
+    slow = [k for k in at_head_grid if k[1].startswith("ref") or k == ("Transpose", "unknown_f32")]
+    assert at_head_grid and not slow
 
 
 def test_bf16_runs_with_the_hint_or_is_refused_with_one_line(trained, tmp_path):
