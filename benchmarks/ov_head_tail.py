@@ -13,7 +13,7 @@ and the median of 5. Also checks that both give the same logits, and lists the p
 layout work (OpenVINO's profiling counters). Prints the table with the CPU; ``--write`` also writes
 benchmarks/OV_HEAD_TAIL.md (one section per kind of CPU).
 
-    .venv/bin/python benchmarks/ov_head_tail.py --rounds 7 --write     # about 2 minutes on 2 cores
+    .venv/bin/python benchmarks/ov_head_tail.py --rounds 11 --write     # about a minute on 2 cores
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def report(irs: dict, rounds: int) -> str:
     logits = [request.infer({0: image})[0].copy() for request in requests.values()]
     diff = float(np.abs(logits[0] - logits[1]).max())
     times = timed_rounds(requests, image, rounds)
-    lines = [f"### OpenVINO B0 forward at 512x512, fp32, batch 1: the head's classifier written two ways",
+    lines = ["### OpenVINO B0 forward at 512x512, fp32, batch 1: the head's classifier written two ways",
              "", f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_line()}; load average "
              f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} at the end. {rounds} alternating rounds; logits "
              f"of the two IRs differ by at most {diff:.2e}.", "",
@@ -116,11 +116,12 @@ def report(irs: dict, rounds: int) -> str:
              "|---|---:|---|---|"]
     for name, ir in irs.items():
         rounds_text = " / ".join(f"{t:.1f}" for t in times[name])
-        lines.append(f"| {name} | {statistics.median(times[name]):.1f} | {rounds_text} | {layout_work(ir.clone(), image)} |")
+        work = layout_work(ir.clone(), image)
+        lines.append(f"| {name} | {statistics.median(times[name]):.1f} | {rounds_text} | {work} |")
     conv, matmul = (statistics.median(t) for t in times.values())
     faster = sum(c < m for c, m in zip(*times.values()))
-    lines += ["", f"segcli's IR (1x1 Convolution) against the MatMul: {matmul / conv:.2f}x (above 1: the Convolution is "
-              f"faster); faster in {faster} of {rounds} rounds."]
+    lines += ["", f"segcli's IR (1x1 Convolution) against the MatMul: {matmul / conv:.2f}x (above 1: the Convolution "
+              f"is faster); faster in {faster} of {rounds} rounds."]
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ plugin runs it in a channels-last memory layout with its jit Interpolate and no 
 at all (benchmarks/NOTES.md row 21). On CPUs with AVX2 only its Interpolate runs planar,
 so the sum is planar there; the classifier is a 1x1 Convolution on the channels-first sum,
 which the plugin feeds through a jit reorder, instead of a MatMul behind a Transpose of the
-256-channel sum, which ran on a generic kernel (B0 at 512, AVX2: 1.07x the forward;
+256-channel sum, which ran on a generic kernel (B0 at 512, AVX2: 1.08x the forward;
 benchmarks/ov_head_tail.py, NOTES.md row 34).
 """
 
